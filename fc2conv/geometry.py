@@ -1,0 +1,141 @@
+"""Where each cell of a class map comes from in the input image.
+
+Every conv/pool layer maps a size ``n`` to ``floor((n + a) / s) + b``; a chain of them composes to
+``floor((n - min_size) / stride) + 1``. So four numbers per axis describe a converted model:
+the output ``stride``, the ``min_size`` that yields one cell, and the image box a cell stands for
+(``offset`` and ``window``): cell ``i`` covers ``[offset + i*stride, offset + i*stride + window)``.
+The numbers are measured on the converted graph with fake tensors and the formula is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .errors import InputSizeError, UnsupportedModelError
+
+__all__ = ["Geometry", "measure_geometry"]
+
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Stride, window, offset and minimal input size of a converted model, as (height, width).
+
+    ``window`` is the image box one cell stands for: the canonical input for ``head="window"``
+    (at canonical size the single cell *is* the classifier's output), one stride for ``head="cam"``.
+    """
+
+    canonical_size: Pair
+    stride: Pair
+    window: Pair
+    offset: Pair
+    min_size: Pair
+
+    def output_size(self, height: int, width: int, name: str = "model") -> Pair:
+        """Rows and columns of the class map for an input of ``height``×``width``."""
+        self.check_input(height, width, name)
+        return (
+            (height - self.min_size[0]) // self.stride[0] + 1,
+            (width - self.min_size[1]) // self.stride[1] + 1,
+        )
+
+    def check_input(self, height: int, width: int, name: str = "model") -> None:
+        """Raise InputSizeError when an input is too small for one cell."""
+        min_h, min_w = self.min_size
+        if height < min_h or width < min_w:
+            win_h, win_w = self.window
+            raise InputSizeError(
+                f"{name}: input {height}x{width} is smaller than the {min_h}x{min_w} minimum "
+                f"for one heatmap cell (window {win_h}x{win_w}); pass an image of at least "
+                f"{min_h}x{min_w}"
+            )
+
+    def cell_boxes(self, rows: int, cols: int) -> torch.Tensor:
+        """Image box (x1, y1, x2, y2) of every cell, shape rows×cols×4, float32."""
+        y1 = self.offset[0] + self.stride[0] * torch.arange(rows, dtype=torch.float32)
+        x1 = self.offset[1] + self.stride[1] * torch.arange(cols, dtype=torch.float32)
+        yy, xx = torch.meshgrid(y1, x1, indexing="ij")
+        return torch.stack([xx, yy, xx + self.window[1], yy + self.window[0]], dim=-1)
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {key: list(value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Geometry:
+        return cls(**{key: tuple(int(v) for v in data[key]) for key in cls.__dataclass_fields__})
+
+    def __str__(self) -> str:
+        def pair(p: Pair) -> str:
+            return f"{p[0]}x{p[1]}"
+
+        return (
+            f"stride {pair(self.stride)}, window {pair(self.window)}, offset {pair(self.offset)}, "
+            f"minimal input {pair(self.min_size)}, canonical input {pair(self.canonical_size)}"
+        )
+
+
+def measure_geometry(
+    map_size: Callable[[int, int], Pair | None], canonical: Pair, head: str, name: str
+) -> Geometry:
+    """Measure stride and minimal size from ``map_size(height, width)`` (None: does not run).
+
+    ``map_size`` should be cheap (meta tensors): about a dozen calls are made.
+    """
+
+    def cells(height: int, width: int) -> Pair:
+        size = map_size(height, width)
+        return size if size is not None else (0, 0)
+
+    canonical_cells = cells(*canonical)
+    if min(canonical_cells) < 1:
+        raise UnsupportedModelError(f"{name}: the converted model gives no output at canonical size")
+    if head == "window" and canonical_cells != (1, 1):
+        raise UnsupportedModelError(
+            f"{name}: at canonical size the converted model gives a "
+            f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"
+        )
+    far = 1 << 16  # on meta tensors a huge input costs nothing
+    grown = cells(canonical[0] + far, canonical[1] + far)
+    min_size, stride = [0, 0], [0, 0]
+    for axis in (0, 1):
+        growth = grown[axis] - canonical_cells[axis]
+        if growth <= 0:
+            raise UnsupportedModelError(
+                f"{name}: the converted model does not run on larger inputs or its map does not "
+                "grow with them; its layers only accept certain sizes"
+            )
+        stride[axis] = round(far / growth)
+        count = canonical_cells[axis]
+        low, high = max(1, canonical[axis] - stride[axis] + 1), canonical[axis]
+        while low < high:  # smallest size that still gives `count` cells
+            middle = (low + high) // 2
+            size = list(canonical)
+            size[axis] = middle
+            if cells(size[0], size[1])[axis] >= count:
+                high = middle
+            else:
+                low = middle + 1
+        min_size[axis] = low - (count - 1) * stride[axis]
+    window = canonical if head == "window" else (stride[0], stride[1])
+    geometry = Geometry(canonical, (stride[0], stride[1]), window, (0, 0),
+                        (min_size[0], min_size[1]))
+    probes = [
+        (canonical[0] + stride[0] + 5, canonical[1] + 2 * stride[1] + 7),
+        (2 * canonical[0] + 37, canonical[1] + 3),
+        (min_size[0], min_size[1]),
+    ]
+    for height, width in probes:
+        measured = cells(height, width)
+        if height < 1 or width < 1 or measured != geometry.output_size(height, width, name):
+            raise UnsupportedModelError(
+                f"{name}: the converted model does not give a regular map at {height}x{width} "
+                f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
+            )
+    below = cells(min_size[0] - 1, min_size[1] - 1) if min(min_size) > 1 else (0, 0)
+    if max(below) >= 1 and min(below) >= 1:
+        raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")
+    return geometry

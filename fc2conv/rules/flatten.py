@@ -1,0 +1,106 @@
+"""Flattening and reshaping of the features that feed the classifier.
+
+A flatten of an NCHW map to N×(C·H·W) is where a classifier leaves the spatial world. In the
+converted model the map stays a map: the flatten becomes the identity and the Linear that reads
+it becomes a C→out convolution with an H×W kernel (rule 1). Reshapes between N×F vectors and
+N×F×1×1 pooled maps are likewise identities once every feature vector is a map of vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx, nn
+
+from ..tracing import node_name
+from .base import (
+    Context,
+    Decline,
+    Flat,
+    Map,
+    MapCL,
+    Rule,
+    Step,
+    Trunk,
+    Vec,
+    function_is,
+    method_is,
+    module_is,
+    replace_with_input,
+)
+
+
+def is_reshape(node: fx.Node, ctx: Context) -> bool:
+    return (
+        function_is(node, torch.flatten, torch.reshape, torch.squeeze)
+        or method_is(node, "flatten", "view", "reshape", "squeeze")
+        or module_is(node, ctx, nn.Flatten)
+    )
+
+
+class Flatten(Rule):
+    name = "flatten"
+
+    def match(self, node: fx.Node, ctx: Context) -> bool:
+        if not is_reshape(node, ctx) or not node.all_input_nodes:
+            return False
+        source = node.args[0] if node.args else None
+        layout = ctx.layout(source)
+        if isinstance(layout, Trunk):
+            shape, out = ctx.shape(source), ctx.shape(node)
+            return bool(
+                shape and out and len(shape) == 4 and len(out) == 2 and out[0] == shape[0]
+            )
+        return layout is not None and not isinstance(layout, Trunk)
+
+    def check(self, node: fx.Node, ctx: Context) -> Step | Decline:
+        layer = node_name(node)
+        source = node.args[0]
+        assert isinstance(source, fx.Node)
+        layout, shape, out = ctx.layout(source), ctx.shape(source), ctx.shape(node)
+        assert shape is not None and out is not None
+        if isinstance(layout, Trunk):
+            if layout.order != "nchw":
+                return self.decline(node, layer, "flattens a map that is not known to be NCHW")
+            channels, height, width = shape[1:]
+            if height * width == 1:
+                return Step(self.name, node, layer, f"flatten of a {channels}x1x1 map removed",
+                            Vec())
+            if ctx.head == "cam":
+                return self.decline(
+                    node, layer,
+                    f"head='cam' needs a global pooling before the classifier, but the model "
+                    f"flattens a {channels}x{height}x{width} map; use head='window'",
+                )
+            return Step(self.name, node, layer,
+                        f"flatten of a {channels}x{height}x{width} map removed (the next Linear "
+                        f"becomes a {height}x{width} convolution)", Flat(channels, height, width))
+        batch = shape[0]
+        if isinstance(layout, Map) and out == (batch, shape[1]):
+            return Step(self.name, node, layer, "reshape of a pooled map to vectors removed", Vec())
+        if isinstance(layout, Vec) and out == shape:
+            return Step(self.name, node, layer, "no-op reshape removed", Vec())
+        if isinstance(layout, Vec) and out == (batch, shape[1], 1, 1):
+            return Step(self.name, node, layer, "reshape of vectors to 1x1 maps removed", Map())
+        if isinstance(layout, Map) and out == shape:
+            return Step(self.name, node, layer, "no-op reshape removed", Map())
+        if isinstance(layout, MapCL) and out == (batch, shape[3]):
+            return Step(self.name, node, layer,
+                        "reshape of a channels-last pooled map → permute to channels first", Vec(),
+                        {"permute": True})
+        return self.decline(
+            node, layer,
+            f"reshapes the classifier's {'x'.join(map(str, shape[1:]))} features to "
+            f"{'x'.join(map(str, out[1:]))}, which has no per-position equivalent",
+        )
+
+    def rewrite(self, step: Step, ctx: Context) -> None:
+        node = step.node
+        source = node.args[0]
+        assert isinstance(source, fx.Node)
+        if step.data.get("permute"):
+            with ctx.gm.graph.inserting_after(node):
+                permuted = ctx.gm.graph.call_method("permute", (source, 0, 3, 1, 2))
+            node.replace_all_uses_with(permuted)
+            ctx.gm.graph.erase_node(node)
+            return
+        replace_with_input(node, source)

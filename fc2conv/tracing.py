@@ -1,0 +1,139 @@
+"""Tracing with torch.fx, and shape propagation on fake tensors (no compute, no memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from .errors import TraceError
+
+__all__ = ["fake_run", "meta_run", "meta_state", "node_name", "propagate_shapes", "trace", "ShapeProbe"]
+
+
+def trace(model: nn.Module, name: str) -> fx.GraphModule:
+    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules."""
+    was_training = model.training
+    model.eval()
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:
+        raise TraceError(
+            f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: {exc}). "
+            "fc2conv needs a forward without data-dependent Python control flow; move such code "
+            "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
+        ) from exc
+    finally:
+        model.train(was_training)
+
+
+def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta-device stand-ins for every parameter and buffer of ``module`` (no memory)."""
+    named = [*module.named_parameters(remove_duplicate=False),
+             *module.named_buffers(remove_duplicate=False)]
+    return {key: torch.empty_like(value, device="meta") for key, value in named}
+
+
+def meta_run(module: nn.Module, state: dict[str, torch.Tensor], *shapes: tuple[int, ...]) -> Any:
+    """Run ``module`` on meta tensors: shapes only, in microseconds per layer."""
+    inputs = tuple(torch.empty(shape, device="meta") for shape in shapes)
+    with torch.no_grad():
+        return torch.func.functional_call(module, state, inputs, tie_weights=False, strict=False)
+
+
+def fake_run(module: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
+    """Run ``module`` on fake inputs of the given shapes: only shapes are computed."""
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
+        inputs = [mode.from_tensor(torch.empty(shape)) for shape in shapes]
+        return module(*inputs)
+
+
+class _ShapeRecorder(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            self.shapes[n] = tuple(int(d) for d in result.shape)
+        return result
+
+
+SHAPE_PRESERVING = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Dropout2d,
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
+    nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish, nn.StochasticDepth if hasattr(nn, "StochasticDepth")
+    else nn.Identity,
+)
+
+
+class _ShapeOnly(fx.Interpreter):
+    """Skips layers that keep their input's shape (batch norm on meta tensors is slow)."""
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if isinstance(self.fetch_attr(target), SHAPE_PRESERVING) and args:
+            return args[0]
+        return super().call_module(target, args, kwargs)
+
+
+class _ShapeOnlyModule(nn.Module):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__()
+        self.gm = gm
+        self.interpreter = _ShapeOnly(gm)
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.interpreter.run(*inputs)
+
+
+class ShapeProbe:
+    """Output of ``gm`` for any input shape, computed on meta tensors (shapes only)."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.module = _ShapeOnlyModule(gm)
+        self.state = meta_state(self.module)
+
+    def __call__(self, *shapes: tuple[int, ...]) -> Any:
+        return meta_run(self.module, self.state, *shapes)
+
+
+class _Recording(nn.Module):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__()
+        self.gm = gm
+        self.recorder = _ShapeRecorder(gm)
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.recorder.run(*inputs)
+
+
+def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str) -> dict:
+    """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``."""
+    recording = _Recording(gm)
+    try:
+        try:
+            meta_run(recording, meta_state(recording), input_shape)
+        except Exception:  # constants that are not parameters or buffers: fall back to fakes
+            recording.recorder.shapes.clear()
+            fake_run(recording, input_shape)
+    except Exception as exc:
+        size = "x".join(str(d) for d in input_shape[1:])
+        raise TraceError(
+            f"{name}: the model does not run on a {size} input ({type(exc).__name__}: {exc}). "
+            "Pass the model's canonical input size with input_size=(height, width)."
+        ) from exc
+    return recording.recorder.shapes
+
+
+def node_name(node: fx.Node) -> str:
+    """A dotted layer name a user recognises, e.g. ``classifier.0`` or ``features.3 (mean)``."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    owner = next(reversed(stack.values()))[0] if stack else ""
+    what = getattr(node.target, "__name__", str(node.target))
+    return f"{owner}: {what}" if owner else f"forward: {what}"
