@@ -289,14 +289,14 @@ def _analyse(
     leaves = [leaf for leaf in _output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
     layouts = [ctx.layout(leaf) for leaf in leaves]
     for leaf, layout in zip(leaves, layouts, strict=True):
-        if is_head(layout) and not isinstance(layout, (Vec, Map)):
+        if is_head(layout) and not isinstance(layout, (Vec, Map)) and not plan.declines:
             plan.declines.append(Decline("output", leaf, node_name(leaf),
                                          "returns classifier features that are not vectors"))
     linears = _unconverted_linears(output, ctx)
     if not any(isinstance(layout, (Vec, Map)) for layout in layouts):
         if linears or any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
             plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
-            if not linears:
+            if not linears and not plan.declines:
                 plan.declines.append(Decline("output", output, "output",
                                              "no flattened or pooled convolutional feature map "
                                              "feeds the 2-D output"))

@@ -53,12 +53,17 @@ class MapCL:
 
 
 @dataclass(frozen=True)
+class Squeezed:
+    """A pooled map with one of its 1x1 axes squeezed away (original N×C×1)."""
+
+
+@dataclass(frozen=True)
 class NotTensor:
     pass
 
 
-Layout = Trunk | Flat | Vec | Map | MapCL | NotTensor
-HEAD_LAYOUTS = (Flat, Vec, Map, MapCL)
+Layout = Trunk | Flat | Vec | Map | MapCL | Squeezed | NotTensor
+HEAD_LAYOUTS = (Flat, Vec, Map, MapCL, Squeezed)
 
 
 def is_head(layout: Layout | None) -> bool:

@@ -19,6 +19,7 @@ from .base import (
     Map,
     MapCL,
     Rule,
+    Squeezed,
     Step,
     Trunk,
     Vec,
@@ -75,7 +76,9 @@ class Flatten(Rule):
                         f"flatten of a {channels}x{height}x{width} map removed (the next Linear "
                         f"becomes a {height}x{width} convolution)", Flat(channels, height, width))
         batch = shape[0]
-        if isinstance(layout, Map) and out == (batch, shape[1]):
+        if isinstance(layout, Map) and out == (batch, shape[1], 1):
+            return Step(self.name, node, layer, "squeeze of a pooled map removed", Squeezed())
+        if isinstance(layout, (Map, Squeezed)) and out == (batch, shape[1]):
             return Step(self.name, node, layer, "reshape of a pooled map to vectors removed", Vec())
         if isinstance(layout, Vec) and out == shape:
             return Step(self.name, node, layer, "no-op reshape removed", Vec())

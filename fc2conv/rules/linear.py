@@ -22,6 +22,7 @@ from .base import (
     Step,
     Vec,
     function_is,
+    is_head,
     module_is,
     replace_module,
 )
@@ -47,10 +48,7 @@ class LinearToConv(Rule):
         if weight_shape is None:
             return self.decline(node, layer, "its weight is not a tensor fc2conv can read")
         out_features, in_features = weight_shape
-        if node.op == "call_function" and any(
-            isinstance(a, fx.Node) and a in ctx.layouts and ctx.layouts[a] != ctx.layouts.get(source)
-            and a is not source for a in node.args[1:]
-        ):
+        if node.op == "call_function" and any(is_head(ctx.layout(a)) for a in node.args[1:]):
             return self.decline(node, layer, "its weight is computed from the features")
         linear = f"Linear({in_features}→{out_features})"
         if isinstance(layout, MapCL):

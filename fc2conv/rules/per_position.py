@@ -200,11 +200,12 @@ class FeatureAxis(Rule):
         dim = argument(node, 1, "dim", 0 if is_cat else None)
         if not isinstance(dim, int):
             return self.decline(node, layer, "its axis is not a constant")
-        dim %= len(shape)
-        if isinstance(layout, (Vec, Map)) and dim == 1:
-            return Step(self.name, node, layer, "kept (feature axis 1)", layout,
-                        changes_graph=False)
-        if isinstance(layout, MapCL) and dim == 3:
+        if isinstance(layout, (Vec, Map)) and dim % len(shape) == 1:
+            if dim == 1:
+                return Step(self.name, node, layer, "kept (feature axis 1)", layout,
+                            changes_graph=False)
+            return Step(self.name, node, layer, f"feature axis {dim} → 1", layout)
+        if isinstance(layout, MapCL) and dim % len(shape) == 3:
             return Step(self.name, node, layer, "kept (feature axis last)", layout,
                         changes_graph=False)
         return self.decline(node, layer, "acts across images or positions, not along features")

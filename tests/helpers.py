@@ -1,0 +1,57 @@
+"""Shared test helpers: weights of order one, and the relative-error check every test uses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import fc2conv
+
+RTOL = 1e-5  # fp32, relative to the output's scale
+
+
+def reinit(model: nn.Module, seed: int = 0) -> nn.Module:
+    """He-normal weights and non-trivial batch-norm statistics, so logits are of order one.
+
+    Stock initialisations can give logits near 1e-20, against which any tolerance passes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(
+                    torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+                )
+                if module.bias is not None:
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                shape = module.running_mean.shape
+                module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(shape, generator=generator) * 0.1)
+            elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and module.weight is not None:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+    return model.eval()
+
+
+def assert_order_one(report: fc2conv.VerifyReport) -> None:
+    """The comparison means something only when the outputs are not tiny."""
+    assert report.output_scale > 0.1, f"outputs too small to compare: {report}"
+
+
+def convert_and_verify(
+    model: nn.Module, input_size: tuple[int, int] = (224, 224), **kwargs
+) -> tuple[fc2conv.FullyConvolutionalModel, fc2conv.VerifyReport]:
+    converted = fc2conv.convert(model, input_size, **kwargs)
+    report = fc2conv.verify(model, converted, rtol=RTOL)
+    assert_order_one(report)
+    return converted, report
+
+
+def relative_error(expected: torch.Tensor, actual: torch.Tensor) -> float:
+    scale = expected.abs().max().item()
+    assert scale > 0.1, f"outputs too small to compare (scale {scale:.2e})"
+    return (expected - actual).abs().max().item() / scale

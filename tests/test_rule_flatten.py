@@ -1,0 +1,64 @@
+"""Every way of flattening the features becomes the identity; odd reshapes are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import convert_and_verify, reinit
+from torch import nn
+
+import fc2conv
+
+
+class Flattening(nn.Module):
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self.style = style
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(2))
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(6 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        if self.style == "torch.flatten":
+            x = torch.flatten(x, 1)
+        elif self.style == "Tensor.flatten":
+            x = x.flatten(1)
+        elif self.style == "nn.Flatten":
+            x = self.flatten(x)
+        elif self.style == "view":
+            x = x.view(x.size(0), -1)
+        elif self.style == "reshape":
+            x = x.reshape(x.shape[0], -1)
+        return self.fc(torch.relu(x))
+
+
+@pytest.mark.parametrize("style", ["torch.flatten", "Tensor.flatten", "nn.Flatten", "view",
+                                   "reshape"])
+def test_flatten_styles(style: str) -> None:
+    converted, _ = convert_and_verify(reinit(Flattening(style)), (10, 10))
+    assert converted(torch.randn(2, 3, 16, 12)).shape == (2, 5, 4, 2)
+
+
+class ChannelsLastFlatten(Flattening):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).permute(0, 2, 3, 1).flatten(1))
+
+
+def test_flatten_of_a_channels_last_map_is_refused() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(ChannelsLastFlatten("x"), (10, 10))
+    assert "flattens a map that is not known to be NCHW" in str(info.value)
+    assert "fc:" in str(info.value)
+
+
+class SplitFeatures(Flattening):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc(torch.flatten(self.features(x), 1))
+        return x.view(x.size(0), 5, 1).sum(-1)
+
+
+def test_reshape_of_the_features_is_refused_with_reason() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(SplitFeatures("x"), (10, 10))
+    assert "reshapes the classifier's 5 features to 5x1" in str(info.value)

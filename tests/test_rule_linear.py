@@ -1,0 +1,84 @@
+"""Rules 1, 2 and 6: Linear → convolution, sharing storage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import convert_and_verify, reinit
+from torch import nn
+
+import fc2conv
+
+
+class FlattenHead(nn.Module):
+    """conv trunk → flatten of 8x5x5 → Linear → ReLU → Dropout → Linear (VGG-style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc6 = nn.Linear(8 * 5 * 5, 16)
+        self.fc7 = nn.Linear(16, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.features(x), 1)
+        return self.fc7(F.dropout(F.relu(self.fc6(x)), training=self.training))
+
+
+class FunctionalLinear(FlattenHead):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x).flatten(1)
+        x = F.relu(F.linear(x, self.fc6.weight, self.fc6.bias))
+        return F.linear(x, self.fc7.weight, self.fc7.bias)
+
+
+def test_flatten_linear_becomes_kxk_conv_sharing_storage() -> None:
+    model = reinit(FlattenHead())
+    converted, _ = convert_and_verify(model, (10, 10), inplace=True)
+    conv = converted.graph_module.get_submodule("fc6")
+    assert isinstance(conv, nn.Conv2d)
+    assert conv.weight.shape == (16, 8, 5, 5)
+    assert conv.weight.data_ptr() == model.fc6.weight.data_ptr()
+    assert conv.bias is model.fc6.bias
+    fc7 = converted.graph_module.get_submodule("fc7")
+    assert isinstance(fc7, nn.Conv2d) and fc7.kernel_size == (1, 1)
+    assert fc7.weight.data_ptr() == model.fc7.weight.data_ptr()
+
+
+def test_copy_by_default_leaves_original_untouched() -> None:
+    model = reinit(FlattenHead())
+    converted, _ = convert_and_verify(model, (10, 10))
+    assert isinstance(model.fc6, nn.Linear)
+    assert converted.graph_module.get_submodule("fc6").weight.data_ptr() != (
+        model.fc6.weight.data_ptr()
+    )
+
+
+def test_functional_linear_becomes_conv() -> None:
+    model = reinit(FunctionalLinear())
+    converted, _ = convert_and_verify(model, (10, 10))
+    code = converted.graph_module.code
+    assert "conv2d" in code and "linear" not in code
+    assert converted(torch.randn(2, 3, 14, 18)).shape == (2, 7, 3, 5)
+
+
+def test_plan_lists_each_linear_with_its_kernel() -> None:
+    text = str(fc2conv.plan(FlattenHead(), (10, 10)))
+    assert "fc6: Linear(200→16) → Conv2d(8→16, kernel 5x5)" in text
+    assert "fc7: Linear(16→7) → Conv2d(16→7, kernel 1x1)" in text
+
+
+class LinearOnPooledWidth(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(1, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(self.conv(x), 1)).flatten(1)
+
+
+def test_linear_on_the_width_of_a_pooled_map_is_declined() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(LinearOnPooledWidth(), (8, 8))
+    assert "fc: applies to the last axis of a 4x1x1 tensor" in str(info.value)
