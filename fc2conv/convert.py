@@ -187,7 +187,8 @@ class _Walk:
         ctx = self.ctx
         heads = ctx.head_inputs(node)
         trunk = [
-            a for a in node.all_input_nodes
+            a
+            for a in node.all_input_nodes
             if isinstance(ctx.layout(a), Trunk) and a.op != "get_attr" and ctx.shape(a)
         ]
         return bool(heads and trunk)
@@ -216,13 +217,17 @@ class _Walk:
         else:
             if heads:
                 self.declines[node] = Decline(
-                    "none", node, node_name(node),
+                    "none",
+                    node,
+                    node_name(node),
                     "acts on the classifier features and has no per-position equivalent",
                 )
                 ctx.layouts[node] = ctx.layouts[heads[0]]
                 self.roots[node] = frozenset().union(*(self.roots[a] for a in heads))
             else:
-                ctx.layouts[node] = Trunk(_infer_order(node, ctx)) if ctx.shape(node) else NotTensor()
+                ctx.layouts[node] = (
+                    Trunk(_infer_order(node, ctx)) if ctx.shape(node) else NotTensor()
+                )
             return
         if isinstance(result, Decline):
             self.declines[node] = result
@@ -259,18 +264,23 @@ def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]
         if is_linear and isinstance(ctx.layout(node), Trunk):
             source = node.args[0]
             source_shape = ctx.shape(source) or ()
-            found.append((
-                node_name(node),
-                f"its input comes from {node_name(source)} "  # type: ignore[arg-type]
-                f"({len(source_shape)}-D), not from a flattened or pooled convolutional "
-                "feature map",
-            ))
+            found.append(
+                (
+                    node_name(node),
+                    f"its input comes from {node_name(source)} "  # type: ignore[arg-type]
+                    f"({len(source_shape)}-D), not from a flattened or pooled convolutional "
+                    "feature map",
+                )
+            )
         stack.extend(node.all_input_nodes)
     return sorted(found)
 
 
 def _analyse(
-    model: nn.Module, input_size: tuple[int, int], head: str, name: str,
+    model: nn.Module,
+    input_size: tuple[int, int],
+    head: str,
+    name: str,
     rules: tuple[Rule, ...] = DEFAULT_RULES,
 ) -> tuple[Plan, Context, _Walk, bool, int]:
     if head not in HEADS:
@@ -283,48 +293,80 @@ def _analyse(
     ctx = Context(gm, shapes, {}, head, name)
     walk = _Walk(ctx, rules, vector_input)
     walk.run()
-    plan = Plan(name, head, (1, 1) if vector_input else tuple(input_size),  # type: ignore[arg-type]
-                input_shape, list(walk.steps.values()), list(walk.declines.values()))
+    plan = Plan(
+        name,
+        head,
+        (1, 1) if vector_input else tuple(input_size),  # type: ignore[arg-type]
+        input_shape,
+        list(walk.steps.values()),
+        list(walk.declines.values()),
+    )
     output = next(n for n in gm.graph.nodes if n.op == "output")
     leaves = [leaf for leaf in _output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
     layouts = [ctx.layout(leaf) for leaf in leaves]
     for leaf, layout in zip(leaves, layouts, strict=True):
         if is_head(layout) and not isinstance(layout, (Vec, Map)) and not plan.declines:
-            plan.declines.append(Decline("output", leaf, node_name(leaf),
-                                         "returns classifier features that are not vectors"))
+            plan.declines.append(
+                Decline(
+                    "output",
+                    leaf,
+                    node_name(leaf),
+                    "returns classifier features that are not vectors",
+                )
+            )
     linears = _unconverted_linears(output, ctx)
     if not any(isinstance(layout, (Vec, Map)) for layout in layouts):
         if linears or any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
             plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
             if not linears and not plan.declines:
-                plan.declines.append(Decline("output", output, "output",
-                                             "no flattened or pooled convolutional feature map "
-                                             "feeds the 2-D output"))
+                plan.declines.append(
+                    Decline(
+                        "output",
+                        output,
+                        "output",
+                        "no flattened or pooled convolutional feature map feeds the 2-D output",
+                    )
+                )
         else:
             plan.notes.append("already fully convolutional: nothing to convert")
     else:
         plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
     for node in ctx.gm.graph.nodes:
-        if (module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear)) \
-                and isinstance(ctx.layout(node), Trunk) and node_name(node) not in dict(linears):
+        if (
+            (module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear))
+            and isinstance(ctx.layout(node), Trunk)
+            and node_name(node) not in dict(linears)
+        ):
             shape = ctx.shape(node) or ()
-            why = ("off the classifier path (a gate whose pooling is not the head's)"
-                   if len(shape) == 2 else f"off the classifier path (acts on a {len(shape)}-D "
-                   "tensor, already per position)")
+            why = (
+                "off the classifier path (a gate whose pooling is not the head's)"
+                if len(shape) == 2
+                else f"off the classifier path (acts on a {len(shape)}-D "
+                "tensor, already per position)"
+            )
             plan.left_alone.append((node_name(node), why))
     if walk.gates:
-        plan.notes.append(f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
-                          "(e.g. squeeze-and-excitation) and stay global")
-    if not any(s.rule == "linear" for s in plan.steps) and not plan.declines and not any(
-        "already" in n for n in plan.notes
+        plan.notes.append(
+            f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
+            "(e.g. squeeze-and-excitation) and stay global"
+        )
+    if (
+        not any(s.rule == "linear" for s in plan.steps)
+        and not plan.declines
+        and not any("already" in n for n in plan.notes)
     ):
-        plan.notes.append("no Linear on the classifier path: the classifier is already "
-                          "convolutional; only its pooling changes")
+        plan.notes.append(
+            "no Linear on the classifier path: the classifier is already "
+            "convolutional; only its pooling changes"
+        )
     return plan, ctx, walk, vector_input, channels
 
 
 def plan(
-    model: nn.Module, input_size: tuple[int, int] = (224, 224), *, head: str = "window",
+    model: nn.Module,
+    input_size: tuple[int, int] = (224, 224),
+    *,
+    head: str = "window",
     name: str | None = None,
 ) -> Plan:
     """What :func:`convert` would change, keep and refuse; printable."""
@@ -341,14 +383,17 @@ def _check_shape_queries(ctx: Context, walk: _Walk) -> None:
         elif method_is(node, "size") and len(node.args) > 1:
             bad = node.args[1] != 0
         else:
-            bad = not all(
-                user.op == "call_function" and user.args[1] == 0 for user in node.users
-            )
+            bad = not all(user.op == "call_function" and user.args[1] == 0 for user in node.users)
         if bad:
             raise UnsupportedModelError(
                 f"{ctx.name}: cannot convert exactly",
-                [(node_name(node), "reads the shape of the classifier features, which changes "
-                  "when they become maps")],
+                [
+                    (
+                        node_name(node),
+                        "reads the shape of the classifier features, which changes "
+                        "when they become maps",
+                    )
+                ],
             )
 
 
@@ -408,6 +453,7 @@ def convert(
         return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
 
     canonical = (1, 1) if vector_input else tuple(input_size)
-    geometry = measure_geometry(map_size, canonical, head, name)  # type: ignore[arg-type]
+    already = any("already fully convolutional" in note for note in the_plan.notes)
+    geometry = measure_geometry(map_size, canonical, "cam" if already else head, name)  # type: ignore[arg-type]
     converted = FullyConvolutionalModel(ctx.gm, geometry, the_plan, channels, vector_input)
     return converted.eval()

@@ -34,13 +34,15 @@ class Geometry:
     window: Pair
     offset: Pair
     min_size: Pair
+    origin: Pair | None = None  # n with floor((n - origin)/stride) + 1 cells; min_size if None
 
     def output_size(self, height: int, width: int, name: str = "model") -> Pair:
         """Rows and columns of the class map for an input of ``height``×``width``."""
         self.check_input(height, width, name)
+        origin = self.origin or self.min_size
         return (
-            (height - self.min_size[0]) // self.stride[0] + 1,
-            (width - self.min_size[1]) // self.stride[1] + 1,
+            (height - origin[0]) // self.stride[0] + 1,
+            (width - origin[1]) // self.stride[1] + 1,
         )
 
     def check_input(self, height: int, width: int, name: str = "model") -> None:
@@ -62,11 +64,17 @@ class Geometry:
         return torch.stack([xx, yy, xx + self.window[1], yy + self.window[0]], dim=-1)
 
     def as_dict(self) -> dict[str, list[int]]:
-        return {key: list(value) for key, value in asdict(self).items()}
+        return {key: list(value) for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> Geometry:
-        return cls(**{key: tuple(int(v) for v in data[key]) for key in cls.__dataclass_fields__})
+        return cls(
+            **{
+                key: tuple(int(v) for v in data[key])  # type: ignore[arg-type]
+                for key in cls.__dataclass_fields__
+                if key in data
+            }
+        )
 
     def __str__(self) -> str:
         def pair(p: Pair) -> str:
@@ -92,7 +100,9 @@ def measure_geometry(
 
     canonical_cells = cells(*canonical)
     if min(canonical_cells) < 1:
-        raise UnsupportedModelError(f"{name}: the converted model gives no output at canonical size")
+        raise UnsupportedModelError(
+            f"{name}: the converted model gives no output at canonical size"
+        )
     if head == "window" and canonical_cells != (1, 1):
         raise UnsupportedModelError(
             f"{name}: at canonical size the converted model gives a "
@@ -121,12 +131,20 @@ def measure_geometry(
                 low = middle + 1
         min_size[axis] = low - (count - 1) * stride[axis]
     window = canonical if head == "window" else (stride[0], stride[1])
-    geometry = Geometry(canonical, (stride[0], stride[1]), window, (0, 0),
-                        (min_size[0], min_size[1]))
+    origin = (min_size[0], min_size[1])
+    smallest = (max(1, origin[0]), max(1, origin[1]))  # padding can give cells below size 1
+    geometry = Geometry(
+        canonical,
+        (stride[0], stride[1]),
+        window,
+        (0, 0),
+        smallest,
+        None if origin == smallest else origin,
+    )
     probes = [
         (canonical[0] + stride[0] + 5, canonical[1] + 2 * stride[1] + 7),
         (2 * canonical[0] + 37, canonical[1] + 3),
-        (min_size[0], min_size[1]),
+        smallest,
     ]
     for height, width in probes:
         measured = cells(height, width)
@@ -135,7 +153,7 @@ def measure_geometry(
                 f"{name}: the converted model does not give a regular map at {height}x{width} "
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
-    below = cells(min_size[0] - 1, min_size[1] - 1) if min(min_size) > 1 else (0, 0)
+    below = cells(smallest[0] - 1, smallest[1] - 1) if min(smallest) > 1 else (0, 0)
     if max(below) >= 1 and min(below) >= 1:
         raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")
     return geometry

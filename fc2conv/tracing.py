@@ -11,7 +11,15 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from .errors import TraceError
 
-__all__ = ["fake_run", "meta_run", "meta_state", "node_name", "propagate_shapes", "trace", "ShapeProbe"]
+__all__ = [
+    "ShapeProbe",
+    "fake_run",
+    "meta_run",
+    "meta_state",
+    "node_name",
+    "propagate_shapes",
+    "trace",
+]
 
 
 def trace(model: nn.Module, name: str) -> fx.GraphModule:
@@ -32,8 +40,10 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
 
 def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """Meta-device stand-ins for every parameter and buffer of ``module`` (no memory)."""
-    named = [*module.named_parameters(remove_duplicate=False),
-             *module.named_buffers(remove_duplicate=False)]
+    named = [
+        *module.named_parameters(remove_duplicate=False),
+        *module.named_buffers(remove_duplicate=False),
+    ]
     return {key: torch.empty_like(value, device="meta") for key, value in named}
 
 
@@ -64,10 +74,25 @@ class _ShapeRecorder(fx.Interpreter):
 
 
 SHAPE_PRESERVING = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.Dropout2d,
-    nn.Identity, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
-    nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Mish, nn.StochasticDepth if hasattr(nn, "StochasticDepth")
-    else nn.Identity,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.StochasticDepth if hasattr(nn, "StochasticDepth") else nn.Identity,
 )
 
 

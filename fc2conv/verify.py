@@ -110,6 +110,7 @@ def verify(
     relative = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     report = VerifyReport(converted.name, tuple(inputs.shape), max_abs, relative, scale, rtol)
     if not report.passed:
-        raise EquivalenceError(f"{converted.name}: the converted model differs from the "
-                               f"original: {report}", report)
+        raise EquivalenceError(
+            f"{converted.name}: the converted model differs from the original: {report}", report
+        )
     return report

@@ -18,13 +18,13 @@ def linear_kernel(weight: torch.Tensor, channels: int, height: int, width: int) 
     """View a Linear weight of shape (out, C*H*W) as a conv kernel (out, C, H, W); no copy."""
     out_features, in_features = weight.shape
     if in_features != channels * height * width:
-        raise ValueError(
-            f"Linear takes {in_features} features, not {channels}x{height}x{width}"
-        )
+        raise ValueError(f"Linear takes {in_features} features, not {channels}x{height}x{width}")
     return weight.view(out_features, channels, height, width)
 
 
-def conv_from_linear(linear: nn.Linear, channels: int, height: int = 1, width: int = 1) -> nn.Conv2d:
+def conv_from_linear(
+    linear: nn.Linear, channels: int, height: int = 1, width: int = 1
+) -> nn.Conv2d:
     """A Conv2d whose weight and bias share storage with ``linear``'s; nothing is initialised."""
     with torch.device("meta"):
         conv = nn.Conv2d(

@@ -33,8 +33,9 @@ class Flattening(nn.Module):
         return self.fc(torch.relu(x))
 
 
-@pytest.mark.parametrize("style", ["torch.flatten", "Tensor.flatten", "nn.Flatten", "view",
-                                   "reshape"])
+@pytest.mark.parametrize(
+    "style", ["torch.flatten", "Tensor.flatten", "nn.Flatten", "view", "reshape"]
+)
 def test_flatten_styles(style: str) -> None:
     converted, _ = convert_and_verify(reinit(Flattening(style)), (10, 10))
     assert converted(torch.randn(2, 3, 16, 12)).shape == (2, 5, 4, 2)

@@ -79,7 +79,9 @@ class ConstantBias(Trunk):
 
 
 def test_constant_tensor_in_the_head_is_refused() -> None:
-    with pytest.raises(fc2conv.UnsupportedModelError, match="combines the classifier features with a constant"):
+    with pytest.raises(
+        fc2conv.UnsupportedModelError, match="combines the classifier features with a constant"
+    ):
         fc2conv.convert(ConstantBias(), (16, 16))
 
 

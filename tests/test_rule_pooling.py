@@ -46,8 +46,15 @@ class Pooled(nn.Module):
         return self.fc2(self.act(x)) if self.head == "mlp" else x
 
 
-POOLS = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "adaptive_avg_pool2d", "mean", "mean-keepdim",
-         "amax", "avg_pool2d"]
+POOLS = [
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "adaptive_avg_pool2d",
+    "mean",
+    "mean-keepdim",
+    "amax",
+    "avg_pool2d",
+]
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -60,12 +67,13 @@ def test_window_head_cells_are_the_classifier_on_each_window(pool: str) -> None:
     assert maps.shape[-2:] == converted.output_size(27, 24) == (4, 3)
     for row, col in [(0, 0), (3, 2), (1, 2)]:
         top, left = 2 * row, 2 * col
-        expected = model(image[:, :, top:top + 20, left:left + 20])
+        expected = model(image[:, :, top : top + 20, left : left + 20])
         assert relative_error(expected, maps[:, :, row, col]) < RTOL
 
 
-@pytest.mark.parametrize("pool", ["AdaptiveAvgPool2d", "adaptive_avg_pool2d", "mean",
-                                  "mean-keepdim", "avg_pool2d"])
+@pytest.mark.parametrize(
+    "pool", ["AdaptiveAvgPool2d", "adaptive_avg_pool2d", "mean", "mean-keepdim", "avg_pool2d"]
+)
 def test_cam_head_mean_equals_logits_at_any_size(pool: str) -> None:
     model = reinit(Pooled(pool))
     converted, _ = convert_and_verify(model, (20, 20), head="cam")
@@ -115,5 +123,7 @@ def test_divisible_adaptive_pool_becomes_fixed_pool() -> None:
 
 
 def test_non_divisible_adaptive_pool_is_refused() -> None:
-    with pytest.raises(fc2conv.UnsupportedModelError, match="AdaptiveAvgPool2d\\(7x7\\) on a 10x10"):
+    with pytest.raises(
+        fc2conv.UnsupportedModelError, match="AdaptiveAvgPool2d\\(7x7\\) on a 10x10"
+    ):
         fc2conv.convert(AdaptiveSeven(), (20, 20))

@@ -15,7 +15,6 @@ from ..tracing import node_name
 from .base import (
     Context,
     Decline,
-    Map,
     Rule,
     Step,
     Trunk,
@@ -45,8 +44,6 @@ class FixedAdaptivePool(Rule):
         source, out = ctx.shape(node.all_input_nodes[0]), ctx.shape(node)
         if not (source and out and len(out) == 4):
             return False
-        if isinstance(ctx.layout(node.all_input_nodes[0]), Map):
-            return out[2:] == (1, 1)
         is_trunk = isinstance(ctx.layout(node.all_input_nodes[0]), Trunk)
         return is_trunk and (out[2:] != (1, 1) or source[2:] == (1, 1))
 
@@ -56,22 +53,33 @@ class FixedAdaptivePool(Rule):
         (height, width), (rows, cols) = source[2:], out[2:]
         kind = "AdaptiveMaxPool2d" if is_max(node, ctx) else "AdaptiveAvgPool2d"
         layer = node_name(node)
-        if isinstance(ctx.layout(node.all_input_nodes[0]), Map):
-            return Step(self.name, node, layer, f"{kind} of a pooled map removed (identity)",
-                        Map(), {"identity": True})
         if (height, width) == (rows, cols):
-            return Step(self.name, node, layer, f"{kind}({rows}x{cols}) removed: identity on the "
-                        f"{height}x{width} map at canonical size", Trunk("nchw"), {"identity": True})
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"{kind}({rows}x{cols}) removed: identity on the "
+                f"{height}x{width} map at canonical size",
+                Trunk("nchw"),
+                {"identity": True},
+            )
         if height % rows or width % cols:
             return self.decline(
-                node, layer,
+                node,
+                layer,
                 f"{kind}({rows}x{cols}) on a {height}x{width} map is not a fixed pooling; choose an "
                 f"input size whose feature map is a multiple of {rows}x{cols}",
             )
         kernel = (height // rows, width // cols)
-        return Step(self.name, node, layer,
-                    f"{kind}({rows}x{cols}) on {height}x{width} → fixed pool, kernel and stride "
-                    f"{kernel[0]}x{kernel[1]}", Trunk("nchw"), {"kernel": kernel, "max": kind})
+        return Step(
+            self.name,
+            node,
+            layer,
+            f"{kind}({rows}x{cols}) on {height}x{width} → fixed pool, kernel and stride "
+            f"{kernel[0]}x{kernel[1]}",
+            Trunk("nchw"),
+            {"kernel": kernel, "max": kind},
+        )
 
     def rewrite(self, step: Step, ctx: Context) -> None:
         node = step.node

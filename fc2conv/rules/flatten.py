@@ -48,9 +48,7 @@ class Flatten(Rule):
         layout = ctx.layout(source)
         if isinstance(layout, Trunk):
             shape, out = ctx.shape(source), ctx.shape(node)
-            return bool(
-                shape and out and len(shape) == 4 and len(out) == 2 and out[0] == shape[0]
-            )
+            return bool(shape and out and len(shape) == 4 and len(out) == 2 and out[0] == shape[0])
         return layout is not None and not isinstance(layout, Trunk)
 
     def check(self, node: fx.Node, ctx: Context) -> Step | Decline:
@@ -64,17 +62,24 @@ class Flatten(Rule):
                 return self.decline(node, layer, "flattens a map that is not known to be NCHW")
             channels, height, width = shape[1:]
             if height * width == 1:
-                return Step(self.name, node, layer, f"flatten of a {channels}x1x1 map removed",
-                            Vec())
+                return Step(
+                    self.name, node, layer, f"flatten of a {channels}x1x1 map removed", Vec()
+                )
             if ctx.head == "cam":
                 return self.decline(
-                    node, layer,
+                    node,
+                    layer,
                     f"head='cam' needs a global pooling before the classifier, but the model "
                     f"flattens a {channels}x{height}x{width} map; use head='window'",
                 )
-            return Step(self.name, node, layer,
-                        f"flatten of a {channels}x{height}x{width} map removed (the next Linear "
-                        f"becomes a {height}x{width} convolution)", Flat(channels, height, width))
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"flatten of a {channels}x{height}x{width} map removed (the next Linear "
+                f"becomes a {height}x{width} convolution)",
+                Flat(channels, height, width),
+            )
         batch = shape[0]
         if isinstance(layout, Map) and out == (batch, shape[1], 1):
             return Step(self.name, node, layer, "squeeze of a pooled map removed", Squeezed())
@@ -87,11 +92,17 @@ class Flatten(Rule):
         if isinstance(layout, Map) and out == shape:
             return Step(self.name, node, layer, "no-op reshape removed", Map())
         if isinstance(layout, MapCL) and out == (batch, shape[3]):
-            return Step(self.name, node, layer,
-                        "reshape of a channels-last pooled map → permute to channels first", Vec(),
-                        {"permute": True})
+            return Step(
+                self.name,
+                node,
+                layer,
+                "reshape of a channels-last pooled map → permute to channels first",
+                Vec(),
+                {"permute": True},
+            )
         return self.decline(
-            node, layer,
+            node,
+            layer,
             f"reshapes the classifier's {'x'.join(map(str, shape[1:]))} features to "
             f"{'x'.join(map(str, out[1:]))}, which has no per-position equivalent",
         )

@@ -52,15 +52,16 @@ class GlobalPool(Rule):
 
     def match(self, node: fx.Node, ctx: Context) -> bool:
         inputs = node.all_input_nodes
-        if not inputs or not isinstance(ctx.layout(inputs[0]), Trunk):
+        if not inputs or not isinstance(ctx.layout(inputs[0]), (Trunk, Map)):
             return False
         source, out = ctx.shape(inputs[0]), ctx.shape(node)
-        if not source or not out or len(source) != 4 or source[2:] == (1, 1):
+        if not source or not out or len(source) != 4:
             return False
         if is_adaptive_pool(node, ctx):
             return out[2:] == (1, 1)
         if module_is(node, ctx, *FIXED_POOL_MODULES) or function_is(node, *FIXED_POOL_FUNCTIONS):
-            return len(out) == 4 and out[2:] == (1, 1)
+            # a fixed pool is global only if its kernel covers the map; else it is trunk
+            return len(out) == 4 and out[2:] == (1, 1) and not self._fixed_pool_is_global(node, ctx)
         if _reduction(node):
             dims = normalise_dims(argument(node, 1, "dim"), 4)
             return dims == (2, 3)
@@ -88,10 +89,14 @@ class GlobalPool(Rule):
             kernel = (kernel, kernel)
         source = ctx.shape(node.all_input_nodes[0])
         assert source is not None
-        if isinstance(kernel, tuple) and all(isinstance(k, int) for k in kernel) and (
-            kernel[0] < source[2] or kernel[1] < source[3]
+        if (
+            isinstance(kernel, tuple)
+            and all(isinstance(k, int) for k in kernel)
+            and (kernel[0] < source[2] or kernel[1] < source[3])
         ):
-            return f"its {kernel[0]}x{kernel[1]} kernel does not cover the {source[2]}x{source[3]} map"
+            return (
+                f"its {kernel[0]}x{kernel[1]} kernel does not cover the {source[2]}x{source[3]} map"
+            )
         return None
 
     def check(self, node: fx.Node, ctx: Context) -> Step | Decline:
@@ -101,13 +106,18 @@ class GlobalPool(Rule):
         assert source is not None and out is not None
         height, width = source[2:]
         trunk = ctx.layout(source_node)
+        if isinstance(trunk, Map) or (height, width) == (1, 1):
+            return Step(
+                self.name,
+                node,
+                layer,
+                "global pooling of a 1x1 map removed",
+                Vec() if len(out) == 2 else Map(),
+                {"identity": True},
+            )
         assert isinstance(trunk, Trunk)
         if trunk.order != "nchw":
             return self.decline(node, layer, "pools a tensor that is not known to be NCHW")
-        if node.op != "call_method" and not is_adaptive_pool(node, ctx) and not _reduction(node):
-            why = self._fixed_pool_is_global(node, ctx)
-            if why:
-                return self.decline(node, layer, f"pooling to 1x1 is not global: {why}")
         kind = self._kind(node, ctx)
         layout = Vec() if len(out) == 2 else Map()
         if len(out) not in (2, 4):
@@ -116,20 +126,32 @@ class GlobalPool(Rule):
         if ctx.head == "cam":
             if kind == "max":
                 return self.decline(
-                    node, layer,
+                    node,
+                    layer,
                     "head='cam' needs global average pooling, and max pooling does not commute "
                     "with the head; use head='window'",
                 )
-            return Step(self.name, node, layer, f"{what} removed: the head runs at every "
-                        "feature position (class-activation map)", layout, {"kind": kind})
-        return Step(self.name, node, layer,
-                    f"{what} → {kind.capitalize()}Pool2d(kernel {height}x{width}, stride 1)",
-                    layout, {"kind": kind, "kernel": (height, width)})
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"{what} removed: the head runs at every feature position (class-activation map)",
+                layout,
+                {"kind": kind},
+            )
+        return Step(
+            self.name,
+            node,
+            layer,
+            f"{what} → {kind.capitalize()}Pool2d(kernel {height}x{width}, stride 1)",
+            layout,
+            {"kind": kind, "kernel": (height, width)},
+        )
 
     def rewrite(self, step: Step, ctx: Context) -> None:
         node = step.node
         source = node.all_input_nodes[0]
-        if ctx.head == "cam":
+        if ctx.head == "cam" or step.data.get("identity"):
             replace_with_input(node, source)
             return
         pool = F.max_pool2d if step.data["kind"] == "max" else F.avg_pool2d

@@ -52,20 +52,37 @@ class LinearToConv(Rule):
             return self.decline(node, layer, "its weight is computed from the features")
         linear = f"Linear({in_features}→{out_features})"
         if isinstance(layout, MapCL):
-            return Step(self.name, node, layer, f"{linear} on channels-last pooled map kept "
-                        "(already per position)", MapCL(), changes_graph=False)
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"{linear} on channels-last pooled map kept (already per position)",
+                MapCL(),
+                changes_graph=False,
+            )
         if isinstance(layout, Flat):
             kernel = (layout.height, layout.width)
-            return Step(self.name, node, layer,
-                        f"{linear} → Conv2d({layout.channels}→{out_features}, kernel "
-                        f"{kernel[0]}x{kernel[1]})", Vec(), {"channels": layout.channels,
-                                                           "kernel": kernel})
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"{linear} → Conv2d({layout.channels}→{out_features}, kernel "
+                f"{kernel[0]}x{kernel[1]})",
+                Vec(),
+                {"channels": layout.channels, "kernel": kernel},
+            )
         if isinstance(layout, Vec):
-            return Step(self.name, node, layer,
-                        f"{linear} → Conv2d({in_features}→{out_features}, kernel 1x1)", Vec(),
-                        {"channels": in_features, "kernel": (1, 1)})
+            return Step(
+                self.name,
+                node,
+                layer,
+                f"{linear} → Conv2d({in_features}→{out_features}, kernel 1x1)",
+                Vec(),
+                {"channels": in_features, "kernel": (1, 1)},
+            )
         return self.decline(
-            node, layer,
+            node,
+            layer,
             f"applies to the last axis of a {'x'.join(map(str, shape[1:]))} tensor that is not a "
             "feature vector",
         )

@@ -37,14 +37,44 @@ from .base import (
 
 AFFINE_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 NONLINEAR_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.PReLU,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.PReLU,
 )
 AFFINE_FUNCTIONS = (F.dropout, torch.dropout)
 NONLINEAR_FUNCTIONS = (
-    F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish, F.hardswish,
-    F.hardsigmoid, F.hardtanh, F.softplus, torch.relu, torch.sigmoid, torch.tanh, F.sigmoid,
-    F.tanh, torch.clamp,
+    F.relu,
+    F.relu6,
+    F.leaky_relu,
+    F.elu,
+    F.selu,
+    F.celu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.hardswish,
+    F.hardsigmoid,
+    F.hardtanh,
+    F.softplus,
+    torch.relu,
+    torch.sigmoid,
+    torch.tanh,
+    F.sigmoid,
+    F.tanh,
+    torch.clamp,
 )
 AFFINE_METHODS = ("contiguous", "float", "clone")
 NONLINEAR_METHODS = ("relu", "sigmoid", "tanh", "clamp", "relu_", "sigmoid_")
@@ -87,12 +117,22 @@ class Elementwise(Rule):
             return self.decline(node, layer, "combines classifier features of different layouts")
         others = [a for a in node.all_input_nodes if a not in ctx.head_inputs(node)]
         if others:
-            return self.decline(node, layer, "combines the classifier features with a constant "
-                                "tensor, which would broadcast along the wrong axes")
+            return self.decline(
+                node,
+                layer,
+                "combines the classifier features with a constant "
+                "tensor, which would broadcast along the wrong axes",
+            )
         if ctx.head == "cam" and not self._affine(node, ctx):
             return self.decline(node, layer, f"is not affine; {CAM_HINT}")
-        return Step(self.name, node, layer, "kept (elementwise)", layout,  # type: ignore[arg-type]
-                    changes_graph=False)
+        return Step(
+            self.name,
+            node,
+            layer,
+            "kept (elementwise)",
+            layout,  # type: ignore[arg-type]
+            changes_graph=False,
+        )
 
 
 class BatchNorm(Rule):
@@ -110,19 +150,26 @@ class BatchNorm(Rule):
         layer = node_name(node)
         layout = ctx.layout(node.args[0])
         if isinstance(layout, Vec) and module_is(node, ctx, nn.BatchNorm1d):
-            return Step(self.name, node, layer, "BatchNorm1d → BatchNorm2d (same parameters and "
-                        "buffers)", Vec())
+            return Step(
+                self.name,
+                node,
+                layer,
+                "BatchNorm1d → BatchNorm2d (same parameters and buffers)",
+                Vec(),
+            )
         if isinstance(layout, (Vec, Map)):
-            return Step(self.name, node, layer, "kept (normalises axis 1)", layout,
-                        changes_graph=False)
+            return Step(
+                self.name, node, layer, "kept (normalises axis 1)", layout, changes_graph=False
+            )
         return self.decline(node, layer, "normalises features that are not one vector per image")
 
     def rewrite(self, step: Step, ctx: Context) -> None:
         old = ctx.module(step.node)
         assert isinstance(old, nn.BatchNorm1d)
         with torch.device("meta"):
-            new = nn.BatchNorm2d(old.num_features, old.eps, old.momentum, old.affine,
-                                 old.track_running_stats)
+            new = nn.BatchNorm2d(
+                old.num_features, old.eps, old.momentum, old.affine, old.track_running_stats
+            )
         if old.affine:
             new.weight, new.bias = old.weight, old.bias
         for buffer in ("running_mean", "running_var", "num_batches_tracked"):
@@ -154,11 +201,17 @@ class LayerNorm(Rule):
         if len(normalized) != 1:
             return self.decline(node, layer, "normalises over more than the feature axis")
         if isinstance(layout, MapCL):
-            return Step(self.name, node, layer, "kept (channels last)", MapCL(),
-                        changes_graph=False)
+            return Step(
+                self.name, node, layer, "kept (channels last)", MapCL(), changes_graph=False
+            )
         if isinstance(layout, Vec):
-            return Step(self.name, node, layer, "LayerNorm over features → applied channels-last "
-                        "at every position", Vec())
+            return Step(
+                self.name,
+                node,
+                layer,
+                "LayerNorm over features → applied channels-last at every position",
+                Vec(),
+            )
         return self.decline(node, layer, "normalises an axis that is not the feature axis")
 
     def rewrite(self, step: Step, ctx: Context) -> None:
@@ -176,8 +229,14 @@ class FeatureAxis(Rule):
     """softmax, log_softmax and cat along the feature axis: that axis is 1 in the converted model."""
 
     name = "feature-axis"
-    FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, torch.cat,
-                 torch.concat)
+    FUNCTIONS = (
+        F.softmax,
+        F.log_softmax,
+        torch.softmax,
+        torch.log_softmax,
+        torch.cat,
+        torch.concat,
+    )
 
     def match(self, node: fx.Node, ctx: Context) -> bool:
         is_op = function_is(node, *self.FUNCTIONS) or method_is(node, "softmax", "log_softmax")
@@ -202,12 +261,14 @@ class FeatureAxis(Rule):
             return self.decline(node, layer, "its axis is not a constant")
         if isinstance(layout, (Vec, Map)) and dim % len(shape) == 1:
             if dim == 1:
-                return Step(self.name, node, layer, "kept (feature axis 1)", layout,
-                            changes_graph=False)
+                return Step(
+                    self.name, node, layer, "kept (feature axis 1)", layout, changes_graph=False
+                )
             return Step(self.name, node, layer, f"feature axis {dim} → 1", layout)
         if isinstance(layout, MapCL) and dim % len(shape) == 3:
-            return Step(self.name, node, layer, "kept (feature axis last)", layout,
-                        changes_graph=False)
+            return Step(
+                self.name, node, layer, "kept (feature axis last)", layout, changes_graph=False
+            )
         return self.decline(node, layer, "acts across images or positions, not along features")
 
     def rewrite(self, step: Step, ctx: Context) -> None:
@@ -229,11 +290,13 @@ class Permute(Rule):
         dims = tuple(dims) if isinstance(dims, (list, tuple)) else ()
         layout = ctx.layout(node.args[0])
         if isinstance(layout, Map) and dims == (0, 2, 3, 1):
-            return Step(self.name, node, layer, "kept (to channels last)", MapCL(),
-                        changes_graph=False)
+            return Step(
+                self.name, node, layer, "kept (to channels last)", MapCL(), changes_graph=False
+            )
         if isinstance(layout, MapCL) and dims == (0, 3, 1, 2):
-            return Step(self.name, node, layer, "kept (to channels first)", Map(),
-                        changes_graph=False)
+            return Step(
+                self.name, node, layer, "kept (to channels first)", Map(), changes_graph=False
+            )
         return self.decline(node, layer, f"permutes a pooled map with {dims}")
 
 
@@ -249,8 +312,9 @@ class ShapeQuery(Rule):
         return is_query and bool(ctx.head_inputs(node))
 
     def check(self, node: fx.Node, ctx: Context) -> Step | Decline:
-        return Step(self.name, node, node_name(node), "shape query", NotTensor(),
-                    changes_graph=False)
+        return Step(
+            self.name, node, node_name(node), "shape query", NotTensor(), changes_graph=False
+        )
 
 
 class Convolution1x1(Rule):
@@ -265,11 +329,19 @@ class Convolution1x1(Rule):
         conv = ctx.module(node)
         assert isinstance(conv, nn.Conv2d)
         layer = node_name(node)
-        if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding in ((0, 0), "valid"):
-            return Step(self.name, node, layer, "kept (1x1 convolution)", Map(),
-                        changes_graph=False)
-        return self.decline(node, layer, f"a {conv.kernel_size} convolution of a pooled 1x1 map "
-                            "has no per-position equivalent")
+        if (
+            conv.kernel_size == (1, 1)
+            and conv.stride == (1, 1)
+            and conv.padding in ((0, 0), "valid")
+        ):
+            return Step(
+                self.name, node, layer, "kept (1x1 convolution)", Map(), changes_graph=False
+            )
+        return self.decline(
+            node,
+            layer,
+            f"a {conv.kernel_size} convolution of a pooled 1x1 map has no per-position equivalent",
+        )
 
 
 __all__ = [

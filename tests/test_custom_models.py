@@ -1,0 +1,162 @@
+"""Custom classifiers: plain MLPs, gates off the classifier path, tuple and dict outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import RTOL, convert_and_verify, reinit, relative_error
+from torch import nn
+
+import fc2conv
+
+
+def test_plain_mlp_runs_at_every_pixel() -> None:
+    """The seed case: Linear 128→64→32→10 on N×128 becomes 1×1 convs on N×128×H×W."""
+    mlp = reinit(
+        nn.Sequential(
+            nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)
+        )
+    )
+    converted, _ = convert_and_verify(mlp)
+    assert converted.geometry.stride == (1, 1) and converted.geometry.min_size == (1, 1)
+    features = torch.randn(2, 128, 5, 7)
+    maps = converted(features)
+    assert maps.shape == (2, 10, 5, 7)
+    expected = mlp(features.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    assert relative_error(expected, maps) < RTOL
+
+
+class LinearGate(nn.Module):
+    """Squeeze-and-excitation with Linears: pool → Linear → ReLU → Linear → sigmoid → rescale."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // 2)
+        self.fc2 = nn.Linear(channels // 2, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+        return x * scale.view(x.size(0), -1, 1, 1)
+
+
+class ChannelsLastBlock(nn.Module):
+    """ConvNeXt-style pointwise Linears on an NHWC tensor."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.up = nn.Linear(channels, 2 * channels)
+        self.down = nn.Linear(2 * channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(F.gelu(self.up(self.norm(x.permute(0, 2, 3, 1)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class GatedNet(nn.Module):
+    def __init__(self, outputs: str = "tensor") -> None:
+        super().__init__()
+        self.outputs = outputs
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.gate = LinearGate(8)
+        self.block = ChannelsLastBlock(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        features = self.block(self.gate(F.relu(self.stem(x))))
+        pooled = self.pool(features).flatten(1)
+        logits = self.fc(pooled)
+        if self.outputs == "tuple":
+            return logits, pooled
+        if self.outputs == "dict":
+            return {"logits": logits, "features": features}
+        return logits
+
+
+def test_gates_and_channels_last_linears_stay_exact() -> None:
+    model = reinit(GatedNet())
+    converted, _ = convert_and_verify(model, (32, 32))
+    plan = converted.plan
+    left_alone = dict(plan.left_alone)
+    assert (
+        "gate.fc1" in left_alone
+        and "gate whose pooling is not the head's" in left_alone["gate.fc1"]
+    )
+    assert "block.up" in left_alone
+    assert [s.layer for s in plan.steps if s.rule == "linear"] == ["fc"]
+    assert converted(torch.randn(2, 3, 50, 40)).shape[-2:] == converted.output_size(50, 40)
+
+
+@pytest.mark.parametrize("outputs", ["tuple", "dict"])
+def test_tuple_and_dict_outputs(outputs: str) -> None:
+    model = reinit(GatedNet(outputs))
+    converted, _ = convert_and_verify(model, (32, 32))
+    result = converted(torch.randn(2, 3, 48, 48))
+    first = result[0] if outputs == "tuple" else result["logits"]
+    assert first.shape == (2, 5, *converted.output_size(48, 48))
+
+
+class TokenClassifier(nn.Module):
+    """A ViT-like model: the head reads a class token, not a map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 8, stride=8)
+        self.mix = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.mix(tokens)[:, 0])
+
+
+def test_token_classifier_is_refused_with_the_layer_and_reason() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(TokenClassifier(), (32, 32), name="tokens")
+    message = str(info.value)
+    assert message.startswith("tokens: cannot convert exactly")
+    assert "head: its input comes from forward: getitem (2-D)" in message
+    assert info.value.reasons[0][0] == "head"
+
+
+class AlreadyConvolutional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_already_fully_convolutional_model_is_returned_with_a_note() -> None:
+    model = reinit(AlreadyConvolutional())
+    converted = fc2conv.convert(model, (16, 16))
+    assert "already fully convolutional" in str(converted.plan)
+    image = torch.randn(2, 3, 20, 20)
+    assert torch.equal(converted(image), model(image))
+
+
+def test_input_smaller_than_a_window_names_both_sizes() -> None:
+    converted = fc2conv.convert(GatedNet(), (32, 32), name="gated")
+    minimum = converted.geometry.min_size
+    with pytest.raises(fc2conv.InputSizeError) as info:
+        converted(torch.randn(2, 3, minimum[0] - 1, 40))
+    assert f"input {minimum[0] - 1}x40 is smaller than the {minimum[0]}x{minimum[1]}" in str(
+        info.value
+    )
+
+
+def test_unknown_head_mode_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="head must be one of"):
+        fc2conv.convert(GatedNet(), (32, 32), head="sliding")
+
+
+def test_verify_detects_a_changed_weight() -> None:
+    model = reinit(GatedNet())
+    converted = fc2conv.convert(model, (32, 32))
+    with torch.no_grad():
+        converted.graph_module.get_submodule("fc").weight[0, 0] += 0.5
+    with pytest.raises(fc2conv.EquivalenceError, match="relative error"):
+        fc2conv.verify(model, converted)
