@@ -13,6 +13,7 @@ from .errors import (
     TraceError,
     UnsupportedModelError,
 )
+from .export import ExportReport, export_onnx, read_metadata
 from .geometry import Geometry
 from .verify import VerifyReport, verify
 
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EquivalenceError",
+    "ExportReport",
     "ExportError",
     "Fc2ConvError",
     "FullyConvolutionalModel",
@@ -33,6 +35,8 @@ __all__ = [
     "__version__",
     "convert",
     "errors",
+    "export_onnx",
     "plan",
+    "read_metadata",
     "verify",
 ]
