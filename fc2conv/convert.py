@@ -14,6 +14,7 @@ import contextlib
 import copy
 import functools
 import io
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,15 +264,20 @@ def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]
         is_linear = module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear)
         if is_linear and isinstance(ctx.layout(node), Trunk):
             source = node.args[0]
-            source_shape = ctx.shape(source) or ()
-            found.append(
-                (
-                    node_name(node),
-                    f"its input comes from {node_name(source)} "  # type: ignore[arg-type]
-                    f"({len(source_shape)}-D), not from a flattened or pooled convolutional "
-                    "feature map",
+            assert isinstance(source, fx.Node)
+            parent = source.all_input_nodes[0] if source.all_input_nodes else None
+            if source.target is operator.getitem and len(ctx.shape(parent) or ()) == 3:
+                why = (
+                    "its input is one token of a sequence (x[:, 0]): the model classifies a "
+                    "token, as transformers do, not a convolutional feature map"
                 )
-            )
+            else:
+                why = (
+                    f"its input comes from {node_name(source)} "
+                    f"({len(ctx.shape(source) or ())}-D), not from a flattened or pooled "
+                    "convolutional feature map"
+                )
+            found.append((node_name(node), why))
         stack.extend(node.all_input_nodes)
     return sorted(found)
 
@@ -331,6 +337,7 @@ def _analyse(
             plan.notes.append("already fully convolutional: nothing to convert")
     else:
         plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
+    others: dict[str, list[str]] = {}
     for node in ctx.gm.graph.nodes:
         if (
             (module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear))
@@ -344,7 +351,12 @@ def _analyse(
                 else f"off the classifier path (acts on a {len(shape)}-D "
                 "tensor, already per position)"
             )
-            plan.left_alone.append((node_name(node), why))
+            others.setdefault(why, []).append(node_name(node))
+    for why, layers in others.items():
+        if len(layers) <= 4:
+            plan.left_alone += [(layer, why) for layer in layers]
+        else:
+            plan.left_alone.append((f"{layers[0]} and {len(layers) - 1} more Linears", why))
     if walk.gates:
         plan.notes.append(
             f"{len(walk.gates)} pooling(s) feed gates back into the trunk "

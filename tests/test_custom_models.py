@@ -117,7 +117,7 @@ def test_token_classifier_is_refused_with_the_layer_and_reason() -> None:
         fc2conv.convert(TokenClassifier(), (32, 32), name="tokens")
     message = str(info.value)
     assert message.startswith("tokens: cannot convert exactly")
-    assert "head: its input comes from forward: getitem (2-D)" in message
+    assert "head: its input is one token of a sequence" in message
     assert info.value.reasons[0][0] == "head"
 
 

@@ -1,0 +1,200 @@
+"""The ``fc2conv`` command: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from . import __version__
+from .errors import Fc2ConvError
+
+stderr = Console(stderr=True, highlight=False)
+
+
+class ModelFirstGroup(click.Group):
+    """``fc2conv MODEL --out PATH`` runs ``export``; other first words are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["export", *args]
+        return super().parse_args(ctx, args)
+
+
+class Reporter:
+    """Progress of long steps on stderr; silent with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    @contextmanager
+    def step(self, text: str) -> Iterator[Callable[[str], None]]:
+        if self.quiet:
+            yield lambda message: None
+            return
+        start = time.perf_counter()
+        with stderr.status(text) as status:
+            yield lambda message: status.update(message)
+        stderr.print(f"[green]✓[/] {text} ({time.perf_counter() - start:.1f} s)")
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a size like 224 or 224x224") from None
+    if len(numbers) == 1:
+        numbers *= 2
+    if len(numbers) != 2 or min(numbers) < 1:
+        raise click.BadParameter(f"'{text}' is not a size like 224 or 224x224")
+    return numbers[0], numbers[1]
+
+
+def _run(debug: bool, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Fc2ConvError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(cls=ModelFirstGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fc2conv")
+def main() -> None:
+    """Turn an image classifier into a fully convolutional network and export it to ONNX.
+
+    \b
+    fc2conv MODEL --out PATH     convert MODEL and write a dynamic-size ONNX model
+    fc2conv list                 the models fc2conv converts
+    fc2conv inspect MODEL        the rewrite plan and the geometry, without exporting
+    fc2conv heatmap MODEL IMAGE  class heatmap of an image, as a picture
+    fc2conv detect MODEL IMAGE   boxes from the class maps over an image pyramid
+    """
+
+
+weights_option = click.option(
+    "--weights", default="DEFAULT", show_default=True, metavar="DEFAULT|none|PATH",
+    help="DEFAULT: torchvision's pretrained weights (torch hub cache); none: random; "
+    "PATH: a state-dict file (.pth, .pt, .safetensors).",
+)
+head_option = click.option(
+    "--head", type=click.Choice(["window", "cam"]), default="window", show_default=True,
+    help="window: one cell per canonical-size window; cam: class-activation map (affine heads).",
+)
+size_option = click.option(
+    "--input-size", default=None, metavar="HxW",
+    help="Canonical input size of the classifier [default: the model's own, e.g. 224x224].",
+)
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
+
+
+def _convert(name: str, weights: str, input_size: str | None, head: str, report: Reporter):
+    from .convert import convert
+    from .models import load_model
+
+    with report.step(f"loading {name} ({'random weights' if weights == 'none' else weights})"):
+        loaded = load_model(name, weights)
+    size = _size(input_size) or loaded.input_size
+    with report.step("converting"):
+        converted = convert(loaded.model, size, head=head, name=name, inplace=True)
+        converted.metadata.update(loaded.metadata)
+    return loaded, converted
+
+
+@main.command()
+@click.argument("model")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the .onnx file.")
+@weights_option
+@size_option
+@head_option
+@click.option("--opset", default=18, show_default=True, type=click.IntRange(18, None))
+@click.option("--rtol", default=1e-4, show_default=True, type=float,
+              help="Relative error allowed against the original model and in onnxruntime.")
+@click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@debug_option
+def export(model: str, out: Path, weights: str, input_size: str | None, head: str, opset: int,
+           rtol: float, no_verify: bool, force: bool, quiet: bool, debug: bool) -> None:
+    """Convert MODEL and write a dynamic-size ONNX model to --out."""
+    report = Reporter(quiet)
+
+    def action() -> None:
+        from .export import export_onnx
+        from .verify import verify
+
+        if out.exists() and not force:
+            raise Fc2ConvError(f"{out} already exists; pass --force to replace it")
+        loaded, converted = _convert(model, weights, input_size, head, report)
+        verified = None
+        if not no_verify:
+            with report.step("verifying against the original model"):
+                verified = verify(loaded.model, converted, rtol=rtol)
+        with report.step("exporting to ONNX") as say:
+            result = export_onnx(converted, out, opset=opset, rtol=rtol, check=not no_verify,
+                                 force=force, progress=say)
+        megabytes = result.bytes / 1e6
+        report.line(f"wrote {result.path} ({megabytes:.1f} MB"
+                    + (f", weights in {result.external_data.name})" if result.external_data else ")"))
+        report.line(f"geometry: {converted.geometry}")
+        if verified is not None:
+            report.line(f"PyTorch: {verified}")
+        for check in result.checks:
+            report.line(f"onnxruntime at {check.height}x{check.width}: "
+                        f"{check.map_size[0]}x{check.map_size[1]} map, "
+                        f"relative error {check.relative_error:.1e}")
+
+    _run(debug, action)
+
+
+@main.command("list")
+def list_models() -> None:
+    """The models fc2conv converts."""
+    from .models import supported_models
+
+    for name in supported_models():
+        click.echo(name)
+
+
+@main.command()
+@click.argument("model")
+@weights_option
+@size_option
+@head_option
+@debug_option
+def inspect(model: str, weights: str, input_size: str | None, head: str, debug: bool) -> None:
+    """Show the rewrite plan and the geometry of MODEL, without exporting."""
+
+    def action() -> None:
+        from .convert import convert, plan
+        from .models import load_model
+
+        loaded = load_model(model, weights)
+        size = _size(input_size) or loaded.input_size
+        the_plan = plan(loaded.model, size, head=head, name=model)
+        click.echo(str(the_plan))
+        if the_plan.convertible:
+            converted = convert(loaded.model, size, head=head, name=model, inplace=True)
+            click.echo(f"geometry: {converted.geometry}")
+
+    _run(debug, action)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""ONNX export: dynamic sizes, checks, metadata, external data, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import reinit, relative_error
+from torch import nn
+
+import fc2conv
+from fc2conv import export as export_module
+
+
+class Small(nn.Module):
+    """BN trunk, VGG-like adaptive pool and flatten head: the ONNX trap case."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((4, 4))
+        self.classifier = nn.Sequential(nn.Linear(8 * 16, 16), nn.ReLU(), nn.Dropout(),
+                                        nn.Linear(16, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class Pooled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.conv(x)), 1).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def small() -> fc2conv.FullyConvolutionalModel:
+    converted = fc2conv.convert(reinit(Small()), (16, 16), name="small")
+    converted.metadata.update({"classes": ["a", "b", "c", "d", "e"], "mean": [0.5] * 3,
+                               "std": [0.25] * 3})
+    return converted
+
+
+@pytest.fixture(scope="module")
+def exported(small: fc2conv.FullyConvolutionalModel, tmp_path_factory) -> fc2conv.ExportReport:
+    path = tmp_path_factory.mktemp("export") / "small.onnx"
+    return fc2conv.export_onnx(small, path)
+
+
+def test_export_is_checked_at_three_sizes(exported: fc2conv.ExportReport) -> None:
+    assert exported.path.is_file() and exported.external_data is None
+    sizes = [(c.height, c.width) for c in exported.checks]
+    assert sizes == [(16, 16), (53, 117), (32, 32)]
+    assert all(c.relative_error <= 1e-4 for c in exported.checks)
+    onnx.checker.check_model(str(exported.path), full_check=True)
+
+
+def test_dynamic_batch_height_and_width(exported: fc2conv.ExportReport,
+                                        small: fc2conv.FullyConvolutionalModel) -> None:
+    model = onnx.load(str(exported.path))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    assert model.opset_import[0].version >= 18
+    session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    images = torch.randn(3, 3, 45, 29)
+    (scores,) = session.run(None, {"images": images.numpy()})
+    with torch.no_grad():
+        expected = small(images)
+    assert scores.shape == (3, 5, *small.output_size(45, 29))
+    assert relative_error(expected, torch.from_numpy(scores)) < 1e-4
+
+
+def test_no_adaptive_pooling_is_baked_in(exported: fc2conv.ExportReport) -> None:
+    ops = {node.op_type for node in onnx.load(str(exported.path)).graph.node}
+    assert "AveragePool" not in ops and "GlobalAveragePool" not in ops
+
+
+def test_metadata(exported: fc2conv.ExportReport, small: fc2conv.FullyConvolutionalModel) -> None:
+    metadata = fc2conv.read_metadata(exported.path)
+    assert metadata["geometry"] == small.geometry
+    assert metadata["classes"] == ["a", "b", "c", "d", "e"]
+    assert metadata["mean"] == [0.5] * 3 and metadata["std"] == [0.25] * 3
+    assert metadata["version"] == fc2conv.__version__
+    assert metadata["head"] == "window" and metadata["model"] == "small"
+
+
+def test_external_data_above_the_threshold(tmp_path: Path) -> None:
+    converted = fc2conv.convert(reinit(Pooled()), (16, 16))
+    report = fc2conv.export_onnx(converted, tmp_path / "pooled.onnx", external_data_threshold=10)
+    assert report.external_data == tmp_path / "pooled.onnx.data"
+    assert report.external_data.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pooled.onnx", "pooled.onnx.data"]
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    (scores,) = session.run(None, {"images": np.zeros((2, 3, 40, 40), np.float32)})
+    assert scores.shape == (2, 4, *converted.output_size(40, 40))
+
+
+def test_failed_check_leaves_nothing(tmp_path: Path, small, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise fc2conv.ExportError("small: onnxruntime differs")
+
+    monkeypatch.setattr(export_module, "_check", broken)
+    with pytest.raises(fc2conv.ExportError, match="onnxruntime differs"):
+        fc2conv.export_onnx(small, tmp_path / "small.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_file_needs_force(tmp_path: Path) -> None:
+    converted = fc2conv.convert(reinit(Pooled()), (16, 16))
+    target = tmp_path / "pooled.onnx"
+    target.write_bytes(b"keep me")
+    with pytest.raises(fc2conv.ExportError, match="already exists; pass --force"):
+        fc2conv.export_onnx(converted, target, check=False)
+    assert target.read_bytes() == b"keep me"
+    fc2conv.export_onnx(converted, target, check=False, force=True)
+    onnx.checker.check_model(str(target))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"opset": 17}, "opset 17 is too old"),
+    ({"batch": 1}, "batch of at least 2"),
+])
+def test_bad_export_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
+    converted = fc2conv.convert(reinit(Pooled()), (16, 16))
+    with pytest.raises(fc2conv.ExportError, match=message):
+        fc2conv.export_onnx(converted, tmp_path / "x.onnx", **kwargs)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    converted = fc2conv.convert(reinit(Pooled()), (16, 16))
+    with pytest.raises(fc2conv.ExportError, match="does not exist"):
+        fc2conv.export_onnx(converted, tmp_path / "nowhere" / "x.onnx")
