@@ -48,7 +48,7 @@ class Reporter:
             click.echo(text)
 
 
-def _size(text: str | None) -> tuple[int, int] | None:
+def _size(ctx: click.Context | None, param: object, text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     parts = text.lower().replace(",", "x").split("x")
@@ -97,19 +97,21 @@ head_option = click.option(
     help="window: one cell per canonical-size window; cam: class-activation map (affine heads).",
 )
 size_option = click.option(
-    "--input-size", default=None, metavar="HxW",
+    "--input-size", default=None, metavar="HxW", callback=_size,
     help="Canonical input size of the classifier [default: the model's own, e.g. 224x224].",
 )
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
 
 
-def _convert(name: str, weights: str, input_size: str | None, head: str, report: Reporter):
+def _convert(
+    name: str, weights: str, input_size: tuple[int, int] | None, head: str, report: Reporter
+) -> tuple[Any, Any]:
     from .convert import convert
     from .models import load_model
 
     with report.step(f"loading {name} ({'random weights' if weights == 'none' else weights})"):
         loaded = load_model(name, weights)
-    size = _size(input_size) or loaded.input_size
+    size = input_size or loaded.input_size
     with report.step("converting"):
         converted = convert(loaded.model, size, head=head, name=name, inplace=True)
         converted.metadata.update(loaded.metadata)
@@ -130,7 +132,7 @@ def _convert(name: str, weights: str, input_size: str | None, head: str, report:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @debug_option
-def export(model: str, out: Path, weights: str, input_size: str | None, head: str, opset: int,
+def export(model: str, out: Path, weights: str, input_size: tuple[int, int] | None, head: str, opset: int,
            rtol: float, no_verify: bool, force: bool, quiet: bool, debug: bool) -> None:
     """Convert MODEL and write a dynamic-size ONNX model to --out."""
     report = Reporter(quiet)
@@ -178,7 +180,7 @@ def list_models() -> None:
 @size_option
 @head_option
 @debug_option
-def inspect(model: str, weights: str, input_size: str | None, head: str, debug: bool) -> None:
+def inspect(model: str, weights: str, input_size: tuple[int, int] | None, head: str, debug: bool) -> None:
     """Show the rewrite plan and the geometry of MODEL, without exporting."""
 
     def action() -> None:
@@ -186,7 +188,7 @@ def inspect(model: str, weights: str, input_size: str | None, head: str, debug: 
         from .models import load_model
 
         loaded = load_model(model, weights)
-        size = _size(input_size) or loaded.input_size
+        size = input_size or loaded.input_size
         the_plan = plan(loaded.model, size, head=head, name=model)
         click.echo(str(the_plan))
         if the_plan.convertible:

@@ -1,0 +1,146 @@
+"""The fc2conv command, run the way a user runs it, including every bad input it must explain."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import fc2conv
+from fc2conv.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_list_shows_cnns_not_transformers() -> None:
+    code, output = run("list")
+    names = output.split()
+    assert code == 0
+    assert {"shapes", "vgg16", "resnet50", "swin_t"} <= set(names) and "vit_b_16" not in names
+
+
+def test_inspect_prints_plan_and_geometry() -> None:
+    code, output = run("inspect", "alexnet", "--weights", "none")
+    assert code == 0, output
+    assert "classifier.1: Linear(9216→4096) → Conv2d(256→4096, kernel 6x6)" in output
+    assert "AdaptiveAvgPool2d(6x6) removed" in output
+    assert "geometry: stride 32x32, window 224x224" in output
+
+
+def test_export_from_a_safetensors_file(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet18.safetensors"
+    save_file(torchvision.models.resnet18().state_dict(), str(weights))
+    out = tmp_path / "resnet18_fcn.onnx"
+    code, output = run("resnet18", "--weights", str(weights), "--out", str(out))
+    assert code == 0, output
+    assert f"wrote {out}" in output
+    assert "onnxruntime at 261x325: 3x5 map, relative error" in output
+    assert "geometry: stride 32x32" in output
+    onnx.checker.check_model(str(out), full_check=True)
+
+
+def fake_hub_checkpoint(home: Path, name: str) -> torch.nn.Module:
+    """Put a random checkpoint where torch hub caches the DEFAULT weights."""
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    model = torchvision.models.get_model(name)
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(model.state_dict(), checkpoints / Path(weights.url).name)
+    return model
+
+
+def test_default_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = fake_hub_checkpoint(tmp_path, "squeezenet1_1")
+    out = tmp_path / "squeezenet.onnx"
+    code, output = run("squeezenet1_1", "--out", str(out), "--quiet")
+    assert code == 0, output
+    assert output == ""
+    metadata = fc2conv.read_metadata(out)
+    assert len(metadata["classes"]) == 1000 and metadata["classes"][0] == "tench"
+    loaded = fc2conv.models.load_model("squeezenet1_1")
+    first = next(iter(model.state_dict()))
+    assert torch.equal(loaded.model.state_dict()[first], model.state_dict()[first])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["vgg17", "--out", "x.onnx"], "unknown model 'vgg17'; did you mean vgg19, vgg16, vgg13?"),
+    (["vit_b_32", "--weights", "none", "--out", "x.onnx"],
+     "vit_b_32: cannot convert exactly"),
+])
+def test_user_errors_are_one_message_and_exit_1(args: list[str], message: str,
+                                                tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = run(*args)
+    assert code == 1
+    assert f"error: {message}" in output
+    assert "Traceback" not in output
+
+
+def test_default_weights_offline_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline,
+                        raising=False)
+    code, output = run("resnet18", "--out", str(tmp_path / "x.onnx"))
+    assert code == 1
+    assert "cannot download the DEFAULT weights" in output
+    assert "--weights PATH, or --weights none" in output
+
+
+def test_weights_file_problems(tmp_path: Path) -> None:
+    out = str(tmp_path / "x.onnx")
+    code, output = run("resnet18", "--weights", str(tmp_path / "missing.pth"), "--out", out)
+    assert code == 1 and "missing.pth does not exist" in output
+
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    code, output = run("resnet18", "--weights", str(corrupt), "--out", out)
+    assert code == 1 and "corrupt.pth cannot be read" in output
+
+    other = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), other)
+    code, output = run("resnet18", "--weights", str(other), "--out", out)
+    assert code == 1
+    assert "is not for resnet18: keys differ: " in output and "unexpected (layer1.2" in output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_output_problems(tmp_path: Path) -> None:
+    code, output = run("squeezenet1_1", "--weights", "none", "--out",
+                       str(tmp_path / "missing" / "x.onnx"), "--no-verify")
+    assert code == 1 and "does not exist" in output
+
+    existing = tmp_path / "x.onnx"
+    existing.write_text("keep")
+    code, output = run("squeezenet1_1", "--weights", "none", "--out", str(existing))
+    assert code == 1 and "already exists; pass --force" in output
+    assert existing.read_text() == "keep"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("resnet18")[0] == 2  # no --out
+    assert run("resnet18", "--out", "x.onnx", "--head", "sliding")[0] == 2
+    assert run("resnet18", "--out", "x.onnx", "--opset", "11")[0] == 2
+    code, output = run("resnet18", "--out", "x.onnx", "--input-size", "big")
+    assert code == 2 and "is not a size" in output
+
+
+def test_cam_refusal_names_the_layer(tmp_path: Path) -> None:
+    code, output = run("mobilenet_v3_small", "--weights", "none", "--head", "cam",
+                       "--out", str(tmp_path / "x.onnx"))
+    assert code == 1
+    assert "classifier.1: is not affine; head='cam' needs an affine head" in output
