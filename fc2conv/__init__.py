@@ -13,19 +13,23 @@ from .errors import (
     TraceError,
     UnsupportedModelError,
 )
+from .detect import Detections, detect
 from .export import ExportReport, export_onnx, read_metadata
 from .geometry import Geometry
+from .heatmap import Heatmap, heatmap
 from .verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Detections",
     "EquivalenceError",
     "ExportReport",
     "ExportError",
     "Fc2ConvError",
     "FullyConvolutionalModel",
     "Geometry",
+    "Heatmap",
     "InputSizeError",
     "ModelLoadError",
     "Plan",
@@ -34,8 +38,10 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "convert",
+    "detect",
     "errors",
     "export_onnx",
+    "heatmap",
     "plan",
     "read_metadata",
     "verify",

@@ -198,5 +198,116 @@ def inspect(model: str, weights: str, input_size: tuple[int, int] | None, head: 
     _run(debug, action)
 
 
+def _runner(model: str, weights: str, input_size: tuple[int, int] | None, head: str,
+            report: Reporter) -> Any:
+    from .inference import Runner
+
+    if model.endswith(".onnx"):
+        with report.step(f"loading {model} in onnxruntime"):
+            return Runner.from_onnx(model)
+    _, converted = _convert(model, weights, input_size, head, report)
+    return Runner.from_model(converted)
+
+
+image_argument = click.argument("image", type=click.Path(exists=True, dir_okay=False))
+out_option = click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                          help="Where to write the PNG.")
+
+
+@main.command()
+@click.argument("model", metavar="MODEL_OR_ONNX")
+@image_argument
+@click.option("--class", "class_names", multiple=True, metavar="NAME",
+              help="Class to show (repeatable) [default: the classes with the highest peaks].")
+@out_option
+@click.option("--top", default=4, show_default=True, help="How many classes to show by default.")
+@weights_option
+@size_option
+@head_option
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@debug_option
+def heatmap(model: str, image: str, class_names: tuple[str, ...], out: Path, top: int, weights: str,
+            input_size: tuple[int, int] | None, head: str, quiet: bool, debug: bool) -> None:
+    """Class heatmaps of IMAGE, overlaid on it, written as a PNG."""
+    report = Reporter(quiet)
+
+    def action() -> None:
+        from .heatmap import heatmap as compute
+        from .inference import load_image
+        from .render import save_heatmaps
+
+        runner = _runner(model, weights, input_size, head, report)
+        pixels = load_image(image)
+        with report.step("computing class maps"):
+            result = compute(runner, pixels)
+        chosen = list(class_names) or _top_classes(result, runner, top)
+        for name in chosen:
+            result.index(name)  # unknown names fail before drawing
+        save_heatmaps(pixels, result, out, chosen)
+        report.line(f"wrote {out}: {result.scores.shape[1]}x{result.scores.shape[2]} cells, "
+                    f"stride {result.stride[0]}x{result.stride[1]}")
+        for name in chosen:
+            x, y, score = result.peak(name)
+            report.line(f"{name}: peak {score:.3f} at x={x:.0f}, y={y:.0f}")
+
+    _run(debug, action)
+
+
+def _top_classes(result: Any, runner: Any, count: int) -> list[str]:
+    background = runner.extra.get("background")
+    peaks = result.scores.reshape(result.scores.shape[0], -1).max(1)
+    order = [int(i) for i in peaks.argsort()[::-1] if int(i) != background]
+    return [result.classes[i] for i in order[:count]]
+
+
+@main.command()
+@click.argument("model", metavar="MODEL_OR_ONNX")
+@image_argument
+@out_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the detections as JSON.")
+@click.option("--score-threshold", default=0.6, show_default=True, type=float)
+@click.option("--iou-threshold", default=0.3, show_default=True, type=float)
+@click.option("--scales", default=None, metavar="S1,S2,...",
+              help="Image pyramid scales [default: 1.5,1.25,1.0,0.8,0.64,0.5].")
+@weights_option
+@size_option
+@head_option
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@debug_option
+def detect(model: str, image: str, out: Path, json_path: Path | None, score_threshold: float,
+           iou_threshold: float, scales: str | None, weights: str,
+           input_size: tuple[int, int] | None, head: str, quiet: bool, debug: bool) -> None:
+    """Detect objects in IMAGE; draw the boxes into a PNG (and optionally write JSON)."""
+    report = Reporter(quiet)
+    try:
+        pyramid = tuple(float(s) for s in scales.split(",")) if scales else None
+    except ValueError:
+        raise click.BadParameter(f"'{scales}' is not a list of numbers like 1.0,0.8",
+                                 param_hint="--scales") from None
+
+    def action() -> None:
+        from .detect import DEFAULT_SCALES
+        from .detect import detect as run_detect
+        from .inference import load_image
+        from .render import save_detections
+
+        runner = _runner(model, weights, input_size, head, report)
+        pixels = load_image(image)
+        with report.step("detecting over the image pyramid"):
+            found = run_detect(runner, pixels, scales=pyramid or DEFAULT_SCALES,
+                               score_threshold=score_threshold, iou_threshold=iou_threshold)
+        save_detections(pixels, found, out)
+        if json_path is not None:
+            json_path.write_text(found.to_json())
+        report.line(f"wrote {out}" + (f" and {json_path}" if json_path else "")
+                    + f": {len(found)} detection(s)")
+        for item in found.as_list():
+            x1, y1, x2, y2 = item["box"]
+            report.line(f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})")
+
+    _run(debug, action)
+
+
 if __name__ == "__main__":
     main()

@@ -79,15 +79,12 @@ def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
     """The metadata_props a consumer needs: geometry, classes, preprocessing, versions."""
     from . import __version__
 
-    extra = converted.metadata
     values: dict[str, Any] = {
+        **converted.metadata,  # classes, mean, std and any model-specific keys
         "version": __version__,
         "model": converted.name,
         "head": converted.head,
         "geometry": converted.geometry.as_dict(),
-        "classes": extra.get("classes"),
-        "mean": extra.get("mean"),
-        "std": extra.get("std"),
         "input_channels": converted.input_channels,
     }
     return {
