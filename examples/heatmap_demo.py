@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--model", default="shapes", help="shapes, or a torchvision model name")
     parser.add_argument("--weights", default="DEFAULT", help="DEFAULT, none, or a state-dict file")
     parser.add_argument("--image", type=Path, help="image to use (default: a generated scene)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the generated scene")
+    parser.add_argument("--seed", type=int, default=9, help="seed of the generated scene")
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     args = parser.parse_args()
     if args.image is None and args.model != "shapes":

@@ -26,6 +26,7 @@ class Heatmap:
     boxes: np.ndarray
     image_size: tuple[int, int]
     stride: tuple[int, int]
+    window: tuple[int, int]
 
     def index(self, name: str | int) -> int:
         if isinstance(name, int):
@@ -35,10 +36,14 @@ class Heatmap:
                                f"{', '.join(self.classes[:20])}{' ...' if len(self.classes) > 20 else ''}")
         return self.classes.index(name)
 
-    def dense(self, name: str | int) -> np.ndarray:
+    def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
         """One class's scores spread over the image (H×W): each cell's score sits at its box
-        centre, interpolated bilinearly in between and held constant beyond."""
+        centre, interpolated bilinearly in between and held constant beyond. ``spread`` > 1
+        first takes the maximum over ``spread``×``spread`` neighbouring cells (odd), so that
+        sharp maps show as blobs of about an object's size."""
         grid = torch.from_numpy(self.scores[self.index(name)]).float()[None, None]
+        if spread > 1:
+            grid = F.max_pool2d(grid, spread | 1, stride=1, padding=(spread | 1) // 2)
         rows, cols = grid.shape[-2:]
         height, width = self.image_size
         centres = (self.boxes[..., :2] + self.boxes[..., 2:]) / 2
@@ -85,7 +90,7 @@ def heatmap(
         keep = [c if isinstance(c, int) else _lookup(names, c) for c in classes]
         scores, names = scores[keep], [names[i] for i in keep]
     return Heatmap(scores, names, boxes, (pixels.shape[0], pixels.shape[1]),
-                   runner.geometry.stride)
+                   runner.geometry.stride, runner.geometry.window)
 
 
 def _lookup(names: list[str], name: str) -> int:

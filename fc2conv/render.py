@@ -20,7 +20,8 @@ __all__ = ["save_detections", "save_heatmaps"]
 
 def save_heatmaps(image: np.ndarray, result: Heatmap, path: str | os.PathLike,
                   classes: Sequence[str | int] | None = None, columns: int = 3) -> None:
-    """The image with one class's heatmap per panel, overlaid with a colour map and a colour bar."""
+    """The image with one class's heatmap per panel, overlaid with a colour map and a colour bar;
+    a white ring marks each class's peak."""
     chosen = list(classes) if classes is not None else list(result.classes)
     rows = (len(chosen) + columns - 1) // columns
     width = min(columns, len(chosen))
@@ -28,16 +29,18 @@ def save_heatmaps(image: np.ndarray, result: Heatmap, path: str | os.PathLike,
     for axis in axes.flat:
         axis.axis("off")
     for axis, name in zip(axes.flat, chosen, strict=False):
-        dense = result.dense(name)
+        spread = round(0.4 * result.window[0] / result.stride[0])  # about an object's size
+        dense = result.dense(name, spread)
         low, high = (0.0, 1.0) if result.scores.min() >= 0 else (float(dense.min()), float(dense.max()))
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
-        colours[..., 3] = 0.15 + 0.7 * level  # faint where the class is absent
-        axis.imshow(image)
+        colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
+        axis.imshow(image.mean(axis=2), cmap="gray", vmin=0, vmax=1.6)  # dimmed, for contrast
         axis.imshow(colours)
         shown = plt.cm.ScalarMappable(cmap="turbo", norm=matplotlib.colors.Normalize(low, high))
         x, y, score = result.peak(name)
-        axis.plot([x], [y], marker="+", color="cyan", markersize=12, mew=2)
+        axis.plot([x], [y], marker="o", markerfacecolor="none", markeredgecolor="white",
+                  markersize=16, mew=1.2)
         label = result.classes[result.index(name)]
         axis.set_title(f"{label} (peak {score:.2f})", fontsize=10)
         figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)

@@ -181,7 +181,7 @@ def draw_scene(seed: int, width: int = 640, height: int = 480, count: tuple[int,
     for _ in range(200):
         if len(boxes) >= int(rng.integers(count[0], count[1] + 1)) and boxes:
             break
-        side = rng.uniform(*sizes)
+        side = min(rng.uniform(*sizes), min(width, height) / 2 - 1)
         cx, cy = rng.uniform(side, width - side), rng.uniform(side, height - side)
         if any(abs(cx - (b[0] + b[2]) / 2) < (side + b[2] - b[0]) / 2 + 12
                and abs(cy - (b[1] + b[3]) / 2) < (side + b[3] - b[1]) / 2 + 12 for b in boxes):
