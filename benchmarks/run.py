@@ -1,0 +1,331 @@
+"""fc2conv against what users would otherwise do, measured on this machine in one run.
+
+    python benchmarks/run.py                 # full run (VGG-16, ResNet-50, shapes); ~10 minutes
+    python benchmarks/run.py --smoke         # tiny version for CI: the shapes model only
+
+Writes a Markdown report (default docs/benchmarks.md): for every figure the median of --repeats
+runs (default 5) with min–max, the machine and the versions. Random weights; timings do not
+depend on their values. Targets are printed next to the measurements; misses are reported as
+measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+import fc2conv
+from fc2conv.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def times(function: Callable[[], object], repeats: int) -> list[float]:
+    function()  # warm-up
+    result = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        result.append(time.perf_counter() - start)
+    return result
+
+
+def fmt(samples: list[float], unit: float = 1e3, suffix: str = " ms") -> str:
+    median = statistics.median(samples) * unit
+    return f"{median:.1f}{suffix} ({min(samples) * unit:.1f}–{max(samples) * unit:.1f})"
+
+
+def flops(module: Callable, *inputs: torch.Tensor) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*inputs)
+    return float(counter.get_total_flops())
+
+
+def machine() -> str:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), torchvision {torchvision.__version__}, "
+            f"onnxruntime {ort.__version__}, Python {platform.python_version()}")
+
+
+class Bench:
+    def __init__(self, name: str, repeats: int, smoke: bool, folder: Path) -> None:
+        loaded = load_model(name, "DEFAULT" if name == "shapes" else "none")
+        self.name, self.repeats, self.folder = name, repeats, folder
+        self.model = loaded.model.eval()
+        self.canonical = loaded.input_size
+        self.fcn = fc2conv.convert(self.model, self.canonical, name=name, inplace=True)
+        self.fcn.metadata.update(loaded.metadata)
+        height, width = self.canonical
+        self.sizes = [(height, width), (2 * height, 2 * width), (4 * height, 4 * width),
+                      (height * 15 // 7, width * 20 // 7)]  # 480x640 for 224x224 models
+        if smoke:
+            self.sizes = self.sizes[:2]
+        self.onnx_path = folder / f"{name}.onnx"
+        fc2conv.export_onnx(self.fcn, self.onnx_path, force=True)
+
+    def session(self, level: ort.GraphOptimizationLevel, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.intra_op_num_threads = threads
+        return ort.InferenceSession(str(self.onnx_path), options,
+                                    providers=["CPUExecutionProvider"])
+
+    def dense_vs_sliding(self) -> list[str]:
+        height, width = self.canonical
+        stride = self.fcn.geometry.stride
+        image = torch.randn(1, 3, 2 * height, 2 * width)
+        crops = torch.cat([
+            image[:, :, top:top + height, left:left + width]
+            for top in range(0, height + 1, stride[0]) for left in range(0, width + 1, stride[1])
+        ])
+
+        def sliding() -> None:
+            with torch.no_grad():
+                for chunk in crops.split(16):
+                    self.model(chunk)
+
+        def dense() -> None:
+            with torch.no_grad():
+                self.fcn(image)
+
+        slide_t, dense_t = times(sliding, self.repeats), times(dense, self.repeats)
+        flop_ratio = flops(self.model, crops[:1]) * len(crops) / flops(self.fcn, image)
+        time_ratio = statistics.median(slide_t) / statistics.median(dense_t)
+        share = time_ratio / flop_ratio
+        return [f"| {self.name} | {2 * height}x{2 * width} | {len(crops)} | {fmt(slide_t)} | "
+                f"{fmt(dense_t)} | {time_ratio:.1f}x | {flop_ratio:.1f}x | {share:.0%} "
+                f"{'✓' if share >= 0.95 else '✗'} |"]
+
+    def growth_and_runtimes(self) -> tuple[list[str], list[str], list[str]]:
+        levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        probe = torch.randn(1, 3, *self.sizes[1]).numpy()
+        configs = []
+        for level_name, level in levels.items():
+            for threads in (0, os.cpu_count() or 1):
+                session = self.session(level, threads)
+                samples = times(lambda s=session: s.run(None, {"images": probe}), self.repeats)
+                configs.append((statistics.median(samples), level_name, threads, samples))
+        configs.sort()
+        best = configs[0]
+        config_rows = [f"| {self.name} | {size_label(self.sizes[1])} | {level} | "
+                       f"{threads or 'default'} | {fmt(samples)} | {'✓' if c is best else ''} |"
+                       for c in configs for _, level, threads, samples in [c]]
+        session = self.session(levels[best[1]], best[2])
+        growth, runtimes = [], []
+        first_per_flop = None
+        for size in self.sizes:
+            image = torch.randn(1, 3, *size)
+            count = flops(self.fcn, image)
+            with torch.no_grad():
+                eager = times(lambda i=image: self.fcn(i), self.repeats)
+            onnx = times(lambda i=image.numpy(): session.run(None, {"images": i}), self.repeats)
+            per_flop = statistics.median(eager) / count
+            first_per_flop = first_per_flop or per_flop
+            change = per_flop / first_per_flop - 1
+            growth.append(f"| {self.name} | {size_label(size)} | {count / 1e9:.2f} | {fmt(eager)} "
+                          f"| {per_flop * 1e12:.1f} | {change:+.0%} {'✓' if change <= 0.10 else '✗'} |")
+            ratio = statistics.median(onnx) / statistics.median(eager)
+            runtimes.append(f"| {self.name} | {size_label(size)} | {fmt(eager)} | {fmt(onnx)} | "
+                            f"{ratio:.2f}x {'✓' if ratio <= 0.5 else '✗'} |")
+        return growth, runtimes, config_rows
+
+    def conversion(self) -> list[str]:
+        samples = times(lambda: fc2conv.convert(self.model, self.canonical, name=self.name,
+                                                inplace=True), self.repeats)
+        original = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
+        original |= {b.untyped_storage().data_ptr() for b in self.model.buffers()}
+        converted = fc2conv.convert(self.model, self.canonical, inplace=True)
+        tensors = [*converted.parameters(), *converted.buffers()]
+        new = sum(t.untyped_storage().nbytes() for t in tensors
+                  if t.untyped_storage().data_ptr() not in original)
+        median = statistics.median(samples)
+        return [f"| {self.name} | {fmt(samples)} {'✓' if median <= 0.020 else '✗'} | {new} "
+                f"{'✓' if new == 0 else '✗'} |"]
+
+    def export_process(self) -> list[str]:
+        walls, peaks = [], []
+        for index in range(self.repeats):
+            out = self.folder / f"cli_{index}.onnx"
+            command = [sys.executable, "-m", "fc2conv.cli", self.name, "--weights",
+                       "DEFAULT" if self.name == "shapes" else "none", "--out", str(out),
+                       "--quiet", "--force"]
+            start = time.perf_counter()
+            process = subprocess.Popen(command)
+            _, status, usage = os.wait4(process.pid, 0)
+            walls.append(time.perf_counter() - start)
+            if status != 0:
+                raise SystemExit(f"{' '.join(command)} failed")
+            peaks.append(usage.ru_maxrss * 1024)  # KiB on Linux
+            out.unlink()
+        median_peak = statistics.median(peaks)
+        return [f"| {self.name} | {fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB')} "
+                f"{'✓' if median_peak <= 1.5e9 else '✗'} |"]
+
+    def gradcam(self) -> list[str]:
+        try:
+            from pytorch_grad_cam import GradCAM
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        except ImportError:
+            return [f"| {self.name} | pytorch-grad-cam not installed (pip install -e '.[bench]') "
+                    "| | | |"]
+        layer = last_conv(self.model)
+        height, width = self.canonical
+        image = torch.randn(1, 3, 2 * height, 2 * width)
+        try:
+            with torch.no_grad():
+                self.model(image)
+        except RuntimeError:
+            return [f"| {self.name} | {2 * height}x{2 * width} | n/a: the original classifier only "
+                    f"accepts {height}x{width} inputs, so Grad-CAM cannot run on this image | | |"]
+        cam = GradCAM(model=self.model, target_layers=[layer])
+        grad = times(lambda: cam(input_tensor=image, targets=[ClassifierOutputTarget(1)]),
+                     self.repeats)
+        with torch.no_grad():
+            eager = times(lambda: self.fcn(image), self.repeats)
+        session = self.session(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 0)
+        onnx = times(lambda: session.run(None, {"images": image.numpy()}), self.repeats)
+        ratio = statistics.median(grad) / statistics.median(eager)
+        ratio_onnx = statistics.median(grad) / statistics.median(onnx)
+        return [f"| {self.name} | {2 * height}x{2 * width} | {fmt(grad)} | {fmt(eager)} "
+                f"({ratio:.1f}x {'✓' if ratio >= 4 else '✗'}) | {fmt(onnx)} "
+                f"({ratio_onnx:.1f}x {'✓' if ratio_onnx >= 4 else '✗'}) |"]
+
+
+def last_conv(model: torch.nn.Module) -> torch.nn.Module:
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return convs[-1]
+
+
+def size_label(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="shapes model only, two sizes")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", default="vgg16,resnet50,shapes")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    names = ["shapes"] if args.smoke else args.models.split(",")
+    repeats = 2 if args.smoke else max(5, args.repeats)
+    command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
+    sections: dict[str, list[str]] = {key: [] for key in
+                                      ("dense", "growth", "runtime", "configs", "convert",
+                                       "export", "gradcam")}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            print(f"benchmarking {name} ...", flush=True)
+            bench = Bench(name, repeats, args.smoke, Path(folder))
+            sections["dense"] += bench.dense_vs_sliding()
+            growth, runtimes, configs = bench.growth_and_runtimes()
+            sections["growth"] += growth
+            sections["runtime"] += runtimes
+            sections["configs"] += configs
+            sections["convert"] += bench.conversion()
+            sections["export"] += bench.export_process()
+            sections["gradcam"] += bench.gradcam()
+            del bench
+    minutes = (time.perf_counter() - started) / 60
+    report = f"""# Benchmarks
+
+Measured with `{command}` on {machine()}, in {minutes:.0f} minutes. Every time is the median of
+{repeats} runs after one warm-up, with min–max in brackets; ratios compare medians taken in the
+same run. Weights are random (`--weights none`; the bundled weights for `shapes`). ✓/✗ mark the
+targets.
+
+## 1. Dense class map against a sliding window
+
+The converted model on an image twice the canonical size, against the original classifier on
+every canonical-size crop at the model's stride (batches of 16), both in PyTorch eager.
+Target: the time ratio reaches ≥ 95% of the FLOP ratio.
+
+| model | image | windows | sliding window | dense map | time ratio | FLOP ratio | share of FLOP ratio |
+|---|---|---:|---:|---:|---:|---:|---|
+{chr(10).join(sections["dense"])}
+
+## 2. Cost growth with image size
+
+The converted model in PyTorch eager. Target: time per FLOP grows by ≤ 10% over the smallest size.
+
+| model | input | GFLOPs | time | ps per FLOP | change |
+|---|---|---:|---:|---:|---|
+{chr(10).join(sections["growth"])}
+
+## 3. onnxruntime against PyTorch eager
+
+The exported model in onnxruntime (CPU), with the fastest of the settings below, against the
+converted model in eager. Target: onnxruntime ≤ 0.5× eager.
+
+| model | input | eager | onnxruntime | ratio |
+|---|---|---:|---:|---|
+{chr(10).join(sections["runtime"])}
+
+onnxruntime settings tried (graph optimisation level × intra-op threads; "default" lets
+onnxruntime choose). `all` adds the NCHWc layout rewrite, which copies the weights into a
+blocked layout: faster, at the cost of a second copy of the weights in memory.
+
+| model | input | level | threads | time | chosen |
+|---|---|---|---|---:|---|
+{chr(10).join(sections["configs"])}
+
+## 4. Conversion
+
+`fc2conv.convert(model, inplace=True)`: wall time, and bytes of parameter or buffer storage
+that the converted model holds and the original does not. Targets: ≤ 20 ms, 0 bytes.
+
+| model | time | new weight bytes |
+|---|---:|---:|
+{chr(10).join(sections["convert"])}
+
+## 5. Export as a whole process
+
+`python -m fc2conv.cli MODEL --weights none --out FILE --quiet`: wall time and peak resident set
+size of the process (`ru_maxrss` from `wait4`), including the equivalence check, the ONNX
+checker and the onnxruntime checks at three sizes. Target: ≤ 1.5 GB.
+
+| model | wall time | peak RSS |
+|---|---:|---:|
+{chr(10).join(sections["export"])}
+
+## 6. Against Grad-CAM
+
+pytorch-grad-cam's `GradCAM` on the original model for one class (forward and backward), against
+one pass of the converted model that gives the maps of all classes, on the same image twice the
+canonical size. Target: ≥ 4× faster.
+
+| model | image | Grad-CAM, one class | fc2conv eager, all classes | fc2conv onnxruntime, all classes |
+|---|---|---:|---:|---:|
+{chr(10).join(sections["gradcam"])}
+"""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
