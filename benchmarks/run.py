@@ -63,9 +63,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), torchvision {torchvision.__version__}, "
-            f"onnxruntime {ort.__version__}, Python {platform.python_version()}")
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), torchvision {torchvision.__version__}, "
+        f"onnxruntime {ort.__version__}, Python {platform.python_version()}"
+    )
 
 
 class Bench:
@@ -77,8 +79,12 @@ class Bench:
         self.fcn = fc2conv.convert(self.model, self.canonical, name=name, inplace=True)
         self.fcn.metadata.update(loaded.metadata)
         height, width = self.canonical
-        self.sizes = [(height, width), (2 * height, 2 * width), (4 * height, 4 * width),
-                      (height * 15 // 7, width * 20 // 7)]  # 480x640 for 224x224 models
+        self.sizes = [
+            (height, width),
+            (2 * height, 2 * width),
+            (4 * height, 4 * width),
+            (height * 15 // 7, width * 20 // 7),
+        ]  # 480x640 for 224x224 models
         if smoke:
             self.sizes = self.sizes[:2]
         self.onnx_path = folder / f"{name}.onnx"
@@ -88,17 +94,21 @@ class Bench:
         options = ort.SessionOptions()
         options.graph_optimization_level = level
         options.intra_op_num_threads = threads
-        return ort.InferenceSession(str(self.onnx_path), options,
-                                    providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+        )
 
     def dense_vs_sliding(self) -> list[str]:
         height, width = self.canonical
         stride = self.fcn.geometry.stride
         image = torch.randn(1, 3, 2 * height, 2 * width)
-        crops = torch.cat([
-            image[:, :, top:top + height, left:left + width]
-            for top in range(0, height + 1, stride[0]) for left in range(0, width + 1, stride[1])
-        ])
+        crops = torch.cat(
+            [
+                image[:, :, top : top + height, left : left + width]
+                for top in range(0, height + 1, stride[0])
+                for left in range(0, width + 1, stride[1])
+            ]
+        )
 
         def sliding() -> None:
             with torch.no_grad():
@@ -113,14 +123,18 @@ class Bench:
         flop_ratio = flops(self.model, crops[:1]) * len(crops) / flops(self.fcn, image)
         time_ratio = statistics.median(slide_t) / statistics.median(dense_t)
         share = time_ratio / flop_ratio
-        return [f"| {self.name} | {2 * height}x{2 * width} | {len(crops)} | {fmt(slide_t)} | "
-                f"{fmt(dense_t)} | {time_ratio:.1f}x | {flop_ratio:.1f}x | {share:.0%} "
-                f"{'✓' if share >= 0.95 else '✗'} |"]
+        return [
+            f"| {self.name} | {2 * height}x{2 * width} | {len(crops)} | {fmt(slide_t)} | "
+            f"{fmt(dense_t)} | {time_ratio:.1f}x | {flop_ratio:.1f}x | {share:.0%} "
+            f"{'✓' if share >= 0.95 else '✗'} |"
+        ]
 
     def growth_and_runtimes(self) -> tuple[list[str], list[str], list[str]]:
-        levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        levels = {
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
         probe = torch.randn(1, 3, *self.sizes[1]).numpy()
         configs = []
         for level_name, level in levels.items():
@@ -130,9 +144,12 @@ class Bench:
                 configs.append((statistics.median(samples), level_name, threads, samples))
         configs.sort()
         best = configs[0]
-        config_rows = [f"| {self.name} | {size_label(self.sizes[1])} | {level} | "
-                       f"{threads or 'default'} | {fmt(samples)} | {'✓' if c is best else ''} |"
-                       for c in configs for _, level, threads, samples in [c]]
+        config_rows = [
+            f"| {self.name} | {size_label(self.sizes[1])} | {level} | "
+            f"{threads or 'default'} | {fmt(samples)} | {'✓' if c is best else ''} |"
+            for c in configs
+            for _, level, threads, samples in [c]
+        ]
         session = self.session(levels[best[1]], best[2])
         growth, runtimes = [], []
         first_per_flop = None
@@ -141,37 +158,58 @@ class Bench:
             count = flops(self.fcn, image)
             with torch.no_grad():
                 eager = times(lambda i=image: self.fcn(i), self.repeats)
-            onnx = times(lambda i=image.numpy(): session.run(None, {"images": i}), self.repeats)
+            pixels = image.numpy()
+            onnx = times(lambda i=pixels: session.run(None, {"images": i}), self.repeats)
             per_flop = statistics.median(eager) / count
             first_per_flop = first_per_flop or per_flop
             change = per_flop / first_per_flop - 1
-            growth.append(f"| {self.name} | {size_label(size)} | {count / 1e9:.2f} | {fmt(eager)} "
-                          f"| {per_flop * 1e12:.1f} | {change:+.0%} {'✓' if change <= 0.10 else '✗'} |")
+            growth.append(
+                f"| {self.name} | {size_label(size)} | {count / 1e9:.2f} | {fmt(eager)} "
+                f"| {per_flop * 1e12:.1f} | {change:+.0%} {'✓' if change <= 0.10 else '✗'} |"
+            )
             ratio = statistics.median(onnx) / statistics.median(eager)
-            runtimes.append(f"| {self.name} | {size_label(size)} | {fmt(eager)} | {fmt(onnx)} | "
-                            f"{ratio:.2f}x {'✓' if ratio <= 0.5 else '✗'} |")
+            runtimes.append(
+                f"| {self.name} | {size_label(size)} | {fmt(eager)} | {fmt(onnx)} | "
+                f"{ratio:.2f}x {'✓' if ratio <= 0.5 else '✗'} |"
+            )
         return growth, runtimes, config_rows
 
     def conversion(self) -> list[str]:
-        samples = times(lambda: fc2conv.convert(self.model, self.canonical, name=self.name,
-                                                inplace=True), self.repeats)
+        samples = times(
+            lambda: fc2conv.convert(self.model, self.canonical, name=self.name, inplace=True),
+            self.repeats,
+        )
         original = {p.untyped_storage().data_ptr() for p in self.model.parameters()}
         original |= {b.untyped_storage().data_ptr() for b in self.model.buffers()}
         converted = fc2conv.convert(self.model, self.canonical, inplace=True)
         tensors = [*converted.parameters(), *converted.buffers()]
-        new = sum(t.untyped_storage().nbytes() for t in tensors
-                  if t.untyped_storage().data_ptr() not in original)
+        new = sum(
+            t.untyped_storage().nbytes()
+            for t in tensors
+            if t.untyped_storage().data_ptr() not in original
+        )
         median = statistics.median(samples)
-        return [f"| {self.name} | {fmt(samples)} {'✓' if median <= 0.020 else '✗'} | {new} "
-                f"{'✓' if new == 0 else '✗'} |"]
+        return [
+            f"| {self.name} | {fmt(samples)} {'✓' if median <= 0.020 else '✗'} | {new} "
+            f"{'✓' if new == 0 else '✗'} |"
+        ]
 
     def export_process(self) -> list[str]:
         walls, peaks = [], []
         for index in range(self.repeats):
             out = self.folder / f"cli_{index}.onnx"
-            command = [sys.executable, "-m", "fc2conv.cli", self.name, "--weights",
-                       "DEFAULT" if self.name == "shapes" else "none", "--out", str(out),
-                       "--quiet", "--force"]
+            command = [
+                sys.executable,
+                "-m",
+                "fc2conv.cli",
+                self.name,
+                "--weights",
+                "DEFAULT" if self.name == "shapes" else "none",
+                "--out",
+                str(out),
+                "--quiet",
+                "--force",
+            ]
             start = time.perf_counter()
             process = subprocess.Popen(command)
             _, status, usage = os.wait4(process.pid, 0)
@@ -181,16 +219,20 @@ class Bench:
             peaks.append(usage.ru_maxrss * 1024)  # KiB on Linux
             out.unlink()
         median_peak = statistics.median(peaks)
-        return [f"| {self.name} | {fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB')} "
-                f"{'✓' if median_peak <= 1.5e9 else '✗'} |"]
+        return [
+            f"| {self.name} | {fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB')} "
+            f"{'✓' if median_peak <= 1.5e9 else '✗'} |"
+        ]
 
     def gradcam(self) -> list[str]:
         try:
             from pytorch_grad_cam import GradCAM
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
         except ImportError:
-            return [f"| {self.name} | pytorch-grad-cam not installed (pip install -e '.[bench]') "
-                    "| | | |"]
+            return [
+                f"| {self.name} | pytorch-grad-cam not installed (pip install -e '.[bench]') "
+                "| | | |"
+            ]
         layer = last_conv(self.model)
         height, width = self.canonical
         image = torch.randn(1, 3, 2 * height, 2 * width)
@@ -198,20 +240,26 @@ class Bench:
             with torch.no_grad():
                 self.model(image)
         except RuntimeError:
-            return [f"| {self.name} | {2 * height}x{2 * width} | n/a: the original classifier only "
-                    f"accepts {height}x{width} inputs, so Grad-CAM cannot run on this image | | |"]
+            return [
+                f"| {self.name} | {2 * height}x{2 * width} | n/a: the original classifier only "
+                f"accepts {height}x{width} inputs, so Grad-CAM cannot run on this image | | |"
+            ]
         cam = GradCAM(model=self.model, target_layers=[layer])
-        grad = times(lambda: cam(input_tensor=image, targets=[ClassifierOutputTarget(1)]),
-                     self.repeats)
+        grad = times(
+            lambda: cam(input_tensor=image, targets=[ClassifierOutputTarget(1)]), self.repeats
+        )
         with torch.no_grad():
             eager = times(lambda: self.fcn(image), self.repeats)
         session = self.session(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 0)
-        onnx = times(lambda: session.run(None, {"images": image.numpy()}), self.repeats)
+        pixels = image.numpy()
+        onnx = times(lambda: session.run(None, {"images": pixels}), self.repeats)
         ratio = statistics.median(grad) / statistics.median(eager)
         ratio_onnx = statistics.median(grad) / statistics.median(onnx)
-        return [f"| {self.name} | {2 * height}x{2 * width} | {fmt(grad)} | {fmt(eager)} "
-                f"({ratio:.1f}x {'✓' if ratio >= 4 else '✗'}) | {fmt(onnx)} "
-                f"({ratio_onnx:.1f}x {'✓' if ratio_onnx >= 4 else '✗'}) |"]
+        return [
+            f"| {self.name} | {2 * height}x{2 * width} | {fmt(grad)} | {fmt(eager)} "
+            f"({ratio:.1f}x {'✓' if ratio >= 4 else '✗'}) | {fmt(onnx)} "
+            f"({ratio_onnx:.1f}x {'✓' if ratio_onnx >= 4 else '✗'}) |"
+        ]
 
 
 def last_conv(model: torch.nn.Module) -> torch.nn.Module:
@@ -233,9 +281,9 @@ def main() -> None:
     names = ["shapes"] if args.smoke else args.models.split(",")
     repeats = 2 if args.smoke else max(5, args.repeats)
     command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
-    sections: dict[str, list[str]] = {key: [] for key in
-                                      ("dense", "growth", "runtime", "configs", "convert",
-                                       "export", "gradcam")}
+    sections: dict[str, list[str]] = {
+        key: [] for key in ("dense", "growth", "runtime", "configs", "convert", "export", "gradcam")
+    }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         for name in names:

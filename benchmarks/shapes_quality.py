@@ -36,13 +36,19 @@ def main() -> None:
             fc2conv.export_onnx(converted, model)
         quality = evaluate(model, range(args.first_seed, args.first_seed + args.scenes))
     seconds = time.perf_counter() - start
-    print(f"scenes: {quality.scenes} (seeds {args.first_seed}..{args.first_seed + args.scenes - 1}), "
-          f"runtime: {args.runtime}, {seconds:.0f} s")
-    print(f"detection: {quality.objects} shapes, {quality.true_positives} true positives, "
-          f"{quality.false_positives} false positives")
+    print(
+        f"scenes: {quality.scenes} (seeds {args.first_seed}..{args.first_seed + args.scenes - 1}), "
+        f"runtime: {args.runtime}, {seconds:.0f} s"
+    )
+    print(
+        f"detection: {quality.objects} shapes, {quality.true_positives} true positives, "
+        f"{quality.false_positives} false positives"
+    )
     print(f"precision {quality.precision:.3f}  recall {quality.recall:.3f}  (IoU >= 0.5)")
-    print(f"heatmap peaks inside a shape of their class: {quality.peaks_inside}/{quality.peaks} "
-          f"= {quality.peak_rate:.3f}")
+    print(
+        f"heatmap peaks inside a shape of their class: {quality.peaks_inside}/{quality.peaks} "
+        f"= {quality.peak_rate:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def main() -> None:
     found = fc2conv.detect(runner, pixels, scales=scales)
     save_detections(pixels, found, args.out / "detections.png")
     (args.out / "detections.json").write_text(found.to_json())
-    print(f"heatmap: {maps.scores.shape[1]}x{maps.scores.shape[2]} cells for "
-          f"{pixels.shape[0]}x{pixels.shape[1]} pixels")
+    print(
+        f"heatmap: {maps.scores.shape[1]}x{maps.scores.shape[2]} cells for "
+        f"{pixels.shape[0]}x{pixels.shape[1]} pixels"
+    )
     for item in found.as_list():
         print(f"  {item['class']:>10} {item['score']:.2f}  box {item['box']}")
     if scene is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import errors
 from .convert import FullyConvolutionalModel, Plan, convert, plan
+from .detect import Detections, detect
 from .errors import (
     EquivalenceError,
     ExportError,
@@ -13,7 +14,6 @@ from .errors import (
     TraceError,
     UnsupportedModelError,
 )
-from .detect import Detections, detect
 from .export import ExportReport, export_onnx, read_metadata
 from .geometry import Geometry
 from .heatmap import Heatmap, heatmap
@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Detections",
     "EquivalenceError",
-    "ExportReport",
     "ExportError",
+    "ExportReport",
     "Fc2ConvError",
     "FullyConvolutionalModel",
     "Geometry",

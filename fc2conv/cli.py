@@ -88,16 +88,25 @@ def main() -> None:
 
 
 weights_option = click.option(
-    "--weights", default="DEFAULT", show_default=True, metavar="DEFAULT|none|PATH",
+    "--weights",
+    default="DEFAULT",
+    show_default=True,
+    metavar="DEFAULT|none|PATH",
     help="DEFAULT: torchvision's pretrained weights (torch hub cache); none: random; "
     "PATH: a state-dict file (.pth, .pt, .safetensors).",
 )
 head_option = click.option(
-    "--head", type=click.Choice(["window", "cam"]), default="window", show_default=True,
+    "--head",
+    type=click.Choice(["window", "cam"]),
+    default="window",
+    show_default=True,
     help="window: one cell per canonical-size window; cam: class-activation map (affine heads).",
 )
 size_option = click.option(
-    "--input-size", default=None, metavar="HxW", callback=_size,
+    "--input-size",
+    default=None,
+    metavar="HxW",
+    callback=_size,
     help="Canonical input size of the classifier [default: the model's own, e.g. 224x224].",
 )
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -120,20 +129,41 @@ def _convert(
 
 @main.command()
 @click.argument("model")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the .onnx file.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the .onnx file.",
+)
 @weights_option
 @size_option
 @head_option
 @click.option("--opset", default=18, show_default=True, type=click.IntRange(18, None))
-@click.option("--rtol", default=1e-4, show_default=True, type=float,
-              help="Relative error allowed against the original model and in onnxruntime.")
+@click.option(
+    "--rtol",
+    default=1e-4,
+    show_default=True,
+    type=float,
+    help="Relative error allowed against the original model and in onnxruntime.",
+)
 @click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @debug_option
-def export(model: str, out: Path, weights: str, input_size: tuple[int, int] | None, head: str, opset: int,
-           rtol: float, no_verify: bool, force: bool, quiet: bool, debug: bool) -> None:
+def export(
+    model: str,
+    out: Path,
+    weights: str,
+    input_size: tuple[int, int] | None,
+    head: str,
+    opset: int,
+    rtol: float,
+    no_verify: bool,
+    force: bool,
+    quiet: bool,
+    debug: bool,
+) -> None:
     """Convert MODEL and write a dynamic-size ONNX model to --out."""
     report = Reporter(quiet)
 
@@ -149,18 +179,29 @@ def export(model: str, out: Path, weights: str, input_size: tuple[int, int] | No
             with report.step("verifying against the original model"):
                 verified = verify(loaded.model, converted, rtol=rtol)
         with report.step("exporting to ONNX") as say:
-            result = export_onnx(converted, out, opset=opset, rtol=rtol, check=not no_verify,
-                                 force=force, progress=say)
+            result = export_onnx(
+                converted,
+                out,
+                opset=opset,
+                rtol=rtol,
+                check=not no_verify,
+                force=force,
+                progress=say,
+            )
         megabytes = result.bytes / 1e6
-        report.line(f"wrote {result.path} ({megabytes:.1f} MB"
-                    + (f", weights in {result.external_data.name})" if result.external_data else ")"))
+        report.line(
+            f"wrote {result.path} ({megabytes:.1f} MB"
+            + (f", weights in {result.external_data.name})" if result.external_data else ")")
+        )
         report.line(f"geometry: {converted.geometry}")
         if verified is not None:
             report.line(f"PyTorch: {verified}")
         for check in result.checks:
-            report.line(f"onnxruntime at {check.height}x{check.width}: "
-                        f"{check.map_size[0]}x{check.map_size[1]} map, "
-                        f"relative error {check.relative_error:.1e}")
+            report.line(
+                f"onnxruntime at {check.height}x{check.width}: "
+                f"{check.map_size[0]}x{check.map_size[1]} map, "
+                f"relative error {check.relative_error:.1e}"
+            )
 
     _run(debug, action)
 
@@ -180,7 +221,9 @@ def list_models() -> None:
 @size_option
 @head_option
 @debug_option
-def inspect(model: str, weights: str, input_size: tuple[int, int] | None, head: str, debug: bool) -> None:
+def inspect(
+    model: str, weights: str, input_size: tuple[int, int] | None, head: str, debug: bool
+) -> None:
     """Show the rewrite plan and the geometry of MODEL, without exporting."""
 
     def action() -> None:
@@ -198,8 +241,9 @@ def inspect(model: str, weights: str, input_size: tuple[int, int] | None, head: 
     _run(debug, action)
 
 
-def _runner(model: str, weights: str, input_size: tuple[int, int] | None, head: str,
-            report: Reporter) -> Any:
+def _runner(
+    model: str, weights: str, input_size: tuple[int, int] | None, head: str, report: Reporter
+) -> Any:
     from .inference import Runner
 
     if model.endswith(".onnx"):
@@ -210,15 +254,24 @@ def _runner(model: str, weights: str, input_size: tuple[int, int] | None, head: 
 
 
 image_argument = click.argument("image", type=click.Path(exists=True, dir_okay=False))
-out_option = click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                          help="Where to write the PNG.")
+out_option = click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the PNG.",
+)
 
 
 @main.command()
 @click.argument("model", metavar="MODEL_OR_ONNX")
 @image_argument
-@click.option("--class", "class_names", multiple=True, metavar="NAME",
-              help="Class to show (repeatable) [default: the classes with the highest peaks].")
+@click.option(
+    "--class",
+    "class_names",
+    multiple=True,
+    metavar="NAME",
+    help="Class to show (repeatable) [default: the classes with the highest peaks].",
+)
 @out_option
 @click.option("--top", default=4, show_default=True, help="How many classes to show by default.")
 @weights_option
@@ -226,8 +279,18 @@ out_option = click.option("--out", required=True, type=click.Path(dir_okay=False
 @head_option
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @debug_option
-def heatmap(model: str, image: str, class_names: tuple[str, ...], out: Path, top: int, weights: str,
-            input_size: tuple[int, int] | None, head: str, quiet: bool, debug: bool) -> None:
+def heatmap(
+    model: str,
+    image: str,
+    class_names: tuple[str, ...],
+    out: Path,
+    top: int,
+    weights: str,
+    input_size: tuple[int, int] | None,
+    head: str,
+    quiet: bool,
+    debug: bool,
+) -> None:
     """Class heatmaps of IMAGE, overlaid on it, written as a PNG."""
     report = Reporter(quiet)
 
@@ -244,8 +307,10 @@ def heatmap(model: str, image: str, class_names: tuple[str, ...], out: Path, top
         for name in chosen:
             result.index(name)  # unknown names fail before drawing
         save_heatmaps(pixels, result, out, chosen)
-        report.line(f"wrote {out}: {result.scores.shape[1]}x{result.scores.shape[2]} cells, "
-                    f"stride {result.stride[0]}x{result.stride[1]}")
+        report.line(
+            f"wrote {out}: {result.scores.shape[1]}x{result.scores.shape[2]} cells, "
+            f"stride {result.stride[0]}x{result.stride[1]}"
+        )
         for name in chosen:
             x, y, score = result.peak(name)
             report.line(f"{name}: peak {score:.3f} at x={x:.0f}, y={y:.0f}")
@@ -264,27 +329,47 @@ def _top_classes(result: Any, runner: Any, count: int) -> list[str]:
 @click.argument("model", metavar="MODEL_OR_ONNX")
 @image_argument
 @out_option
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the detections as JSON.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the detections as JSON.",
+)
 @click.option("--score-threshold", default=0.6, show_default=True, type=float)
 @click.option("--iou-threshold", default=0.3, show_default=True, type=float)
-@click.option("--scales", default=None, metavar="S1,S2,...",
-              help="Image pyramid scales [default: 1.5,1.25,1.0,0.8,0.64,0.5].")
+@click.option(
+    "--scales",
+    default=None,
+    metavar="S1,S2,...",
+    help="Image pyramid scales [default: 1.5,1.25,1.0,0.8,0.64,0.5].",
+)
 @weights_option
 @size_option
 @head_option
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @debug_option
-def detect(model: str, image: str, out: Path, json_path: Path | None, score_threshold: float,
-           iou_threshold: float, scales: str | None, weights: str,
-           input_size: tuple[int, int] | None, head: str, quiet: bool, debug: bool) -> None:
+def detect(
+    model: str,
+    image: str,
+    out: Path,
+    json_path: Path | None,
+    score_threshold: float,
+    iou_threshold: float,
+    scales: str | None,
+    weights: str,
+    input_size: tuple[int, int] | None,
+    head: str,
+    quiet: bool,
+    debug: bool,
+) -> None:
     """Detect objects in IMAGE; draw the boxes into a PNG (and optionally write JSON)."""
     report = Reporter(quiet)
     try:
         pyramid = tuple(float(s) for s in scales.split(",")) if scales else None
     except ValueError:
-        raise click.BadParameter(f"'{scales}' is not a list of numbers like 1.0,0.8",
-                                 param_hint="--scales") from None
+        raise click.BadParameter(
+            f"'{scales}' is not a list of numbers like 1.0,0.8", param_hint="--scales"
+        ) from None
 
     def action() -> None:
         from .detect import DEFAULT_SCALES
@@ -295,16 +380,26 @@ def detect(model: str, image: str, out: Path, json_path: Path | None, score_thre
         runner = _runner(model, weights, input_size, head, report)
         pixels = load_image(image)
         with report.step("detecting over the image pyramid"):
-            found = run_detect(runner, pixels, scales=pyramid or DEFAULT_SCALES,
-                               score_threshold=score_threshold, iou_threshold=iou_threshold)
+            found = run_detect(
+                runner,
+                pixels,
+                scales=pyramid or DEFAULT_SCALES,
+                score_threshold=score_threshold,
+                iou_threshold=iou_threshold,
+            )
         save_detections(pixels, found, out)
         if json_path is not None:
             json_path.write_text(found.to_json())
-        report.line(f"wrote {out}" + (f" and {json_path}" if json_path else "")
-                    + f": {len(found)} detection(s)")
+        report.line(
+            f"wrote {out}"
+            + (f" and {json_path}" if json_path else "")
+            + f": {len(found)} detection(s)"
+        )
         for item in found.as_list():
             x1, y1, x2, y2 = item["box"]
-            report.line(f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})")
+            report.line(
+                f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
+            )
 
     _run(debug, action)
 

@@ -390,6 +390,7 @@ def _check_shape_queries(ctx: Context, walk: _Walk) -> None:
     for node, step in walk.steps.items():
         if step.rule != "shape-query" or node.graph is not ctx.gm.graph or not node.users:
             continue
+        bad: object
         if method_is(node, "dim"):
             bad = True
         elif method_is(node, "size") and len(node.args) > 1:

@@ -34,8 +34,12 @@ class Detections:
 
     def as_list(self) -> list[dict[str, Any]]:
         return [
-            {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
-             "label": int(label), "class": self.classes[int(label)]}
+            {
+                "box": [round(float(v), 1) for v in box],
+                "score": round(float(score), 4),
+                "label": int(label),
+                "class": self.classes[int(label)],
+            }
             for box, score, label in zip(self.boxes, self.scores, self.labels, strict=True)
         ]
 
@@ -86,12 +90,21 @@ def detect(
                 all_scores.append(probabilities[label][hits])
                 all_labels.append(torch.full((int(hits.sum()),), label))
     if not all_boxes:
-        if all(round(height * s) < runner.geometry.min_size[0] or
-               round(width * s) < runner.geometry.min_size[1] for s in scales):
+        if all(
+            round(height * s) < runner.geometry.min_size[0]
+            or round(width * s) < runner.geometry.min_size[1]
+            for s in scales
+        ):
             runner.geometry.check_input(height, width, runner.name)
-            raise InputSizeError(f"{runner.name}: image {height}x{width} is too small at every scale")
-        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                          np.zeros(0, np.int64), list(runner.classes))
+            raise InputSizeError(
+                f"{runner.name}: image {height}x{width} is too small at every scale"
+            )
+        return Detections(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            list(runner.classes),
+        )
     boxes, scores, labels = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_labels)
     keep = batched_nms(boxes, scores, labels, iou_threshold)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
@@ -102,7 +115,9 @@ def detect(
     return Detections(boxes.numpy(), scores.numpy(), labels.numpy(), list(runner.classes))
 
 
-def _suppress_contained(boxes: torch.Tensor, scores: torch.Tensor, overlap: float = 0.6) -> torch.Tensor:
+def _suppress_contained(
+    boxes: torch.Tensor, scores: torch.Tensor, overlap: float = 0.6
+) -> torch.Tensor:
     """Indices of boxes kept after dropping any box (of any class) that overlaps a better one by
     IoU ≥ 0.5 or lies mostly (``overlap`` of its area) inside it: one object, one label."""
     order = torch.argsort(scores, descending=True)
@@ -122,5 +137,5 @@ def _suppress_contained(boxes: torch.Tensor, scores: torch.Tensor, overlap: floa
 
 def _resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
-    resized = image.resize((size[1], size[0]), Image.BILINEAR)
+    resized = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32) / 255

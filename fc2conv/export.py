@@ -102,7 +102,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for prop in model.metadata_props:
         if prop.key.startswith(METADATA_PREFIX):
-            key = prop.key[len(METADATA_PREFIX):]
+            key = prop.key[len(METADATA_PREFIX) :]
             try:
                 result[key] = json.loads(prop.value)
             except json.JSONDecodeError:
@@ -127,13 +127,20 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
     dim = torch.export.Dim
     dynamic = ({0: dim.DYNAMIC, 2: dim.DYNAMIC, 3: dim.DYNAMIC},)
     program = torch.onnx.export(
-        converted.graph_module.eval(), example, dynamo=True, opset_version=opset,
-        input_names=[INPUT_NAME], dynamic_shapes=dynamic, verbose=False, optimize=True,
+        converted.graph_module.eval(),
+        example,
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        dynamic_shapes=dynamic,
+        verbose=False,
+        optimize=True,
     )
     if program is None:
         raise ExportError(f"{converted.name}: torch.onnx.export returned no program")
     dims = program.model.graph.inputs[0].shape
-    names = {str(dims[0]): "batch", str(dims[2]): "height", str(dims[3]): "width"}
+    assert dims is not None
+    names: dict = {str(dims[0]): "batch", str(dims[2]): "height", str(dims[3]): "width"}
     if len(names) != 3 or any(isinstance(d, int) for d in (dims[0], dims[2], dims[3])):
         raise ExportError(f"{converted.name}: the exported input shape {dims} is not dynamic")
     program.rename_axes(names)
@@ -141,7 +148,10 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
 
 
 def _check(
-    path: Path, converted: FullyConvolutionalModel, rtol: float, batch: int,
+    path: Path,
+    converted: FullyConvolutionalModel,
+    rtol: float,
+    batch: int,
     progress: Callable[[str], None],
 ) -> list[SizeCheck]:
     import onnx
@@ -150,7 +160,9 @@ def _check(
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise ExportError(f"{converted.name}: onnx.checker rejects the exported model: {exc}") from exc
+        raise ExportError(
+            f"{converted.name}: onnx.checker rejects the exported model: {exc}"
+        ) from exc
     session = _session(path)
     results = []
     generator = torch.Generator().manual_seed(0)
@@ -208,7 +220,9 @@ def export_onnx(
     if not force:
         for existing in (target, data_target):
             if existing.exists():
-                raise ExportError(f"{existing} already exists; pass --force (force=True) to replace it")
+                raise ExportError(
+                    f"{existing} already exists; pass --force (force=True) to replace it"
+                )
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise ExportError(f"{target}: folder {folder} does not exist")

@@ -32,8 +32,10 @@ class Heatmap:
         if isinstance(name, int):
             return name
         if name not in self.classes:
-            raise Fc2ConvError(f"no class '{name}' in this heatmap; classes: "
-                               f"{', '.join(self.classes[:20])}{' ...' if len(self.classes) > 20 else ''}")
+            raise Fc2ConvError(
+                f"no class '{name}' in this heatmap; classes: "
+                f"{', '.join(self.classes[:20])}{' ...' if len(self.classes) > 20 else ''}"
+            )
         return self.classes.index(name)
 
     def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
@@ -44,7 +46,6 @@ class Heatmap:
         grid = torch.from_numpy(self.scores[self.index(name)]).float()[None, None]
         if spread > 1:
             grid = F.max_pool2d(grid, spread | 1, stride=1, padding=(spread | 1) // 2)
-        rows, cols = grid.shape[-2:]
         height, width = self.image_size
         centres = (self.boxes[..., :2] + self.boxes[..., 2:]) / 2
         top, left = centres[0, 0, 1], centres[0, 0, 0]
@@ -89,12 +90,20 @@ def heatmap(
     if classes is not None:
         keep = [c if isinstance(c, int) else _lookup(names, c) for c in classes]
         scores, names = scores[keep], [names[i] for i in keep]
-    return Heatmap(scores, names, boxes, (pixels.shape[0], pixels.shape[1]),
-                   runner.geometry.stride, runner.geometry.window)
+    return Heatmap(
+        scores,
+        names,
+        boxes,
+        (pixels.shape[0], pixels.shape[1]),
+        runner.geometry.stride,
+        runner.geometry.window,
+    )
 
 
 def _lookup(names: list[str], name: str) -> int:
     if name not in names:
-        raise Fc2ConvError(f"no class '{name}'; classes: {', '.join(names[:20])}"
-                           f"{' ...' if len(names) > 20 else ''}")
+        raise Fc2ConvError(
+            f"no class '{name}'; classes: {', '.join(names[:20])}"
+            f"{' ...' if len(names) > 20 else ''}"
+        )
     return names.index(name)

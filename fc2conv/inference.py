@@ -68,9 +68,15 @@ class Runner:
     def from_model(cls, model: FullyConvolutionalModel) -> Runner:
         meta = model.metadata
         count = _class_count(model)
-        return cls(model.name, model.geometry, _names(meta.get("classes"), count),
-                   list(meta.get("mean") or [0.0] * 3), list(meta.get("std") or [1.0] * 3),
-                   dict(meta), _torch=model.eval())
+        return cls(
+            model.name,
+            model.geometry,
+            _names(meta.get("classes"), count),
+            list(meta.get("mean") or [0.0] * 3),
+            list(meta.get("std") or [1.0] * 3),
+            dict(meta),
+            _torch=model.eval(),
+        )
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike) -> Runner:
@@ -86,10 +92,15 @@ class Runner:
             raise Fc2ConvError(f"{file} was not written by fc2conv: it has no geometry metadata")
         session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
         count = session.get_outputs()[0].shape[1]
-        return cls(str(meta.get("model", file.stem)), meta["geometry"],
-                   _names(meta.get("classes"), count if isinstance(count, int) else 0),
-                   list(meta.get("mean") or [0.0] * 3), list(meta.get("std") or [1.0] * 3),
-                   meta, _session=session)
+        return cls(
+            str(meta.get("model", file.stem)),
+            meta["geometry"],
+            _names(meta.get("classes"), count if isinstance(count, int) else 0),
+            list(meta.get("mean") or [0.0] * 3),
+            list(meta.get("std") or [1.0] * 3),
+            meta,
+            _session=session,
+        )
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std."""

@@ -14,8 +14,14 @@ from torch import nn
 
 from .errors import ModelLoadError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LoadedModel", "load_model", "load_state_dict",
-           "supported_models"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LoadedModel",
+    "load_model",
+    "load_state_dict",
+    "supported_models",
+]
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -77,7 +83,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def _apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor], name: str, file: str) -> None:
+def _apply_state_dict(
+    model: nn.Module, state: dict[str, torch.Tensor], name: str, file: str
+) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -91,9 +99,11 @@ def _apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor], name: st
         def some(keys: list[str]) -> str:
             return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
-        parts = [f"{len(missing)} missing ({some(missing)})" if missing else "",
-                 f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
-                 f"{len(mismatched)} of another shape ({some(mismatched)})" if mismatched else ""]
+        parts = [
+            f"{len(missing)} missing ({some(missing)})" if missing else "",
+            f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
+            f"{len(mismatched)} of another shape ({some(mismatched)})" if mismatched else "",
+        ]
         raise ModelLoadError(
             f"weights file {file} is not for {name}: keys differ: "
             + "; ".join(p for p in parts if p)

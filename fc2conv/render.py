@@ -8,18 +8,23 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import patches  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import patches
 
-from .detect import Detections  # noqa: E402
-from .heatmap import Heatmap  # noqa: E402
+from .detect import Detections
+from .heatmap import Heatmap
 
 __all__ = ["save_detections", "save_heatmaps"]
 
 
-def save_heatmaps(image: np.ndarray, result: Heatmap, path: str | os.PathLike,
-                  classes: Sequence[str | int] | None = None, columns: int = 3) -> None:
+def save_heatmaps(
+    image: np.ndarray,
+    result: Heatmap,
+    path: str | os.PathLike,
+    classes: Sequence[str | int] | None = None,
+    columns: int = 3,
+) -> None:
     """The image with one class's heatmap per panel, overlaid with a colour map and a colour bar;
     a white ring marks each class's peak."""
     chosen = list(classes) if classes is not None else list(result.classes)
@@ -31,7 +36,9 @@ def save_heatmaps(image: np.ndarray, result: Heatmap, path: str | os.PathLike,
     for axis, name in zip(axes.flat, chosen, strict=False):
         spread = round(0.4 * result.window[0] / result.stride[0])  # about an object's size
         dense = result.dense(name, spread)
-        low, high = (0.0, 1.0) if result.scores.min() >= 0 else (float(dense.min()), float(dense.max()))
+        low, high = (
+            (0.0, 1.0) if result.scores.min() >= 0 else (float(dense.min()), float(dense.max()))
+        )
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
         colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
@@ -39,8 +46,15 @@ def save_heatmaps(image: np.ndarray, result: Heatmap, path: str | os.PathLike,
         axis.imshow(colours)
         shown = plt.cm.ScalarMappable(cmap="turbo", norm=matplotlib.colors.Normalize(low, high))
         x, y, score = result.peak(name)
-        axis.plot([x], [y], marker="o", markerfacecolor="none", markeredgecolor="white",
-                  markersize=16, mew=1.2)
+        axis.plot(
+            [x],
+            [y],
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor="white",
+            markersize=16,
+            mew=1.2,
+        )
         label = result.classes[result.index(name)]
         axis.set_title(f"{label} (peak {score:.2f})", fontsize=10)
         figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
@@ -57,13 +71,22 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
     axis.imshow(image)
     axis.axis("off")
     colours = plt.get_cmap("tab10")
-    for box, score, label in zip(detections.boxes, detections.scores, detections.labels, strict=True):
+    for box, score, label in zip(
+        detections.boxes, detections.scores, detections.labels, strict=True
+    ):
         colour = colours(int(label) % 10)
         x1, y1, x2, y2 = (float(v) for v in box)
-        axis.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
-                                         linewidth=2))
-        axis.text(x1, max(0, y1 - 3), f"{detections.classes[int(label)]} {score:.2f}", color="white",
-                  fontsize=8, va="bottom", bbox={"facecolor": colour, "alpha": 0.8, "pad": 1,
-                                                  "edgecolor": "none"})
+        axis.add_patch(
+            patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2)
+        )
+        axis.text(
+            x1,
+            max(0, y1 - 3),
+            f"{detections.classes[int(label)]} {score:.2f}",
+            color="white",
+            fontsize=8,
+            va="bottom",
+            bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
+        )
     figure.savefig(path, dpi=100)
     plt.close(figure)

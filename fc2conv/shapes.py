@@ -22,8 +22,16 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from torch import nn
 
-__all__ = ["CLASSES", "INPUT_SIZE", "Scene", "ShapesNet", "draw_crop", "draw_scene",
-           "load_shapes", "train"]
+__all__ = [
+    "CLASSES",
+    "INPUT_SIZE",
+    "Scene",
+    "ShapesNet",
+    "draw_crop",
+    "draw_scene",
+    "load_shapes",
+    "train",
+]
 
 CLASSES = ["background", "circle", "square", "triangle", "star", "cross"]
 INPUT_SIZE = 64
@@ -44,9 +52,12 @@ class ShapesNet(nn.Module):
             return [nn.Conv2d(inputs, outputs, 3, padding=1), nn.BatchNorm2d(outputs), nn.ReLU()]
 
         self.features = nn.Sequential(
-            *stage(3, 16), nn.MaxPool2d(2),
-            *stage(16, 32), nn.MaxPool2d(2),
-            *stage(32, 48), nn.MaxPool2d(2),
+            *stage(3, 16),
+            nn.MaxPool2d(2),
+            *stage(16, 32),
+            nn.MaxPool2d(2),
+            *stage(32, 48),
+            nn.MaxPool2d(2),
             *stage(48, 48),
         )
         self.classifier = nn.Sequential(
@@ -63,21 +74,37 @@ class ShapesNet(nn.Module):
 def _outline(kind: str, angle: float) -> list[tuple[float, float]]:
     """Unit outline of a shape, rotated by ``angle``."""
     if kind == "circle":
-        points = [(math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 48, endpoint=False)]
+        points = [
+            (math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        ]
     elif kind == "square":
         points = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
     elif kind == "triangle":
         points = [(math.cos(a), math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
     elif kind == "star":
         points = [
-            ((1.0 if i % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + i * math.pi / 5),
-             (1.0 if i % 2 == 0 else 0.45) * math.sin(-math.pi / 2 + i * math.pi / 5))
+            (
+                (1.0 if i % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + i * math.pi / 5),
+                (1.0 if i % 2 == 0 else 0.45) * math.sin(-math.pi / 2 + i * math.pi / 5),
+            )
             for i in range(10)
         ]
     elif kind == "cross":
         w = 0.33
-        points = [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w),
-                  (-1, w), (-1, -w), (-w, -w)]
+        points = [
+            (-w, -1),
+            (w, -1),
+            (w, -w),
+            (1, -w),
+            (1, w),
+            (w, w),
+            (w, 1),
+            (-w, 1),
+            (-w, w),
+            (-1, w),
+            (-1, -w),
+            (-w, -w),
+        ]
     else:
         raise ValueError(kind)
     cos, sin = math.cos(angle), math.sin(angle)
@@ -91,8 +118,15 @@ def _colour(rng: np.random.Generator, avoid: tuple[int, ...] | None = None) -> t
             return colour
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, extent: float,
-                angle: float, colour: tuple[int, ...]) -> tuple[float, float, float, float]:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw,
+    kind: str,
+    cx: float,
+    cy: float,
+    extent: float,
+    angle: float,
+    colour: tuple[int, ...],
+) -> tuple[float, float, float, float]:
     """Draw a shape whose bounding box is centred at (cx, cy) with longer side ``extent``;
     return that box (x1, y1, x2, y2)."""
     points = _outline(kind, angle)
@@ -113,8 +147,11 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[Imag
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         if rng.random() < 0.5:
             length, angle = rng.uniform(5, 30), rng.uniform(0, math.pi)
-            draw.line([x, y, x + length * math.cos(angle), y + length * math.sin(angle)],
-                      fill=_colour(rng), width=int(rng.integers(1, 3)))
+            draw.line(
+                [x, y, x + length * math.cos(angle), y + length * math.sin(angle)],
+                fill=_colour(rng),
+                width=int(rng.integers(1, 3)),
+            )
         else:
             r = rng.uniform(1, 4)
             draw.ellipse([x - r, y - r, x + r, y + r], fill=_colour(rng))
@@ -124,8 +161,8 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[Imag
 def _finish(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
-    array = np.asarray(image, dtype=np.float32)
-    array = array + rng.normal(0, rng.uniform(0, 12), array.shape)
+    noise = rng.normal(0, rng.uniform(0, 12), (image.height, image.width, 3))
+    array = np.asarray(image, dtype=np.float64) + noise
     return np.clip(array, 0, 255).astype(np.uint8)
 
 
@@ -170,8 +207,13 @@ class Scene:
     labels: np.ndarray  # N, index into CLASSES
 
 
-def draw_scene(seed: int, width: int = 640, height: int = 480, count: tuple[int, int] = (3, 6),
-               sizes: tuple[float, float] = (30, 80)) -> Scene:
+def draw_scene(
+    seed: int,
+    width: int = 640,
+    height: int = 480,
+    count: tuple[int, int] = (3, 6),
+    sizes: tuple[float, float] = (30, 80),
+) -> Scene:
     """A cluttered scene with several non-overlapping shapes and their boxes."""
     rng = np.random.default_rng(seed)
     image, base = _background(rng, width, height)
@@ -183,16 +225,21 @@ def draw_scene(seed: int, width: int = 640, height: int = 480, count: tuple[int,
             break
         side = min(rng.uniform(*sizes), min(width, height) / 2 - 1)
         cx, cy = rng.uniform(side, width - side), rng.uniform(side, height - side)
-        if any(abs(cx - (b[0] + b[2]) / 2) < (side + b[2] - b[0]) / 2 + 12
-               and abs(cy - (b[1] + b[3]) / 2) < (side + b[3] - b[1]) / 2 + 12 for b in boxes):
+        if any(
+            abs(cx - (b[0] + b[2]) / 2) < (side + b[2] - b[0]) / 2 + 12
+            and abs(cy - (b[1] + b[3]) / 2) < (side + b[3] - b[1]) / 2 + 12
+            for b in boxes
+        ):
             continue
         label = int(rng.integers(1, len(CLASSES)))
-        box = _draw_shape(draw, CLASSES[label], cx, cy, side, rng.uniform(0, 2 * math.pi),
-                          _colour(rng, base))
+        box = _draw_shape(
+            draw, CLASSES[label], cx, cy, side, rng.uniform(0, 2 * math.pi), _colour(rng, base)
+        )
         boxes.append(box)
         labels.append(label)
-    return Scene(_finish(image, rng), np.array(boxes, dtype=np.float32),
-                 np.array(labels, dtype=np.int64))
+    return Scene(
+        _finish(image, rng), np.array(boxes, dtype=np.float32), np.array(labels, dtype=np.int64)
+    )
 
 
 # --- training and loading --------------------------------------------------------------------
@@ -207,7 +254,9 @@ def _batch(rng: np.random.Generator, count: int) -> tuple[torch.Tensor, torch.Te
     return (images - mean) / std, torch.from_numpy(labels)
 
 
-def train(seed: int = 0, steps: int = 1500, batch: int = 96, log: Any = print) -> tuple[ShapesNet, float]:
+def train(
+    seed: int = 0, steps: int = 1500, batch: int = 96, log: Any = print
+) -> tuple[ShapesNet, float]:
     """Train ShapesNet from scratch; returns the model and its held-out accuracy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -246,8 +295,10 @@ def load_shapes(weights: str = "DEFAULT") -> Any:
     model = ShapesNet()
     if weights.upper() == "DEFAULT":
         if not WEIGHTS.is_file():
-            raise ModelLoadError(f"the bundled weights {WEIGHTS} are missing; reinstall fc2conv "
-                                 "or run python -m fc2conv.shapes to train them")
+            raise ModelLoadError(
+                f"the bundled weights {WEIGHTS} are missing; reinstall fc2conv "
+                "or run python -m fc2conv.shapes to train them"
+            )
         state = load_file(str(WEIGHTS))
     elif weights.lower() == "none":
         state = None
@@ -258,10 +309,20 @@ def load_shapes(weights: str = "DEFAULT") -> Any:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ModelLoadError(f"weights {weights} are not for shapes: {str(exc)[:300]}") from exc
-    metadata = {"classes": CLASSES, "mean": MEAN, "std": STD, "box_fraction": BOX_FRACTION,
-                "background": 0}
-    return LoadedModel("shapes", model.eval(), (INPUT_SIZE, INPUT_SIZE),
-                       "bundled" if weights.upper() == "DEFAULT" else weights, metadata)
+    metadata = {
+        "classes": CLASSES,
+        "mean": MEAN,
+        "std": STD,
+        "box_fraction": BOX_FRACTION,
+        "background": 0,
+    }
+    return LoadedModel(
+        "shapes",
+        model.eval(),
+        (INPUT_SIZE, INPUT_SIZE),
+        "bundled" if weights.upper() == "DEFAULT" else weights,
+        metadata,
+    )
 
 
 def main() -> None:
@@ -276,8 +337,10 @@ def main() -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out))
-    print(f"held-out accuracy {accuracy:.3f}; {time.perf_counter() - start:.0f} s; "
-          f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"held-out accuracy {accuracy:.3f}; {time.perf_counter() - start:.0f} s; "
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)"
+    )
 
 
 if __name__ == "__main__":
@@ -337,8 +400,11 @@ def evaluate(model: Any, seeds: range, iou: float = 0.5) -> Quality:
         matched: set[int] = set()
         for box, label in zip(found.boxes, found.labels, strict=True):  # sorted by score
             overlaps = box_iou(torch.from_numpy(box[None]), truth)[0]
-            candidates = [i for i in range(len(truth)) if i not in matched
-                          and scene.labels[i] == label and overlaps[i] >= iou]
+            candidates = [
+                i
+                for i in range(len(truth))
+                if i not in matched and scene.labels[i] == label and overlaps[i] >= iou
+            ]
             if candidates:
                 matched.add(max(candidates, key=lambda i: float(overlaps[i])))
                 tally.true_positives += 1

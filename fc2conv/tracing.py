@@ -61,18 +61,6 @@ def fake_run(module: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
         return module(*inputs)
 
 
-class _ShapeRecorder(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__(gm)
-        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
-
-    def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
-        if isinstance(result, torch.Tensor):
-            self.shapes[n] = tuple(int(d) for d in result.shape)
-        return result
-
-
 SHAPE_PRESERVING = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
@@ -105,11 +93,26 @@ class _ShapeOnly(fx.Interpreter):
         return super().call_module(target, args, kwargs)
 
 
-class _ShapeOnlyModule(nn.Module):
+class _ShapeRecorder(_ShapeOnly):
     def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            self.shapes[n] = tuple(int(d) for d in result.shape)
+        return result
+
+
+class _Interpreting(nn.Module):
+    """Owns ``gm`` (so functional_call can swap its tensors for meta ones) and runs it through an
+    interpreter."""
+
+    def __init__(self, interpreter: fx.Interpreter) -> None:
         super().__init__()
-        self.gm = gm
-        self.interpreter = _ShapeOnly(gm)
+        self.gm = interpreter.module
+        self.interpreter = interpreter
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         return self.interpreter.run(*inputs)
@@ -119,31 +122,22 @@ class ShapeProbe:
     """Output of ``gm`` for any input shape, computed on meta tensors (shapes only)."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
-        self.module = _ShapeOnlyModule(gm)
+        self.module = _Interpreting(_ShapeOnly(gm))
         self.state = meta_state(self.module)
 
     def __call__(self, *shapes: tuple[int, ...]) -> Any:
         return meta_run(self.module, self.state, *shapes)
 
 
-class _Recording(nn.Module):
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__()
-        self.gm = gm
-        self.recorder = _ShapeRecorder(gm)
-
-    def forward(self, *inputs: torch.Tensor) -> Any:
-        return self.recorder.run(*inputs)
-
-
 def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str) -> dict:
     """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``."""
-    recording = _Recording(gm)
+    recorder = _ShapeRecorder(gm)
+    recording = _Interpreting(recorder)
     try:
         try:
             meta_run(recording, meta_state(recording), input_shape)
         except Exception:  # constants that are not parameters or buffers: fall back to fakes
-            recording.recorder.shapes.clear()
+            recorder.shapes.clear()
             fake_run(recording, input_shape)
     except Exception as exc:
         size = "x".join(str(d) for d in input_shape[1:])
@@ -151,7 +145,7 @@ def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str
             f"{name}: the model does not run on a {size} input ({type(exc).__name__}: {exc}). "
             "Pass the model's canonical input size with input_size=(height, width)."
         ) from exc
-    return recording.recorder.shapes
+    return recorder.shapes
 
 
 def node_name(node: fx.Node) -> str:

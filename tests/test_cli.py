@@ -72,13 +72,16 @@ def test_default_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypat
     assert torch.equal(loaded.model.state_dict()[first], model.state_dict()[first])
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["vgg17", "--out", "x.onnx"], "unknown model 'vgg17'; did you mean vgg19, vgg16, vgg13?"),
-    (["vit_b_32", "--weights", "none", "--out", "x.onnx"],
-     "vit_b_32: cannot convert exactly"),
-])
-def test_user_errors_are_one_message_and_exit_1(args: list[str], message: str,
-                                                tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["vgg17", "--out", "x.onnx"], "unknown model 'vgg17'; did you mean vgg19, vgg16, vgg13?"),
+        (["vit_b_32", "--weights", "none", "--out", "x.onnx"], "vit_b_32: cannot convert exactly"),
+    ],
+)
+def test_user_errors_are_one_message_and_exit_1(
+    args: list[str], message: str, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, output = run(*args)
     assert code == 1
@@ -93,8 +96,7 @@ def test_default_weights_offline_says_what_to_do(tmp_path: Path, monkeypatch) ->
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline,
-                        raising=False)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
     code, output = run("resnet18", "--out", str(tmp_path / "x.onnx"))
     assert code == 1
     assert "cannot download the DEFAULT weights" in output
@@ -120,8 +122,14 @@ def test_weights_file_problems(tmp_path: Path) -> None:
 
 
 def test_output_problems(tmp_path: Path) -> None:
-    code, output = run("squeezenet1_1", "--weights", "none", "--out",
-                       str(tmp_path / "missing" / "x.onnx"), "--no-verify")
+    code, output = run(
+        "squeezenet1_1",
+        "--weights",
+        "none",
+        "--out",
+        str(tmp_path / "missing" / "x.onnx"),
+        "--no-verify",
+    )
     assert code == 1 and "does not exist" in output
 
     existing = tmp_path / "x.onnx"
@@ -140,7 +148,14 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_cam_refusal_names_the_layer(tmp_path: Path) -> None:
-    code, output = run("mobilenet_v3_small", "--weights", "none", "--head", "cam",
-                       "--out", str(tmp_path / "x.onnx"))
+    code, output = run(
+        "mobilenet_v3_small",
+        "--weights",
+        "none",
+        "--head",
+        "cam",
+        "--out",
+        str(tmp_path / "x.onnx"),
+    )
     assert code == 1
     assert "classifier.1: is not affine; head='cam' needs an affine head" in output

@@ -23,12 +23,18 @@ class Small(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((4, 4))
-        self.classifier = nn.Sequential(nn.Linear(8 * 16, 16), nn.ReLU(), nn.Dropout(),
-                                        nn.Linear(16, 5))
+        self.classifier = nn.Sequential(
+            nn.Linear(8 * 16, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 5)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -47,8 +53,9 @@ class Pooled(nn.Module):
 @pytest.fixture(scope="module")
 def small() -> fc2conv.FullyConvolutionalModel:
     converted = fc2conv.convert(reinit(Small()), (16, 16), name="small")
-    converted.metadata.update({"classes": ["a", "b", "c", "d", "e"], "mean": [0.5] * 3,
-                               "std": [0.25] * 3})
+    converted.metadata.update(
+        {"classes": ["a", "b", "c", "d", "e"], "mean": [0.5] * 3, "std": [0.25] * 3}
+    )
     return converted
 
 
@@ -66,8 +73,9 @@ def test_export_is_checked_at_three_sizes(exported: fc2conv.ExportReport) -> Non
     onnx.checker.check_model(str(exported.path), full_check=True)
 
 
-def test_dynamic_batch_height_and_width(exported: fc2conv.ExportReport,
-                                        small: fc2conv.FullyConvolutionalModel) -> None:
+def test_dynamic_batch_height_and_width(
+    exported: fc2conv.ExportReport, small: fc2conv.FullyConvolutionalModel
+) -> None:
     model = onnx.load(str(exported.path))
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
@@ -127,10 +135,13 @@ def test_existing_file_needs_force(tmp_path: Path) -> None:
     onnx.checker.check_model(str(target))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"opset": 17}, "opset 17 is too old"),
-    ({"batch": 1}, "batch of at least 2"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"opset": 17}, "opset 17 is too old"),
+        ({"batch": 1}, "batch of at least 2"),
+    ],
+)
 def test_bad_export_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     converted = fc2conv.convert(reinit(Pooled()), (16, 16))
     with pytest.raises(fc2conv.ExportError, match=message):

@@ -97,20 +97,23 @@ def test_cli_heatmap_and_detect(shapes_onnx, tmp_path: Path) -> None:
     Image.fromarray(scene.image).save(image)
     runner = CliRunner()
     overlay = tmp_path / "overlay.png"
-    result = runner.invoke(main, ["heatmap", str(shapes_onnx), str(image), "--class", "star",
-                                  "--out", str(overlay)])
+    result = runner.invoke(
+        main, ["heatmap", str(shapes_onnx), str(image), "--class", "star", "--out", str(overlay)]
+    )
     assert result.exit_code == 0, result.output
     assert "star: peak" in result.output and Image.open(overlay).size[0] > 300
 
     boxes, data = tmp_path / "boxes.png", tmp_path / "boxes.json"
-    result = runner.invoke(main, ["detect", "shapes", str(image), "--out", str(boxes),
-                                  "--json", str(data)])
+    result = runner.invoke(
+        main, ["detect", "shapes", str(image), "--out", str(boxes), "--json", str(data)]
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(boxes).size == (640, 480)
     assert len(json.loads(data.read_text())) >= 4
 
-    result = runner.invoke(main, ["heatmap", "shapes", str(image), "--class", "hexagon",
-                                  "--out", str(overlay)])
+    result = runner.invoke(
+        main, ["heatmap", "shapes", str(image), "--class", "hexagon", "--out", str(overlay)]
+    )
     assert result.exit_code == 1 and "no class 'hexagon'" in result.output
 
 

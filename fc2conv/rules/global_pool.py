@@ -12,6 +12,8 @@ pooling only supports ``head="window"``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -78,6 +80,8 @@ class GlobalPool(Rule):
 
     def _fixed_pool_is_global(self, node: fx.Node, ctx: Context) -> str | None:
         """Why a fixed pool with a 1x1 output is not a plain global pool, or None."""
+        kernel: Any
+        padding: Any
         if node.op == "call_module":
             pool = ctx.module(node)
             kernel, padding = pool.kernel_size, pool.padding

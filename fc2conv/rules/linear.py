@@ -41,7 +41,7 @@ class LinearToConv(Rule):
         layout, shape = ctx.layout(source), ctx.shape(source)
         assert shape is not None
         weight_shape = (
-            tuple(ctx.module(node).weight.shape)
+            tuple(ctx.module(node).weight.shape)  # type: ignore[arg-type]
             if node.op == "call_module"
             else ctx.shape(node.args[1])
         )

@@ -194,7 +194,7 @@ class LayerNorm(Rule):
         layout, shape = ctx.layout(node.args[0]), ctx.shape(node.args[0])
         assert shape is not None
         normalized = (
-            tuple(ctx.module(node).normalized_shape)
+            tuple(ctx.module(node).normalized_shape)  # type: ignore[arg-type]
             if node.op == "call_module"
             else tuple(argument(node, 1, "normalized_shape"))
         )
@@ -309,7 +309,7 @@ class ShapeQuery(Rule):
         is_query = method_is(node, "size", "dim") or (
             node.op == "call_function" and node.target is getattr and node.args[1] == "shape"
         )
-        return is_query and bool(ctx.head_inputs(node))
+        return bool(is_query) and bool(ctx.head_inputs(node))
 
     def check(self, node: fx.Node, ctx: Context) -> Step | Decline:
         return Step(
