@@ -24,6 +24,12 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=50)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "shapes_quality.md",
+        help="where to write the results (Markdown)",
+    )
     args = parser.parse_args()
     loaded = load_model("shapes")
     converted = fc2conv.convert(loaded.model, loaded.input_size, name="shapes")

@@ -110,7 +110,7 @@ def measure_geometry(
         )
     far = 1 << 16  # on meta tensors a huge input costs nothing
     grown = cells(canonical[0] + far, canonical[1] + far)
-    min_size, stride = [0, 0], [0, 0]
+    stride = [0, 0]
     for axis in (0, 1):
         growth = grown[axis] - canonical_cells[axis]
         if growth <= 0:
@@ -119,17 +119,20 @@ def measure_geometry(
                 "grow with them; its layers only accept certain sizes"
             )
         stride[axis] = round(far / growth)
-        count = canonical_cells[axis]
-        low, high = max(1, canonical[axis] - stride[axis] + 1), canonical[axis]
-        while low < high:  # smallest size that still gives `count` cells
-            middle = (low + high) // 2
-            size = list(canonical)
-            size[axis] = middle
-            if cells(size[0], size[1])[axis] >= count:
-                high = middle
-            else:
-                low = middle + 1
-        min_size[axis] = low - (count - 1) * stride[axis]
+    # Smallest size per axis that still gives the canonical count of cells. The axes are
+    # independent, so one probe advances both binary searches.
+    low = [max(1, canonical[axis] - stride[axis] + 1) for axis in (0, 1)]
+    high = list(canonical)
+    while low != high:
+        middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
+        measured = cells(middle[0], middle[1])
+        for axis in (0, 1):
+            if low[axis] < high[axis]:
+                if measured[axis] >= canonical_cells[axis]:
+                    high[axis] = middle[axis]
+                else:
+                    low[axis] = middle[axis] + 1
+    min_size = [low[axis] - (canonical_cells[axis] - 1) * stride[axis] for axis in (0, 1)]
     window = canonical if head == "window" else (stride[0], stride[1])
     origin = (min_size[0], min_size[1])
     smallest = (max(1, origin[0]), max(1, origin[1]))  # padding can give cells below size 1

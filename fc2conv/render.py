@@ -34,11 +34,14 @@ def save_heatmaps(
     for axis in axes.flat:
         axis.axis("off")
     for axis, name in zip(axes.flat, chosen, strict=False):
-        spread = round(0.4 * result.window[0] / result.stride[0])  # about an object's size
+        # fine maps (small stride) of position-sensitive classifiers are sharp: widen each peak
+        # to about an object's size; coarse maps are smooth already
+        fine = result.stride[0] < 16
+        spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
         dense = result.dense(name, spread)
-        low, high = (
-            (0.0, 1.0) if result.scores.min() >= 0 else (float(dense.min()), float(dense.max()))
-        )
+        # colours span 0..the panel's peak (probabilities) or min..max (scores); the bar says which
+        low = 0.0 if result.scores.min() >= 0 else float(dense.min())
+        high = max(float(dense.max()), low + 1e-6)
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
         colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent

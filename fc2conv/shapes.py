@@ -5,7 +5,7 @@ and detections can be shown and measured offline. Its head is flatten → Linear
 Linear, so converting it exercises the k×k rule. Images are drawn procedurally with Pillow:
 random size, colour, rotation, clutter and noise. Train it again with::
 
-    python -m fc2conv.shapes --seed 0 --out fc2conv/data/shapes.safetensors
+    python -m fc2conv.shapes --seed 0 --steps 1200 --out fc2conv/data/shapes.safetensors
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def _batch(rng: np.random.Generator, count: int) -> tuple[torch.Tensor, torch.Te
 
 
 def train(
-    seed: int = 0, steps: int = 1500, batch: int = 96, log: Any = print
+    seed: int = 0, steps: int = 1200, batch: int = 96, log: Any = print
 ) -> tuple[ShapesNet, float]:
     """Train ShapesNet from scratch; returns the model and its held-out accuracy."""
     torch.manual_seed(seed)
@@ -328,7 +328,7 @@ def load_shapes(weights: str = "DEFAULT") -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the bundled shapes classifier.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
