@@ -451,21 +451,25 @@ def convert(
         next((i for i, leaf in enumerate(leaves) if len(ctx.shape(leaf) or ()) == 4), 0),
     )
 
+    canonical = (1, 1) if vector_input else tuple(input_size)
     probe = ShapeProbe(ctx.gm)
     try:
-        probe((1, channels, *((1, 1) if vector_input else input_size)))
+        first = probe((1, channels, *canonical))
     except Exception:  # tensors the meta device cannot stand in for: use fake tensors
         probe = functools.partial(fake_run, ctx.gm)  # type: ignore[assignment]
+        first = None
 
     def map_size(height: int, width: int) -> tuple[int, int] | None:
-        with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
-            try:
-                result = _output_leaves(probe((1, channels, height, width)))
-            except Exception:
-                return None
+        if first is not None and (height, width) == canonical:
+            result = _output_leaves(first)
+        else:
+            with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
+                try:
+                    result = _output_leaves(probe((1, channels, height, width)))
+                except Exception:
+                    return None
         return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
 
-    canonical = (1, 1) if vector_input else tuple(input_size)
     already = any("already fully convolutional" in note for note in the_plan.notes)
     geometry = measure_geometry(map_size, canonical, "cam" if already else head, name)  # type: ignore[arg-type]
     converted = FullyConvolutionalModel(ctx.gm, geometry, the_plan, channels, vector_input)
