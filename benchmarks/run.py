@@ -194,43 +194,57 @@ class Bench:
             f"{'✓' if new == 0 else '✗'} |"
         ]
 
-    def export_process(self) -> list[str]:
-        """Peak RSS via GNU time: a child forked from this (large) process would inherit this
-        process's resident size into its own ru_maxrss."""
-        gnu_time = Path("/usr/bin/time")
-        if not gnu_time.exists():
-            return [f"| {self.name} | n/a: GNU time (/usr/bin/time) is not installed | |"]
+    def export_process(self) -> tuple[list[str], list[str]]:
+        """The CLI export as a whole process, and what its parts take in processes of their own."""
+        if not GNU_TIME.exists():
+            missing = f"| {self.name} | n/a: GNU time (/usr/bin/time) is not installed | |"
+            return [missing], [missing]
+        weights = "DEFAULT" if self.name == "shapes" else "none"
         walls, peaks = [], []
         for index in range(self.repeats):
             out = self.folder / f"cli_{index}.onnx"
-            report = self.folder / "time.txt"
-            command = [
-                str(gnu_time),
-                "-f",
-                "%M",
-                "-o",
-                str(report),
-                sys.executable,
-                "-m",
-                "fc2conv.cli",
-                self.name,
-                "--weights",
-                "DEFAULT" if self.name == "shapes" else "none",
-                "--out",
-                str(out),
-                "--quiet",
-                "--force",
-            ]
-            start = time.perf_counter()
-            subprocess.run(command, check=True)
-            walls.append(time.perf_counter() - start)
-            peaks.append(int(report.read_text().split()[-1]) * 1024)  # KiB
+            wall, peak = peak_rss(
+                [
+                    sys.executable,
+                    "-m",
+                    "fc2conv.cli",
+                    self.name,
+                    "--weights",
+                    weights,
+                    "--out",
+                    str(out),
+                    "--quiet",
+                    "--force",
+                ],
+                self.folder,
+            )
+            walls.append(wall)
+            peaks.append(peak)
             out.unlink()
         median_peak = statistics.median(peaks)
-        return [
+        whole = [
             f"| {self.name} | {fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB')} "
             f"{'✓' if median_peak <= 1.5e9 else '✗'} |"
         ]
+        size = "x".join(str(n) for n in self.canonical)
+        parts = {
+            "imports (torch, torchvision, onnx, onnxruntime, onnxscript, fc2conv)": "import torch, torchvision, onnx, onnxruntime, onnxscript, fc2conv.cli, "
+            "fc2conv.export",
+            "imports + model with its weights, converted": f"import fc2conv, fc2conv.export; from fc2conv.models import load_model; "
+            f"m = load_model('{self.name}', '{weights}'); fc2conv.convert(m.model, "
+            f"m.input_size, inplace=True)",
+            "onnx.checker.check_model(file, full_check=True) alone": f"import onnx; onnx.checker.check_model(r'{self.onnx_path}', full_check=True)",
+            f"onnxruntime session (extended) alone, one run at {size}": "import numpy, onnxruntime as ort; o = ort.SessionOptions(); "
+            "o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED; "
+            f"s = ort.InferenceSession(r'{self.onnx_path}', o); "
+            f"s.run(None, {{'images': numpy.zeros((2, 3, {self.canonical[0]}, "
+            f"{self.canonical[1]}), numpy.float32)}})",
+        }
+        breakdown = [f"| {self.name} | model file | {self.onnx_path.stat().st_size / 1e9:.2f} GB |"]
+        for label, code in parts.items():
+            _, peak = peak_rss([sys.executable, "-c", code], self.folder)
+            breakdown.append(f"| {self.name} | {label} | {peak / 1e9:.2f} GB |")
+        return whole, breakdown
 
     def gradcam(self) -> list[str]:
         try:
@@ -275,6 +289,22 @@ class Bench:
         ]
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
+def peak_rss(command: list[str], folder: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of ``command``, measured by GNU time.
+
+    A child forked straight from this large process would report this process's resident size
+    in its own ru_maxrss; GNU time forks from its own small process instead.
+    """
+    report = folder / "time.txt"
+    start = time.perf_counter()
+    subprocess.run([str(GNU_TIME), "-f", "%M", "-o", str(report), *command], check=True)
+    wall = time.perf_counter() - start
+    return wall, int(report.read_text().split()[-1]) * 1024  # GNU time reports KiB
+
+
 def last_conv(model: torch.nn.Module) -> torch.nn.Module:
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return convs[-1]
@@ -295,7 +325,17 @@ def main() -> None:
     repeats = 2 if args.smoke else max(5, args.repeats)
     command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
     sections: dict[str, list[str]] = {
-        key: [] for key in ("dense", "growth", "runtime", "configs", "convert", "export", "gradcam")
+        key: []
+        for key in (
+            "dense",
+            "growth",
+            "runtime",
+            "configs",
+            "convert",
+            "export",
+            "memory",
+            "gradcam",
+        )
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
@@ -308,7 +348,9 @@ def main() -> None:
             sections["runtime"] += runtimes
             sections["configs"] += configs
             sections["convert"] += bench.conversion()
-            sections["export"] += bench.export_process()
+            whole, breakdown = bench.export_process()
+            sections["export"] += whole
+            sections["memory"] += breakdown
             sections["gradcam"] += bench.gradcam()
             del bench
     minutes = (time.perf_counter() - started) / 60
@@ -372,6 +414,12 @@ the onnxruntime checks at three sizes. Target: ≤ 1.5 GB.
 | model | wall time | peak RSS |
 |---|---:|---:|
 {chr(10).join(sections["export"])}
+
+Where the memory goes: the peak RSS of each part in a process of its own (one run each).
+
+| model | part | peak RSS |
+|---|---|---:|
+{chr(10).join(sections["memory"])}
 
 ## 6. Against Grad-CAM
 
