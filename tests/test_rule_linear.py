@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import convert_and_verify, reinit
+from helpers import RTOL, convert_and_verify, reinit, relative_error
 from torch import nn
 
 import fc2conv
+from fc2conv.weights import conv_from_linear
 
 
 class FlattenHead(nn.Module):
@@ -82,3 +83,16 @@ def test_linear_on_the_width_of_a_pooled_map_is_declined() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
         fc2conv.convert(LinearOnPooledWidth(), (8, 8))
     assert "fc: applies to the last axis of a 4x1x1 tensor" in str(info.value)
+
+
+def test_linear_conv_gives_the_same_sums_by_product_and_by_convolution() -> None:
+    linear = reinit(nn.Sequential(nn.Linear(8 * 5 * 5, 16)))[0]
+    conv = conv_from_linear(linear, 8, 5, 5)
+    images = torch.randn(2, 8, 9, 11)  # 5x7 output positions: the matrix-product path
+    with torch.no_grad():
+        by_product = conv(images)
+        conv.max_product_positions = 0
+        by_convolution = conv(images)
+    assert relative_error(by_convolution, by_product) < RTOL
+    window = images[:, :, 2:7, 3:8].flatten(1)
+    assert relative_error(linear(window), by_product[:, :, 2, 3].detach()) < RTOL
