@@ -126,6 +126,8 @@ def measure_geometry(
     while low != high:
         middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
         measured = cells(middle[0], middle[1])
+        if min(measured) < 1:  # one axis too small fails the whole run: probe them apart
+            measured = (cells(middle[0], canonical[1])[0], cells(canonical[0], middle[1])[1])
         for axis in (0, 1):
             if low[axis] < high[axis]:
                 if measured[axis] >= canonical_cells[axis]:
@@ -156,7 +158,10 @@ def measure_geometry(
                 f"{name}: the converted model does not give a regular map at {height}x{width} "
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
-    below = cells(smallest[0] - 1, smallest[1] - 1) if min(smallest) > 1 else (0, 0)
-    if max(below) >= 1 and min(below) >= 1:
+    below = (
+        cells(smallest[0] - 1, canonical[1])[0] if smallest[0] > 1 else 0,
+        cells(canonical[0], smallest[1] - 1)[1] if smallest[1] > 1 else 0,
+    )
+    if max(below) >= 1:
         raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")
     return geometry

@@ -26,18 +26,31 @@ class VerifyReport:
     relative_error: float
     output_scale: float
     rtol: float
+    #: how much the original's outputs differ between the random inputs, relative to their scale
+    input_dependence: float = 1.0
 
     @property
     def passed(self) -> bool:
         return self.relative_error <= self.rtol
 
+    @property
+    def degenerate(self) -> bool:
+        """True when the outputs hardly depend on the input, so agreement proves little."""
+        return self.input_dependence < 1e-6
+
     def __str__(self) -> str:
         size = "x".join(map(str, self.input_shape[2:] or self.input_shape[1:]))
-        return (
+        text = (
             f"{self.name} at {size} (batch {self.input_shape[0]}): relative error "
             f"{self.relative_error:.2e} (max abs {self.max_abs_error:.2e}, output scale "
             f"{self.output_scale:.2e}, rtol {self.rtol:.0e})"
         )
+        if self.degenerate:
+            text += (
+                "; warning: the outputs hardly depend on the input (untrained or degenerate "
+                "weights?), so this agreement proves little"
+            )
+        return text
 
 
 def _leaves(output: Any) -> list[torch.Tensor]:
@@ -102,13 +115,17 @@ def verify(
             f"{converted.name}: the converted model returns {len(actual)} tensors, "
             f"the original {len(expected)}"
         )
-    max_abs, scale = 0.0, 0.0
+    max_abs, scale, spread = 0.0, 0.0, 0.0
     for want, got in zip(expected, actual, strict=True):
         got = _as_logits(got, want, converted.head)
         max_abs = max(max_abs, float((want.double() - got.double()).abs().max()))
         scale = max(scale, float(want.abs().max()))
+        spread = max(spread, float((want[1:].double() - want[:1].double()).abs().max()))
     relative = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    report = VerifyReport(converted.name, tuple(inputs.shape), max_abs, relative, scale, rtol)
+    dependence = spread / scale if scale > 0 else 0.0
+    report = VerifyReport(
+        converted.name, tuple(inputs.shape), max_abs, relative, scale, rtol, dependence
+    )
     if not report.passed:
         raise EquivalenceError(
             f"{converted.name}: the converted model differs from the original: {report}", report

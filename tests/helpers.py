@@ -40,6 +40,7 @@ def reinit(model: nn.Module, seed: int = 0) -> nn.Module:
 def assert_order_one(report: fc2conv.VerifyReport) -> None:
     """The comparison means something only when the outputs are not tiny."""
     assert report.output_scale > 0.1, f"outputs too small to compare: {report}"
+    assert not report.degenerate, f"outputs do not depend on the input: {report}"
 
 
 def convert_and_verify(

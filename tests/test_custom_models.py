@@ -160,3 +160,12 @@ def test_verify_detects_a_changed_weight() -> None:
         converted.graph_module.get_submodule("fc").weight[0, 0] += 0.5
     with pytest.raises(fc2conv.EquivalenceError, match="relative error"):
         fc2conv.verify(model, converted)
+
+
+def test_verify_warns_when_outputs_do_not_depend_on_the_input() -> None:
+    model = reinit(GatedNet())
+    assert not fc2conv.verify(model, fc2conv.convert(model, (32, 32))).degenerate
+    with torch.no_grad():
+        model.fc.weight.zero_()  # logits = bias, whatever the image
+    report = fc2conv.verify(model, fc2conv.convert(model, (32, 32)))
+    assert report.degenerate and "outputs hardly depend on the input" in str(report)
