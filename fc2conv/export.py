@@ -116,6 +116,7 @@ def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
     # Extended, not "all": the NCHWc layout rewrite of ORT_ENABLE_ALL copies every weight.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -144,7 +145,19 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
     if len(names) != 3 or any(isinstance(d, int) for d in (dims[0], dims[2], dims[3])):
         raise ExportError(f"{converted.name}: the exported input shape {dims} is not dynamic")
     program.rename_axes(names)
+    _name_map_axes(program.model)
     return program
+
+
+def _name_map_axes(model: Any) -> None:
+    """Give every 4-D output symbolic batch/rows/cols axes. The exporter's own shape inference
+    sometimes writes the canonical 1x1 there, which onnxruntime then warns about on every run."""
+    import onnx_ir as ir
+
+    for index, value in enumerate(model.graph.outputs):
+        if value.shape is not None and len(value.shape) == 4:
+            suffix = "" if index == 0 else f"_{index}"
+            value.shape = ir.Shape(["batch", value.shape[1], f"rows{suffix}", f"cols{suffix}"])
 
 
 def _check(

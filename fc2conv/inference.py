@@ -90,7 +90,9 @@ class Runner:
         meta = read_metadata(file)
         if "geometry" not in meta:
             raise Fc2ConvError(f"{file} was not written by fc2conv: it has no geometry metadata")
-        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         count = session.get_outputs()[0].shape[1]
         return cls(
             str(meta.get("model", file.stem)),

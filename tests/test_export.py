@@ -152,3 +152,9 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     converted = fc2conv.convert(reinit(Pooled()), (16, 16))
     with pytest.raises(fc2conv.ExportError, match="does not exist"):
         fc2conv.export_onnx(converted, tmp_path / "nowhere" / "x.onnx")
+
+
+def test_output_axes_are_named(exported: fc2conv.ExportReport) -> None:
+    output = onnx.load(str(exported.path)).graph.output[0]
+    dims = [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
+    assert dims == ["batch", 5, "rows", "cols"]
