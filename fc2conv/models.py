@@ -27,6 +27,9 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 #: torchvision classifiers whose head reads a token sequence; they cannot become convolutional.
 TRANSFORMERS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14", "maxvit_t")
+#: convert in PyTorch, but torch.onnx bakes their shifted-window padding for the example size,
+#: so the export fails its onnxruntime check at other sizes
+NO_DYNAMIC_EXPORT = ("swin_b", "swin_s", "swin_t", "swin_v2_b", "swin_v2_s", "swin_v2_t")
 
 
 @dataclass
@@ -45,8 +48,9 @@ def torchvision_models() -> list[str]:
 
 
 def supported_models() -> list[str]:
-    """Names fc2conv converts: the bundled classifier and torchvision's convolutional classifiers."""
-    return ["shapes", *[n for n in torchvision_models() if n not in TRANSFORMERS]]
+    """Names fc2conv converts and exports: the bundled classifier and torchvision's CNNs."""
+    excluded = (*TRANSFORMERS, *NO_DYNAMIC_EXPORT)
+    return ["shapes", *[n for n in torchvision_models() if n not in excluded]]
 
 
 def _unknown(name: str) -> ModelLoadError:

@@ -25,7 +25,9 @@ def test_list_shows_cnns_not_transformers() -> None:
     code, output = run("list")
     names = output.split()
     assert code == 0
-    assert {"shapes", "vgg16", "resnet50", "swin_t"} <= set(names) and "vit_b_16" not in names
+    assert {"shapes", "vgg16", "resnet50", "convnext_tiny"} <= set(names)
+    assert "vit_b_16" not in names and "swin_t" not in names
+    assert len(names) == 1 + 68
 
 
 def test_inspect_prints_plan_and_geometry() -> None:
