@@ -252,7 +252,11 @@ def export_onnx(
         except Fc2ConvError:
             raise
         except Exception as exc:
-            raise ExportError(f"{converted.name}: torch.onnx.export failed: {exc}") from exc
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ExportError(
+                f"{converted.name}: torch.onnx.export failed: {first_line} "
+                "(--debug shows the whole error)"
+            ) from exc
         for key, value in metadata_for(converted).items():
             program.model.metadata_props[key] = value
         staged = staging / target.name

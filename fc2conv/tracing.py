@@ -30,7 +30,8 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
         return fx.symbolic_trace(model)
     except Exception as exc:
         raise TraceError(
-            f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: {exc}). "
+            f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: "
+            f"{(str(exc).strip().splitlines() or [''])[0][:300]}). "
             "fc2conv needs a forward without data-dependent Python control flow; move such code "
             "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
         ) from exc

@@ -169,3 +169,25 @@ def test_verify_warns_when_outputs_do_not_depend_on_the_input() -> None:
         model.fc.weight.zero_()  # logits = bias, whatever the image
     report = fc2conv.verify(model, fc2conv.convert(model, (32, 32)))
     assert report.degenerate and "outputs hardly depend on the input" in str(report)
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if x.sum() > 0:  # depends on the data: torch.fx cannot trace it
+            x = -x
+        return self.fc(x.mean((2, 3)))
+
+
+def test_untraceable_forward_is_a_trace_error_with_a_hint() -> None:
+    with pytest.raises(fc2conv.TraceError) as info:
+        fc2conv.convert(DataDependent(), (16, 16), name="branchy")
+    message = str(info.value)
+    assert message.startswith("branchy: torch.fx cannot trace the forward")
+    assert "data-dependent Python control flow" in message
+    assert isinstance(info.value.__cause__, Exception)
