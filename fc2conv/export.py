@@ -10,6 +10,7 @@ interrupted export leaves nothing at the output path.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -127,16 +128,24 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
     example = (torch.randn(batch, converted.input_channels, height, width),)
     dim = torch.export.Dim
     dynamic = ({0: dim.DYNAMIC, 2: dim.DYNAMIC, 3: dim.DYNAMIC},)
-    program = torch.onnx.export(
-        converted.graph_module.eval(),
-        example,
-        dynamo=True,
-        opset_version=opset,
-        input_names=[INPUT_NAME],
-        dynamic_shapes=dynamic,
-        verbose=False,
-        optimize=True,
-    )
+    # torch.export logs warnings about shape guards it cannot simplify; the checks that follow
+    # the export are what tell whether it is right
+    guards = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = guards.level
+    guards.setLevel(logging.ERROR)
+    try:
+        program = torch.onnx.export(
+            converted.graph_module.eval(),
+            example,
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            dynamic_shapes=dynamic,
+            verbose=False,
+            optimize=True,
+        )
+    finally:
+        guards.setLevel(level)
     if program is None:
         raise ExportError(f"{converted.name}: torch.onnx.export returned no program")
     dims = program.model.graph.inputs[0].shape
