@@ -118,7 +118,13 @@ def _convert(
     from .convert import convert
     from .models import load_model
 
-    with report.step(f"loading {name} ({'random weights' if weights == 'none' else weights})"):
+    if weights.lower() == "none":
+        source = "random weights"
+    elif weights.upper() == "DEFAULT":
+        source = "bundled weights" if name == "shapes" else "pretrained weights"
+    else:
+        source = weights
+    with report.step(f"loading {name} ({source})"):
         loaded = load_model(name, weights)
     size = input_size or loaded.input_size
     with report.step("converting"):
