@@ -123,3 +123,21 @@ def test_cli_exports_the_bundled_model(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "onnxruntime at 101x165" in result.output
     assert fc2conv.read_metadata(out)["classes"] == CLASSES
+
+
+def test_demo_writes_its_pictures(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    demo = Path(__file__).parents[1] / "examples" / "heatmap_demo.py"
+    result = subprocess.run(
+        [sys.executable, str(demo), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for picture in ("scene.png", "heatmaps.png", "detections.png"):
+        assert Image.open(tmp_path / picture).size[0] >= 640
+    found = json.loads((tmp_path / "detections.json").read_text())
+    assert {item["class"] for item in found} == {"circle", "square", "triangle", "star", "cross"}
