@@ -25,7 +25,7 @@ from .errors import InputSizeError, TraceError, UnsupportedModelError
 from .geometry import Geometry, measure_geometry
 from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
 from .rules.base import Map, NotTensor, Trunk, Vec, function_is, is_head, method_is, module_is
-from .tracing import ShapeProbe, fake_run, node_name, propagate_shapes, trace
+from .tracing import ShapeProbe, fake_run, node_name, output_leaves, propagate_shapes, trace
 
 __all__ = ["FullyConvolutionalModel", "Plan", "convert", "plan"]
 
@@ -242,19 +242,11 @@ class _Walk:
             self.roots[node] = frozenset({node})
 
 
-def _output_leaves(arg: Any) -> list[Any]:
-    if isinstance(arg, (tuple, list)):
-        return [leaf for item in arg for leaf in _output_leaves(item)]
-    if isinstance(arg, dict):
-        return [leaf for item in arg.values() for leaf in _output_leaves(item)]
-    return [arg]
-
-
 def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]:
     """Linears that compute a 2-D model output but were not reached by any rule."""
     found: list[tuple[str, str]] = []
     seen: set[fx.Node] = set()
-    stack = [leaf for leaf in _output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
+    stack = [leaf for leaf in output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
     while stack:
         node = stack.pop()
         shape = ctx.shape(node)
@@ -308,7 +300,7 @@ def _analyse(
         list(walk.declines.values()),
     )
     output = next(n for n in gm.graph.nodes if n.op == "output")
-    leaves = [leaf for leaf in _output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
+    leaves = [leaf for leaf in output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
     layouts = [ctx.layout(leaf) for leaf in leaves]
     for leaf, layout in zip(leaves, layouts, strict=True):
         if is_head(layout) and not isinstance(layout, (Vec, Map)) and not plan.declines:
@@ -445,7 +437,7 @@ def convert(
     ctx.gm.recompile()
     ctx.gm.eval()
     output = next(n for n in graph.nodes if n.op == "output")
-    leaves = _output_leaves(output.args[0])
+    leaves = output_leaves(output.args[0])
     map_index = next(
         (i for i, leaf in enumerate(leaves) if isinstance(ctx.layouts.get(leaf), (Vec, Map))),
         next((i for i, leaf in enumerate(leaves) if len(ctx.shape(leaf) or ()) == 4), 0),
@@ -461,11 +453,11 @@ def convert(
 
     def map_size(height: int, width: int) -> tuple[int, int] | None:
         if first is not None and (height, width) == canonical:
-            result = _output_leaves(first)
+            result = output_leaves(first)
         else:
             with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
                 try:
-                    result = _output_leaves(probe((1, channels, height, width)))
+                    result = output_leaves(probe((1, channels, height, width)))
                 except Exception:
                     return None
         return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])

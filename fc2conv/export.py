@@ -25,6 +25,7 @@ import torch
 from .convert import FullyConvolutionalModel
 from .errors import ExportError, Fc2ConvError
 from .geometry import Geometry
+from .tracing import output_leaves
 
 __all__ = ["ExportReport", "check_sizes", "export_onnx", "read_metadata"]
 
@@ -60,14 +61,6 @@ def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
     if odd[1] % stride_w == 0:
         odd = (odd[0], odd[1] + 1)
     return [(height, width), odd, (2 * height, 2 * width)]
-
-
-def _outputs(result: Any) -> list[torch.Tensor]:
-    if isinstance(result, torch.Tensor):
-        return [result]
-    if isinstance(result, dict):
-        return [t for v in result.values() for t in _outputs(v)]
-    return [t for v in result for t in _outputs(v)]
 
 
 def _relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -192,7 +185,7 @@ def _check(
         progress(f"checking in onnxruntime at {height}x{width}")
         images = torch.randn(batch, converted.input_channels, height, width, generator=generator)
         with torch.no_grad():
-            expected = [t.numpy() for t in _outputs(converted(images))]
+            expected = [t.numpy() for t in output_leaves(converted(images))]
         actual = session.run(None, {session.get_inputs()[0].name: images.numpy()})
         want_size = converted.output_size(height, width)
         got_size = tuple(actual[0].shape[-2:])

@@ -18,6 +18,7 @@ from PIL import Image
 from .convert import FullyConvolutionalModel
 from .errors import Fc2ConvError
 from .geometry import Geometry
+from .tracing import ShapeProbe, output_leaves
 
 __all__ = ["ImageLike", "Runner", "as_runner", "load_image"]
 
@@ -86,10 +87,13 @@ class Runner:
 
         file = Path(path)
         if not file.is_file():
-            raise Fc2ConvError(f"ONNX model {file} does not exist")
+            raise Fc2ConvError(f"ONNX model {file} does not exist; check the path")
         meta = read_metadata(file)
         if "geometry" not in meta:
-            raise Fc2ConvError(f"{file} was not written by fc2conv: it has no geometry metadata")
+            raise Fc2ConvError(
+                f"{file} was not written by fc2conv (it has no geometry metadata); export the "
+                "model with `fc2conv MODEL --out FILE.onnx` or fc2conv.export_onnx"
+            )
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
         session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
@@ -117,18 +121,15 @@ class Runner:
         batch = self.preprocess(image)
         if self._torch is not None:
             with torch.no_grad():
-                output = self._torch(torch.from_numpy(batch))
-            output = output[0] if isinstance(output, (tuple, list)) else output
+                output = output_leaves(self._torch(torch.from_numpy(batch)))[0]
             return output[0].numpy()
         return self._session.run(None, {self._session.get_inputs()[0].name: batch})[0][0]
 
 
 def _class_count(model: FullyConvolutionalModel) -> int:
     height, width = model.geometry.canonical_size
-    from .tracing import ShapeProbe
-
-    output = ShapeProbe(model.graph_module)((1, model.input_channels, height, width))
-    output = output[0] if isinstance(output, (tuple, list)) else output
+    probe = ShapeProbe(model.graph_module)
+    output = output_leaves(probe((1, model.input_channels, height, width)))[0]
     return int(output.shape[1])
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "meta_run",
     "meta_state",
     "node_name",
+    "output_leaves",
     "propagate_shapes",
     "trace",
 ]
@@ -150,6 +151,16 @@ def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str
             "Pass the model's canonical input size with input_size=(height, width)."
         ) from exc
     return recorder.shapes
+
+
+def output_leaves(output: Any) -> list[Any]:
+    """The leaves of a model's output (tensors, or fx nodes of a graph's output), in order,
+    through tuples, lists, namedtuples and dicts."""
+    if isinstance(output, (tuple, list)):
+        return [leaf for item in output for leaf in output_leaves(item)]
+    if isinstance(output, dict):
+        return [leaf for item in output.values() for leaf in output_leaves(item)]
+    return [output]
 
 
 def node_name(node: fx.Node) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .convert import FullyConvolutionalModel
 from .errors import EquivalenceError
+from .tracing import output_leaves
 
 __all__ = ["VerifyReport", "verify"]
 
@@ -54,13 +55,7 @@ class VerifyReport:
 
 
 def _leaves(output: Any) -> list[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        return [leaf for value in output.values() for leaf in _leaves(value)]
-    if isinstance(output, (tuple, list)):
-        return [leaf for value in output for leaf in _leaves(value)]
-    return []
+    return [leaf for leaf in output_leaves(output) if isinstance(leaf, torch.Tensor)]
 
 
 def _as_logits(converted: torch.Tensor, original: torch.Tensor, head: str) -> torch.Tensor:
