@@ -110,6 +110,7 @@ size_option = click.option(
     help="Canonical input size of the classifier [default: the model's own, e.g. 224x224].",
 )
 debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 
 
 def _convert(
@@ -155,7 +156,7 @@ def _convert(
 )
 @click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
-@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 @debug_option
 def export(
     model: str,
@@ -283,7 +284,7 @@ out_option = click.option(
 @weights_option
 @size_option
 @head_option
-@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 @debug_option
 def heatmap(
     model: str,
@@ -352,7 +353,7 @@ def _top_classes(result: Any, runner: Any, count: int) -> list[str]:
 @weights_option
 @size_option
 @head_option
-@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 @debug_option
 def detect(
     model: str,

@@ -60,7 +60,8 @@ def detect(
     Each scale resizes the image and runs the model once; every cell whose class probability
     reaches ``score_threshold`` proposes its window (shrunk to the model's ``box_fraction``
     metadata, the share of a window its objects filled in training; 1 when unknown). Proposals
-    are merged per class with ``batched_nms`` and then across classes with ``nms``.
+    are merged per class with ``batched_nms``; then a box that overlaps a better one of another
+    class (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label.
     A class named in the ``background`` metadata is never reported.
     """
     runner = as_runner(model)
@@ -68,12 +69,17 @@ def detect(
     height, width = pixels.shape[:2]
     fraction = float(runner.extra.get("box_fraction", 1.0))
     background = runner.extra.get("background")
+    min_h, min_w = runner.geometry.min_size
+    sizes = {scale: (round(height * scale), round(width * scale)) for scale in scales}
+    usable = {scale: size for scale, size in sizes.items() if size[0] >= min_h and size[1] >= min_w}
+    if not usable:
+        needed = max(min_h / height, min_w / width)
+        raise InputSizeError(
+            f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
+            f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
+        )
     all_boxes, all_scores, all_labels = [], [], []
-    for scale in scales:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        min_h, min_w = runner.geometry.min_size
-        if size[0] < min_h or size[1] < min_w:
-            continue
+    for scale, size in usable.items():
         resized = pixels if size == (height, width) else _resize(pixels, size)
         probabilities = torch.from_numpy(runner.logits(resized)).softmax(0)
         rows, cols = probabilities.shape[-2:]
@@ -90,15 +96,6 @@ def detect(
                 all_scores.append(probabilities[label][hits])
                 all_labels.append(torch.full((int(hits.sum()),), label))
     if not all_boxes:
-        if all(
-            round(height * s) < runner.geometry.min_size[0]
-            or round(width * s) < runner.geometry.min_size[1]
-            for s in scales
-        ):
-            runner.geometry.check_input(height, width, runner.name)
-            raise InputSizeError(
-                f"{runner.name}: image {height}x{width} is too small at every scale"
-            )
         return Detections(
             np.zeros((0, 4), np.float32),
             np.zeros(0, np.float32),

@@ -13,7 +13,19 @@ from .convert import FullyConvolutionalModel
 from .errors import Fc2ConvError
 from .inference import ImageLike, Runner, as_runner, load_image
 
-__all__ = ["Heatmap", "heatmap"]
+__all__ = ["Heatmap", "class_index", "heatmap"]
+
+
+def class_index(classes: list[str], name: str | int) -> int:
+    """Index of a class given by name or index; unknown names list the classes there are."""
+    if isinstance(name, int):
+        if not -len(classes) <= name < len(classes):
+            raise Fc2ConvError(f"class index {name} is out of range: there are {len(classes)}")
+        return name
+    if name not in classes:
+        shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
+        raise Fc2ConvError(f"no class '{name}'; pass one of: {shown}")
+    return classes.index(name)
 
 
 @dataclass
@@ -29,14 +41,7 @@ class Heatmap:
     window: tuple[int, int]
 
     def index(self, name: str | int) -> int:
-        if isinstance(name, int):
-            return name
-        if name not in self.classes:
-            raise Fc2ConvError(
-                f"no class '{name}' in this heatmap; classes: "
-                f"{', '.join(self.classes[:20])}{' ...' if len(self.classes) > 20 else ''}"
-            )
-        return self.classes.index(name)
+        return class_index(self.classes, name)
 
     def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
         """One class's scores spread over the image (H×W): each cell's score sits at its box
@@ -88,7 +93,7 @@ def heatmap(
     boxes = runner.geometry.cell_boxes(rows, cols).numpy()
     names = list(runner.classes)
     if classes is not None:
-        keep = [c if isinstance(c, int) else _lookup(names, c) for c in classes]
+        keep = [class_index(names, c) for c in classes]
         scores, names = scores[keep], [names[i] for i in keep]
     return Heatmap(
         scores,
@@ -98,12 +103,3 @@ def heatmap(
         runner.geometry.stride,
         runner.geometry.window,
     )
-
-
-def _lookup(names: list[str], name: str) -> int:
-    if name not in names:
-        raise Fc2ConvError(
-            f"no class '{name}'; classes: {', '.join(names[:20])}"
-            f"{' ...' if len(names) > 20 else ''}"
-        )
-    return names.index(name)

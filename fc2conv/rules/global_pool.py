@@ -63,7 +63,7 @@ class GlobalPool(Rule):
             return out[2:] == (1, 1)
         if module_is(node, ctx, *FIXED_POOL_MODULES) or function_is(node, *FIXED_POOL_FUNCTIONS):
             # a fixed pool is global only if its kernel covers the map; else it is trunk
-            return len(out) == 4 and out[2:] == (1, 1) and not self._fixed_pool_is_global(node, ctx)
+            return len(out) == 4 and out[2:] == (1, 1) and not self._why_not_global(node, ctx)
         if _reduction(node):
             dims = normalise_dims(argument(node, 1, "dim"), 4)
             return dims == (2, 3)
@@ -78,7 +78,7 @@ class GlobalPool(Rule):
             return "avg"
         return _reduction(node) or "avg"
 
-    def _fixed_pool_is_global(self, node: fx.Node, ctx: Context) -> str | None:
+    def _why_not_global(self, node: fx.Node, ctx: Context) -> str | None:
         """Why a fixed pool with a 1x1 output is not a plain global pool, or None."""
         kernel: Any
         padding: Any
