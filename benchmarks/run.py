@@ -1,6 +1,7 @@
 """fc2conv against what users would otherwise do, measured on this machine in one run.
 
-    python benchmarks/run.py                 # full run (VGG-16, ResNet-50, shapes); ~10 minutes
+    python benchmarks/run.py                 # full run (VGG-16, ResNet-50, shapes); the report
+                                             # says how long it took
     python benchmarks/run.py --smoke         # tiny version for CI: the shapes model only
 
 Writes a Markdown report (default docs/benchmarks.md): for every figure the median of --repeats
