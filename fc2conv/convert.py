@@ -44,6 +44,7 @@ class Plan:
     declines: list[Decline] = field(default_factory=list)
     left_alone: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    already_convolutional: bool = False
 
     @property
     def convertible(self) -> bool:
@@ -313,28 +314,27 @@ def _analyse(
                 )
             )
     linears = _unconverted_linears(output, ctx)
+    plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
     if not any(isinstance(layout, (Vec, Map)) for layout in layouts):
-        if linears or any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
-            plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
-            if not linears and not plan.declines:
-                plan.declines.append(
-                    Decline(
-                        "output",
-                        output,
-                        "output",
-                        "no flattened or pooled convolutional feature map feeds the 2-D output",
-                    )
-                )
-        else:
+        if not linears and not any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
+            plan.already_convolutional = True
             plan.notes.append("already fully convolutional: nothing to convert")
-    else:
-        plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
+        elif not plan.declines:
+            plan.declines.append(
+                Decline(
+                    "output",
+                    output,
+                    "output",
+                    "no flattened or pooled convolutional feature map feeds the 2-D output",
+                )
+            )
+    unconverted = dict(linears)
     others: dict[str, list[str]] = {}
     for node in ctx.gm.graph.nodes:
         if (
             (module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear))
             and isinstance(ctx.layout(node), Trunk)
-            and node_name(node) not in dict(linears)
+            and node_name(node) not in unconverted
         ):
             shape = ctx.shape(node) or ()
             why = (
@@ -357,7 +357,7 @@ def _analyse(
     if (
         not any(s.rule == "linear" for s in plan.steps)
         and not plan.declines
-        and not any("already" in n for n in plan.notes)
+        and not plan.already_convolutional
     ):
         plan.notes.append(
             "no Linear on the classifier path: the classifier is already "
@@ -462,7 +462,7 @@ def convert(
                     return None
         return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
 
-    already = any("already fully convolutional" in note for note in the_plan.notes)
-    geometry = measure_geometry(map_size, canonical, "cam" if already else head, name)  # type: ignore[arg-type]
+    mode = "cam" if the_plan.already_convolutional else head  # window needs a 1x1 canonical map
+    geometry = measure_geometry(map_size, canonical, mode, name)  # type: ignore[arg-type]
     converted = FullyConvolutionalModel(ctx.gm, geometry, the_plan, channels, vector_input)
     return converted.eval()

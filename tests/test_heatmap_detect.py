@@ -77,7 +77,7 @@ def test_too_small_image_is_a_clear_error(shapes, shapes_onnx) -> None:
 
 def test_detect_says_which_scale_a_small_image_needs(shapes) -> None:
     small = np.zeros((48, 100, 3), np.uint8)
-    with pytest.raises(fc2conv.InputSizeError, match="add a scale of at least 1.33"):
+    with pytest.raises(fc2conv.InputSizeError, match=r"add a scale of at least 1\.33"):
         fc2conv.detect(shapes, small, scales=(1.0, 0.8))
     assert len(fc2conv.detect(shapes, small, scales=(1.5,))) == 0  # blank image, no boxes
 

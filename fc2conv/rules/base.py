@@ -182,11 +182,11 @@ def replace_module(ctx: Context, node: fx.Node, new: nn.Module) -> None:
     """Install ``new`` for this call site; keep the dotted name when the call site is its only one."""
     target = str(node.target)
     users = [n for n in ctx.gm.graph.nodes if n.op == "call_module" and n.target == target]
-    if len(users) > 1:
-        index = users.index(node)
-        target = f"{target.replace('.', '_')}_fc2conv_{index}"
+    if len(users) == 1:
+        ctx.gm.delete_submodule(target)
+    else:  # the module is called elsewhere too: give this call site a module of its own
+        target = f"{target.replace('.', '_')}_fc2conv_{users.index(node)}"
         node.target = target
-    ctx.gm.delete_submodule(target) if len(users) == 1 else None
     ctx.gm.add_submodule(target, new)
 
 
