@@ -39,9 +39,11 @@ def save_heatmaps(
         fine = result.stride[0] < 16
         spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
         dense = result.dense(name, spread)
-        # colours span 0..the panel's peak (probabilities) or min..max (scores); the bar says which
-        low = 0.0 if result.scores.min() >= 0 else float(dense.min())
-        high = max(float(dense.max()), low + 1e-6)
+        # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
+        # (softmax=False) from their minimum to their maximum
+        probabilities = result.scores.min() >= 0 and result.scores.max() <= 1
+        low = 0.0 if probabilities else float(dense.min())
+        high = 1.0 if probabilities else max(float(dense.max()), low + 1e-6)
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
         colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
