@@ -1,10 +1,13 @@
 """ONNX export with dynamic batch, height and width, checked before it is put in place.
 
-The model is exported with torch.onnx's dynamo exporter into a temporary folder beside the target,
-checked with ``onnx.checker`` (full check) and run in onnxruntime at the canonical size and two
-larger ones, one non-square and not a multiple of the stride; outputs are compared with PyTorch
-and map sizes with the geometry. Only then are the files renamed into place, so a failed or
-interrupted export leaves nothing at the output path.
+``export_onnx`` exports with torch.onnx's dynamo exporter into a staging folder beside the target
+(``stage_onnx``), checks the written file (``fc2conv.onnx_file.check_file``: onnx.checker's full
+check, then onnxruntime at the canonical size and two larger ones, one non-square and not a
+multiple of the stride, against PyTorch outputs and the geometry's map sizes) and only then
+renames the files into place, so a failed or interrupted export leaves nothing at the output path.
+
+Weights are written once, straight from the PyTorch tensors into an external-data file, and a
+single-file model is assembled from it piece by piece, so no step holds a second copy of them.
 """
 
 from __future__ import annotations
@@ -13,33 +16,35 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .convert import FullyConvolutionalModel
 from .errors import ExportError, Fc2ConvError
 from .geometry import Geometry
+from .onnx_file import (
+    CASES_FILE,
+    METADATA_PREFIX,
+    SizeCheck,
+    check_file,
+    check_target,
+    commit,
+    data_path,
+    embed_external_data,
+    read_metadata,
+    save_cases,
+    staging_folder,
+)
 from .tracing import output_leaves
 
-__all__ = ["ExportReport", "check_sizes", "export_onnx", "read_metadata"]
+__all__ = ["ExportReport", "check_sizes", "export_onnx", "read_metadata", "stage_onnx"]
 
 TWO_GB = 2 * 1024**3
 INPUT_NAME = "images"
-METADATA_PREFIX = "fc2conv."
-
-
-@dataclass
-class SizeCheck:
-    height: int
-    width: int
-    map_size: tuple[int, int]
-    relative_error: float
 
 
 @dataclass
@@ -63,12 +68,6 @@ def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
     return [(height, width), odd, (2 * height, 2 * width)]
 
 
-def _relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
-    scale = float(np.abs(expected).max())
-    error = float(np.abs(expected.astype(np.float64) - actual).max())
-    return error / scale if scale > 0 else (0.0 if error == 0 else float("inf"))
-
-
 def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
     """The metadata_props a consumer needs: geometry, classes, preprocessing, versions."""
     from . import __version__
@@ -86,34 +85,6 @@ def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
         for key, value in values.items()
         if value is not None
     }
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """fc2conv's metadata from an exported model, decoded (no weights are loaded)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    result: dict[str, Any] = {}
-    for prop in model.metadata_props:
-        if prop.key.startswith(METADATA_PREFIX):
-            key = prop.key[len(METADATA_PREFIX) :]
-            try:
-                result[key] = json.loads(prop.value)
-            except json.JSONDecodeError:
-                result[key] = prop.value
-    if "geometry" in result:
-        result["geometry"] = Geometry.from_dict(result["geometry"])
-    return result
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    # Extended, not "all": the NCHWc layout rewrite of ORT_ENABLE_ALL copies every weight.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) -> Any:
@@ -162,47 +133,75 @@ def _name_map_axes(model: Any) -> None:
             value.shape = ir.Shape(["batch", value.shape[1], f"rows{suffix}", f"cols{suffix}"])
 
 
-def _check(
-    path: Path,
-    converted: FullyConvolutionalModel,
-    rtol: float,
-    batch: int,
-    progress: Callable[[str], None],
-) -> list[SizeCheck]:
-    import onnx
 
-    progress("checking the ONNX graph (onnx.checker, full check)")
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as exc:
-        raise ExportError(
-            f"{converted.name}: onnx.checker rejects the exported model: {exc}"
-        ) from exc
-    session = _session(path)
-    results = []
+def reference_cases(
+    converted: FullyConvolutionalModel, batch: int
+) -> list[tuple[Any, list[Any]]]:
+    """Seeded inputs at ``check_sizes`` and the PyTorch outputs they give, as numpy arrays."""
     generator = torch.Generator().manual_seed(0)
+    cases = []
     for height, width in check_sizes(converted.geometry):
-        progress(f"checking in onnxruntime at {height}x{width}")
         images = torch.randn(batch, converted.input_channels, height, width, generator=generator)
         with torch.no_grad():
-            expected = [t.numpy() for t in output_leaves(converted(images))]
-        actual = session.run(None, {session.get_inputs()[0].name: images.numpy()})
-        want_size = converted.output_size(height, width)
-        got_size = tuple(actual[0].shape[-2:])
-        if got_size != want_size:
-            raise ExportError(
-                f"{converted.name}: at {height}x{width} onnxruntime gives a "
-                f"{got_size[0]}x{got_size[1]} map, the geometry predicts "
-                f"{want_size[0]}x{want_size[1]}"
-            )
-        error = max(_relative_error(e, a) for e, a in zip(expected, actual, strict=True))
-        if not error <= rtol:
-            raise ExportError(
-                f"{converted.name}: at {height}x{width} onnxruntime differs from PyTorch: "
-                f"relative error {error:.2e} > {rtol:.0e}"
-            )
-        results.append(SizeCheck(height, width, want_size, error))
-    return results
+            # One image at a time: activations at twice the canonical size are the largest
+            # allocation of an export, and halving them keeps the peak down.
+            parts = [output_leaves(converted(images[i : i + 1])) for i in range(batch)]
+        outputs = [torch.cat(list(leaves)).numpy() for leaves in zip(*parts, strict=True)]
+        cases.append((images.numpy(), outputs))
+    return cases
+
+
+def stage_onnx(
+    converted: FullyConvolutionalModel,
+    staging: Path,
+    name: str,
+    *,
+    opset: int = 18,
+    batch: int = 2,
+    external_data_threshold: int = TWO_GB,
+    cases: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Export ``converted`` as ``staging/name`` (plus ``name.data`` above the threshold) and,
+    with ``cases``, store the inputs and PyTorch outputs that ``check_file`` compares against.
+    Returns the staged model's path."""
+    say = progress or (lambda message: None)
+    if opset < 18:
+        raise ExportError(f"opset {opset} is too old: fc2conv exports opset 18 or newer")
+    if batch < 2:
+        raise ExportError("export uses an example batch of at least 2, so the batch stays dynamic")
+    say(f"exporting with torch.onnx (dynamo, opset {opset})")
+    try:
+        program = _export_program(converted, opset, batch)
+    except Fc2ConvError:
+        raise
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(
+            f"{converted.name}: torch.onnx.export failed: {first_line} "
+            "(--debug shows the whole error)"
+        ) from exc
+    for key, value in metadata_for(converted).items():
+        program.model.metadata_props[key] = value
+    # The exporter streams the weights from the PyTorch tensors into an external-data file
+    # without copies; a single file is then assembled from it in the same way.
+    separate = staging / "external"
+    separate.mkdir()
+    say("writing the model")
+    program.save(str(separate / name), external_data=True)
+    del program
+    staged = staging / name
+    weight_bytes = data_path(separate / name).stat().st_size
+    if weight_bytes > external_data_threshold:
+        os.replace(data_path(separate / name), data_path(staged))
+        os.replace(separate / name, staged)
+    else:
+        embed_external_data(separate / name, staged)
+    shutil.rmtree(separate)
+    if cases:
+        say("computing PyTorch outputs for the checks")
+        save_cases(staging / CASES_FILE, reference_cases(converted, batch))
+    return staged
 
 
 def export_onnx(
@@ -221,61 +220,28 @@ def export_onnx(
 
     Weights above ``external_data_threshold`` bytes go to ``<path>.data`` beside the model. The
     files appear at ``path`` only after every check passed; an existing file is replaced only
-    with ``force``.
+    with ``force``. The checks load the written file in this process, next to the PyTorch
+    model; ``fc2conv MODEL --out PATH`` runs them after the PyTorch part has exited instead.
     """
-    say = progress or (lambda message: None)
     target = Path(path)
-    if opset < 18:
-        raise ExportError(f"opset {opset} is too old: fc2conv exports opset 18 or newer")
-    if batch < 2:
-        raise ExportError("export uses an example batch of at least 2, so the batch stays dynamic")
-    if target.suffix != ".onnx":
-        raise ExportError(f"{target}: the output file name must end in .onnx")
-    data_target = target.with_name(target.name + ".data")
-    if not force:
-        for existing in (target, data_target):
-            if existing.exists():
-                raise ExportError(
-                    f"{existing} already exists; pass --force (force=True) to replace it"
-                )
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise ExportError(f"{target}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ExportError(f"{target}: folder {folder} is not writable")
-    weight_bytes = sum(p.numel() * p.element_size() for p in converted.parameters())
-    weight_bytes += sum(b.numel() * b.element_size() for b in converted.buffers())
-    external = weight_bytes > external_data_threshold
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=folder))
+    check_target(target, force)
+    staging = staging_folder(target)
     try:
-        say(f"exporting with torch.onnx (dynamo, opset {opset})")
-        try:
-            program = _export_program(converted, opset, batch)
-        except Fc2ConvError:
-            raise
-        except Exception as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ExportError(
-                f"{converted.name}: torch.onnx.export failed: {first_line} "
-                "(--debug shows the whole error)"
-            ) from exc
-        for key, value in metadata_for(converted).items():
-            program.model.metadata_props[key] = value
-        staged = staging / target.name
-        say("writing " + ("model and external weights" if external else "model"))
-        program.save(str(staged), external_data=external)
-        del program
-        staged_data = staging / data_target.name
-        checks = _check(staged, converted, rtol, batch, say) if check else []
-        if external and not staged_data.exists():
-            raise ExportError(f"{converted.name}: expected external weights at {staged_data}")
-        if staged_data.exists():
-            os.replace(staged_data, data_target)
-        elif data_target.exists():
-            data_target.unlink()  # a stale weights file from an earlier, larger export
-        os.replace(staged, target)
+        staged = stage_onnx(
+            converted,
+            staging,
+            target.name,
+            opset=opset,
+            batch=batch,
+            external_data_threshold=external_data_threshold,
+            cases=check,
+            progress=progress,
+        )
+        checks = check_file(staged, staging / CASES_FILE, rtol, progress) if check else []
+        external = data_path(staged).exists()
+        commit(staged, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportReport(
-        target, target.stat().st_size, data_target if external else None, opset, checks
+        target, target.stat().st_size, data_path(target) if external else None, opset, checks
     )

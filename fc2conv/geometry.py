@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InputSizeError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Geometry", "measure_geometry"]
 
@@ -58,6 +60,8 @@ class Geometry:
 
     def cell_boxes(self, rows: int, cols: int) -> torch.Tensor:
         """Image box (x1, y1, x2, y2) of every cell, shape rows×cols×4, float32."""
+        import torch  # here, so that reading a geometry (onnx_file) needs no torch
+
         y1 = self.offset[0] + self.stride[0] * torch.arange(rows, dtype=torch.float32)
         x1 = self.offset[1] + self.stride[1] * torch.arange(cols, dtype=torch.float32)
         yy, xx = torch.meshgrid(y1, x1, indexing="ij")

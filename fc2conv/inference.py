@@ -83,7 +83,7 @@ class Runner:
     def from_onnx(cls, path: str | os.PathLike) -> Runner:
         import onnxruntime as ort
 
-        from .export import read_metadata
+        from .onnx_file import read_metadata
 
         file = Path(path)
         if not file.is_file():

@@ -15,6 +15,7 @@ from torch import nn
 
 import fc2conv
 from fc2conv import export as export_module
+from fc2conv.onnx_file import embed_external_data
 
 
 class Small(nn.Module):
@@ -115,13 +116,33 @@ def test_external_data_above_the_threshold(tmp_path: Path) -> None:
 
 
 def test_failed_check_leaves_nothing(tmp_path: Path, small, monkeypatch) -> None:
-    def broken(*args, **kwargs):
-        raise fc2conv.ExportError("small: onnxruntime differs")
+    real = export_module.reference_cases
 
-    monkeypatch.setattr(export_module, "_check", broken)
-    with pytest.raises(fc2conv.ExportError, match="onnxruntime differs"):
+    def off_by_one_percent(*args, **kwargs):
+        return [(images, [o * 1.01 for o in outputs]) for images, outputs in real(*args, **kwargs)]
+
+    monkeypatch.setattr(export_module, "reference_cases", off_by_one_percent)
+    with pytest.raises(fc2conv.ExportError, match="onnxruntime differs from PyTorch"):
         fc2conv.export_onnx(small, tmp_path / "small.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_single_file_is_the_same_message_as_onnx_writes(tmp_path: Path, small) -> None:
+    staged = export_module.stage_onnx(small, tmp_path, "small.onnx", cases=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.onnx"]
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    proto = onnx.load(str(staged))
+    assert len(proto.graph.initializer) >= 4
+    # some initializers external, the small ones inline (onnx.save moves them in ``proto``)
+    onnx.save(proto, str(twin / "m.onnx"), save_as_external_data=True, size_threshold=64)
+    assert 0 < sum(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    assert 0 < sum(t.HasField("raw_data") for t in proto.graph.initializer)
+    assembled = tmp_path / "assembled.onnx"
+    embed_external_data(twin / "m.onnx", assembled)
+    proto = onnx.load(str(staged))
+    assert onnx.load(str(assembled)) == proto
+    assert assembled.stat().st_size == len(proto.SerializeToString())
 
 
 def test_existing_file_needs_force(tmp_path: Path) -> None:

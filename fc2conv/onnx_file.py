@@ -1,0 +1,269 @@
+"""Exported ONNX files, without PyTorch: metadata, single-file assembly, checks and the final move.
+
+Nothing here imports torch, so that a process which checks an exported model holds only onnx,
+onnxruntime and the model itself. The export command relies on that to keep its peak memory
+low: the PyTorch part runs in a child process that has ended before the checks load the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ExportError
+from .geometry import Geometry
+
+__all__ = [
+    "SizeCheck",
+    "check_file",
+    "check_target",
+    "embed_external_data",
+    "read_metadata",
+    "save_cases",
+]
+
+METADATA_PREFIX = "fc2conv."
+CASES_FILE = "checks.npz"
+
+# Protobuf tags (field number << 3 | length-delimited) of the fields the assembly writes itself.
+_MODEL_GRAPH = 7 << 3 | 2
+_GRAPH_INITIALIZER = 5 << 3 | 2
+_TENSOR_RAW_DATA = 9 << 3 | 2
+_COPY_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass
+class SizeCheck:
+    height: int
+    width: int
+    map_size: tuple[int, int]
+    relative_error: float
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """fc2conv's metadata from an exported model, decoded (no weights are loaded)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    result: dict[str, Any] = {}
+    for prop in model.metadata_props:
+        if prop.key.startswith(METADATA_PREFIX):
+            key = prop.key[len(METADATA_PREFIX) :]
+            try:
+                result[key] = json.loads(prop.value)
+            except json.JSONDecodeError:
+                result[key] = prop.value
+    if "geometry" in result:
+        result["geometry"] = Geometry.from_dict(result["geometry"])
+    return result
+
+
+def check_target(target: Path, force: bool) -> None:
+    """Refuse an output path that cannot be written, or that exists without ``force``."""
+    if target.suffix != ".onnx":
+        raise ExportError(f"{target}: the output file name must end in .onnx")
+    if not force:
+        for existing in (target, data_path(target)):
+            if existing.exists():
+                raise ExportError(
+                    f"{existing} already exists; pass --force (force=True) to replace it"
+                )
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"{target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ExportError(f"{target}: folder {folder} is not writable")
+
+
+def data_path(model_path: Path) -> Path:
+    """Where the external weights of ``model_path`` live."""
+    return model_path.with_name(model_path.name + ".data")
+
+
+def staging_folder(target: Path) -> Path:
+    """A fresh hidden folder beside ``target``: same file system, so the final move is a rename."""
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def commit(staged: Path, target: Path) -> None:
+    """Move a checked model (and its external weights, if any) into place."""
+    staged_data, target_data = data_path(staged), data_path(target)
+    if staged_data.exists():
+        os.replace(staged_data, target_data)
+    elif target_data.exists():
+        target_data.unlink()  # a stale weights file from an earlier, larger export
+    os.replace(staged, target)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(tag: int, length: int) -> bytes:
+    return _varint(tag) + _varint(length)
+
+
+def embed_external_data(source: Path, target: Path) -> None:
+    """Write ``source`` (a model with external weights) as the single file ``target``.
+
+    onnx's own way, loading every weight into the protobuf message and serializing it, holds the
+    weights twice in memory. Here the message is written piece by piece: the model and graph
+    without their initializers, then each initializer's header followed by its raw bytes copied
+    from the weights file. Protobuf allows fields in any order, so the result parses to the same
+    message as ``onnx.load(source)``. Only top-level initializers may be external.
+    """
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(source), load_external_data=False)
+    initializers = list(model.graph.initializer)
+    del model.graph.initializer[:]
+    pieces: list[tuple[bytes, Path | None, int, int]] = []  # header, weights file, offset, length
+    for tensor in initializers:
+        if not uses_external_data(tensor):
+            pieces.append((tensor.SerializeToString(), None, 0, 0))
+            continue
+        info = ExternalDataInfo(tensor)
+        weights = source.parent / info.location
+        length = info.length if info.length else weights.stat().st_size - info.offset
+        tensor.ClearField("external_data")
+        tensor.ClearField("data_location")
+        tensor.ClearField("raw_data")
+        pieces.append((tensor.SerializeToString(), weights, info.offset, length))
+    left = [
+        t.name
+        for t in onnx.external_data_helper._get_all_tensors(model)  # noqa: SLF001
+        if uses_external_data(t)
+    ]
+    if left:
+        raise ExportError(f"{source}: external data outside the graph's initializers: {left}")
+
+    def tensor_size(header: bytes, length: int, weights: Path | None) -> int:
+        return len(header) + (len(_field(_TENSOR_RAW_DATA, length)) + length if weights else 0)
+
+    graph_rest = model.graph.SerializeToString()
+    model.ClearField("graph")
+    sizes = [tensor_size(h, n, w) for h, w, _, n in pieces]
+    graph_size = len(graph_rest) + sum(len(_field(_GRAPH_INITIALIZER, s)) + s for s in sizes)
+    with open(target, "wb") as out:
+        out.write(model.SerializeToString())
+        out.write(_field(_MODEL_GRAPH, graph_size))
+        out.write(graph_rest)
+        for (header, weights, offset, length), size in zip(pieces, sizes, strict=True):
+            out.write(_field(_GRAPH_INITIALIZER, size))
+            out.write(header)
+            if weights is None:
+                continue
+            out.write(_field(_TENSOR_RAW_DATA, length))
+            with open(weights, "rb") as data:
+                data.seek(offset)
+                left_to_copy = length
+                while left_to_copy:
+                    chunk = data.read(min(_COPY_CHUNK, left_to_copy))
+                    if not chunk:
+                        raise ExportError(f"{weights} ends before the weights of {source}")
+                    out.write(chunk)
+                    left_to_copy -= len(chunk)
+
+
+def save_cases(path: Path, cases: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> None:
+    """Store check inputs and the PyTorch outputs they must give, for ``check_file``."""
+    arrays = {}
+    for index, (images, outputs) in enumerate(cases):
+        arrays[f"{index}_images"] = images
+        for number, output in enumerate(outputs):
+            arrays[f"{index}_output_{number}"] = output
+    np.savez(path, **arrays)
+
+
+def _load_cases(path: Path) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    with np.load(path) as arrays:
+        cases = []
+        index = 0
+        while f"{index}_images" in arrays:
+            outputs = []
+            while f"{index}_output_{len(outputs)}" in arrays:
+                outputs.append(arrays[f"{index}_output_{len(outputs)}"])
+            cases.append((arrays[f"{index}_images"], outputs))
+            index += 1
+    return cases
+
+
+def relative_error(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Largest absolute difference over the largest expected magnitude."""
+    scale = float(np.abs(expected).max())
+    error = float(np.abs(expected.astype(np.float64) - actual).max())
+    return error / scale if scale > 0 else (0.0 if error == 0 else float("inf"))
+
+
+def session(path: str | os.PathLike, *, memory_arena: bool = True) -> Any:
+    """An onnxruntime CPU session for an exported model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    # Extended, not "all": the NCHWc layout rewrite of ORT_ENABLE_ALL copies every weight.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.enable_cpu_mem_arena = memory_arena
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_file(
+    path: Path,
+    cases_path: Path,
+    rtol: float,
+    progress: Callable[[str], None] | None = None,
+) -> list[SizeCheck]:
+    """Check a written model: onnx.checker with full_check, then onnxruntime on every stored
+    case against the PyTorch outputs (relative error <= ``rtol``) and the geometry's map size."""
+    import onnx
+
+    say = progress or (lambda message: None)
+    metadata = read_metadata(path)
+    name = metadata.get("model", path.name)
+    geometry: Geometry = metadata["geometry"]
+    say("checking the ONNX graph (onnx.checker, full check)")
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{name}: onnx.checker rejects the exported model: {exc}") from exc
+    # No arena: the activations of one size are freed before the next, larger one runs.
+    runtime = session(path, memory_arena=False)
+    results = []
+    for images, expected in _load_cases(cases_path):
+        height, width = images.shape[-2:]
+        say(f"checking in onnxruntime at {height}x{width}")
+        actual = runtime.run(None, {runtime.get_inputs()[0].name: images})
+        want_size = geometry.output_size(height, width, name)
+        got_size = tuple(actual[0].shape[-2:])
+        if got_size != want_size:
+            raise ExportError(
+                f"{name}: at {height}x{width} onnxruntime gives a "
+                f"{got_size[0]}x{got_size[1]} map, the geometry predicts "
+                f"{want_size[0]}x{want_size[1]}"
+            )
+        if len(actual) != len(expected):
+            raise ExportError(
+                f"{name}: onnxruntime gives {len(actual)} outputs, PyTorch {len(expected)}"
+            )
+        error = max(relative_error(e, a) for e, a in zip(expected, actual, strict=True))
+        if not error <= rtol:
+            raise ExportError(
+                f"{name}: at {height}x{width} onnxruntime differs from PyTorch: "
+                f"relative error {error:.2e} > {rtol:.0e}"
+            )
+        results.append(SizeCheck(height, width, want_size, error))
+    return results
