@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -158,6 +162,13 @@ def _convert(
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @quiet_option
 @debug_option
+@click.option(
+    "--stage-in",
+    "stage_in",
+    hidden=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Internal: do only the PyTorch part, writing into this folder.",
+)
 def export(
     model: str,
     out: Path,
@@ -170,40 +181,92 @@ def export(
     force: bool,
     quiet: bool,
     debug: bool,
+    stage_in: Path | None,
 ) -> None:
-    """Convert MODEL and write a dynamic-size ONNX model to --out."""
+    """Convert MODEL and write a dynamic-size ONNX model to --out.
+
+    The PyTorch part (loading, converting, verifying, exporting) runs in a child process; the
+    written file is checked here once that process has ended, so PyTorch and the model's
+    weights are no longer in memory while onnx.checker and onnxruntime load the file.
+    """
     report = Reporter(quiet)
+    if stage_in is not None:
+        code = 0
+        try:
+            _run(
+                debug,
+                lambda: _stage(
+                    model,
+                    out.name,
+                    weights,
+                    input_size,
+                    head,
+                    opset,
+                    rtol,
+                    no_verify,
+                    stage_in,
+                    report,
+                ),
+            )
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        # Like multiprocessing's workers, end without Python's teardown: unloading torch touches
+        # about 0.1 GB of library pages, which would be this process's peak for nothing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     def action() -> None:
-        from .export import export_onnx
-        from .verify import verify
-
-        if out.exists() and not force:
-            raise Fc2ConvError(f"{out} already exists; pass --force to replace it")
-        loaded, converted = _convert(model, weights, input_size, head, report)
-        verified = None
-        if not no_verify:
-            with report.step("verifying against the original model"):
-                verified = verify(loaded.model, converted, rtol=rtol)
-        with report.step("exporting to ONNX") as say:
-            result = export_onnx(
-                converted,
-                out,
-                opset=opset,
-                rtol=rtol,
-                check=not no_verify,
-                force=force,
-                progress=say,
-            )
-        megabytes = result.bytes / 1e6
-        report.line(
-            f"wrote {result.path} ({megabytes:.1f} MB"
-            + (f", weights in {result.external_data.name})" if result.external_data else ")")
+        from .onnx_file import (
+            CASES_FILE,
+            check_file,
+            check_target,
+            commit,
+            data_path,
+            read_metadata,
+            staging_folder,
         )
-        report.line(f"geometry: {converted.geometry}")
-        if verified is not None:
-            report.line(f"PyTorch: {verified}")
-        for check in result.checks:
+
+        check_target(out, force)
+        staging = staging_folder(out)
+        try:
+            child = [
+                *("--weights", weights, "--head", head, "--opset", str(opset)),
+                *("--rtol", repr(rtol), "--stage-in", str(staging)),
+                *(("--input-size", "{}x{}".format(*input_size)) if input_size else ()),
+                *(
+                    flag
+                    for flag, on in [
+                        ("--no-verify", no_verify),
+                        ("--quiet", quiet),
+                        ("--debug", debug),
+                    ]
+                    if on
+                ),
+            ]
+            code = _run_child(["export", model, "--out", str(out), *child])
+            if code:
+                sys.exit(code)  # the child has said what went wrong
+            staged = staging / out.name
+            checks = []
+            if not no_verify:
+                with report.step("checking the written model") as say:
+                    checks = check_file(staged, staging / CASES_FILE, rtol, say)
+            summary = json.loads((staging / SUMMARY_FILE).read_text())
+            geometry = read_metadata(staged)["geometry"]
+            external = data_path(staged).exists()
+            commit(staged, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        megabytes = out.stat().st_size / 1e6
+        report.line(
+            f"wrote {out} ({megabytes:.1f} MB"
+            + (f", weights in {data_path(out).name})" if external else ")")
+        )
+        report.line(f"geometry: {geometry}")
+        if summary["verified"] is not None:
+            report.line(f"PyTorch: {summary['verified']}")
+        for check in checks:
             report.line(
                 f"onnxruntime at {check.height}x{check.width}: "
                 f"{check.map_size[0]}x{check.map_size[1]} map, "
@@ -211,6 +274,57 @@ def export(
             )
 
     _run(debug, action)
+
+
+SUMMARY_FILE = "summary.json"
+
+
+def _stage(
+    model: str,
+    name: str,
+    weights: str,
+    input_size: tuple[int, int] | None,
+    head: str,
+    opset: int,
+    rtol: float,
+    no_verify: bool,
+    staging: Path,
+    report: Reporter,
+) -> None:
+    """The PyTorch part of ``export``: the staged model, the check cases and a summary."""
+    from .export import stage_onnx
+    from .verify import verify
+
+    loaded, converted = _convert(model, weights, input_size, head, report)
+    verified = None
+    if not no_verify:
+        with report.step("verifying against the original model"):
+            verified = verify(loaded.model, converted, rtol=rtol)
+    with report.step("exporting to ONNX") as say:
+        stage_onnx(converted, staging, name, opset=opset, cases=not no_verify, progress=say)
+    summary = {"verified": None if verified is None else str(verified)}
+    (staging / SUMMARY_FILE).write_text(json.dumps(summary))
+
+
+def _run_child(args: list[str]) -> int:
+    """Run ``fc2conv ARGS`` in a fresh Python process; its output goes where ours goes."""
+    command = [sys.executable, "-m", "fc2conv.cli", *args]
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+    }
+    try:  # a real terminal or file: the child writes to it directly, progress and all
+        sys.stdout.fileno()
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # captured streams (click's CliRunner)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        click.echo(done.stdout, nl=False)
+        click.echo(done.stderr, nl=False, err=True)
+        return done.returncode
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return subprocess.run(command, env=env).returncode
 
 
 @main.command("list")

@@ -57,7 +57,12 @@ class ExportReport:
 
 
 def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
-    """Canonical size, a non-square size off the stride grid, and twice the canonical size."""
+    """Canonical size, a non-square size off the stride grid, and a 3x2-cell size on the grid.
+
+    The two larger sizes stay close to the canonical one: a size's activations are the largest
+    allocation of an export's checks, and these two already cover maps of several cells in both
+    directions, on and off the stride grid.
+    """
     height, width = geometry.canonical_size
     stride_h, stride_w = geometry.stride
     odd = (height + 37, width + 101)  # 261x325 for a 224x224 model
@@ -65,7 +70,7 @@ def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
         odd = (odd[0] + 1, odd[1])
     if odd[1] % stride_w == 0:
         odd = (odd[0], odd[1] + 1)
-    return [(height, width), odd, (2 * height, 2 * width)]
+    return [(height, width), odd, (height + 2 * stride_h, width + stride_w)]
 
 
 def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
@@ -133,18 +138,15 @@ def _name_map_axes(model: Any) -> None:
             value.shape = ir.Shape(["batch", value.shape[1], f"rows{suffix}", f"cols{suffix}"])
 
 
-
-def reference_cases(
-    converted: FullyConvolutionalModel, batch: int
-) -> list[tuple[Any, list[Any]]]:
+def reference_cases(converted: FullyConvolutionalModel, batch: int) -> list[tuple[Any, list[Any]]]:
     """Seeded inputs at ``check_sizes`` and the PyTorch outputs they give, as numpy arrays."""
     generator = torch.Generator().manual_seed(0)
     cases = []
     for height, width in check_sizes(converted.geometry):
         images = torch.randn(batch, converted.input_channels, height, width, generator=generator)
         with torch.no_grad():
-            # One image at a time: activations at twice the canonical size are the largest
-            # allocation of an export, and halving them keeps the peak down.
+            # One image at a time: the activations are the largest allocation of an export,
+            # and halving them keeps the peak down.
             parts = [output_leaves(converted(images[i : i + 1])) for i in range(batch)]
         outputs = [torch.cat(list(leaves)).numpy() for leaves in zip(*parts, strict=True)]
         cases.append((images.numpy(), outputs))
@@ -170,6 +172,9 @@ def stage_onnx(
         raise ExportError(f"opset {opset} is too old: fc2conv exports opset 18 or newer")
     if batch < 2:
         raise ExportError("export uses an example batch of at least 2, so the batch stays dynamic")
+    if cases:  # first: the exporter leaves memory behind that would add to their peak
+        say("computing PyTorch outputs for the checks")
+        save_cases(staging / CASES_FILE, reference_cases(converted, batch))
     say(f"exporting with torch.onnx (dynamo, opset {opset})")
     try:
         program = _export_program(converted, opset, batch)
@@ -198,9 +203,6 @@ def stage_onnx(
     else:
         embed_external_data(separate / name, staged)
     shutil.rmtree(separate)
-    if cases:
-        say("computing PyTorch outputs for the checks")
-        save_cases(staging / CASES_FILE, reference_cases(converted, batch))
     return staged
 
 

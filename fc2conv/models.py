@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,11 @@ def _unknown(name: str) -> ModelLoadError:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth/.pt (tensors only, no code) or .safetensors file."""
+    """A state dict from a .pth/.pt (tensors only, no code) or .safetensors file.
+
+    .pth/.pt files are memory-mapped where their format allows, so the tensors can become the
+    model's weights without a copy (see ``_build``).
+    """
     file = Path(path)
     if not file.is_file():
         raise ModelLoadError(f"weights file {file} does not exist")
@@ -71,7 +77,12 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state: Any = load_file(str(file))
         else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # files from before torch's zip format cannot be mapped
+                if "mmap" not in str(exc):
+                    raise
+                state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelLoadError(
             f"weights file {file} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); "
@@ -112,7 +123,49 @@ def _apply_state_dict(
             f"weights file {file} is not for {name}: keys differ: "
             + "; ".join(p for p in parts if p)
         )
-    model.load_state_dict(state)
+    # assign: the model takes the state's tensors (cast only where the dtype differs)
+    state = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    model.load_state_dict(state, assign=True)
+    left = [key for key, value in model.state_dict().items() if value.is_meta]
+    if left:
+        raise ModelLoadError(f"{name}: the weights leave {', '.join(left[:3])} unset")
+
+
+#: densenet checkpoints name some layers 'norm.1' (torchvision renames them when it loads them)
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+#: what torchvision's googlenet and inception_v3 builders set when they load its weights
+_PRETRAINED_KWARGS = {"transform_input": True, "aux_logits": True, "init_weights": False}
+
+
+def _hub_checkpoint(url: str) -> Path:
+    """The torch hub cache file for ``url``, downloaded (and hash-checked) when missing: what
+    ``torch.hub.load_state_dict_from_url`` does, short of loading it."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    file = folder / Path(urllib.parse.urlparse(url).path).name
+    if not file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        match = torch.hub.HASH_REGEX.search(file.name)
+        torch.hub.download_url_to_file(url, str(file), match.group(1) if match else None)
+    return file
+
+
+def _build(name: str, state: dict[str, torch.Tensor], source: str, **kwargs: Any) -> nn.Module:
+    """``name`` with ``state`` as its weights. The model is built on the meta device and takes
+    the state's tensors as they are, so the weights are in memory once, not twice."""
+    import torchvision
+
+    if name.startswith("densenet"):
+        renamed = {}
+        for key, value in state.items():
+            old = _DENSENET_OLD_KEY.match(key)
+            renamed[old.group(1) + old.group(2) if old else key] = value
+        state = renamed
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    _apply_state_dict(model, state, name, source)
+    return model
 
 
 def _load_torchvision(name: str, weights: str) -> LoadedModel:
@@ -128,13 +181,20 @@ def _load_torchvision(name: str, weights: str) -> LoadedModel:
     metadata: dict[str, Any] = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     if weights.upper() == "DEFAULT":
         try:
-            model = torchvision.models.get_model(name, weights=default)
+            checkpoint = _hub_checkpoint(default.url)
         except Exception as exc:
             raise ModelLoadError(
                 f"{name}: cannot download the DEFAULT weights ({type(exc).__name__}: "
                 f"{str(exc)[:160]}); pass a weights file with --weights PATH, or --weights none "
                 "for random weights"
             ) from exc
+        pretrained = _PRETRAINED_KWARGS if name in ("googlenet", "inception_v3") else {}
+        model = _build(name, load_state_dict(checkpoint), str(checkpoint), **pretrained)
+        if pretrained:  # as torchvision's builders do: the auxiliary heads are not trained
+            model.aux_logits = False
+            for head in ("aux1", "aux2", "AuxLogits"):
+                if hasattr(model, head):
+                    setattr(model, head, None)
         transforms = default.transforms()
         metadata = {
             "classes": list(default.meta["categories"]),
@@ -145,10 +205,10 @@ def _load_torchvision(name: str, weights: str) -> LoadedModel:
         return LoadedModel(name, model.eval(), input_size, str(default), metadata)
     if name == "inception_v3":
         builder_kwargs["aux_logits"] = True
-    model = torchvision.models.get_model(name, weights=None, **builder_kwargs)
     if weights.lower() == "none":
+        model = torchvision.models.get_model(name, weights=None, **builder_kwargs)
         return LoadedModel(name, model.eval(), input_size, "none (random)", metadata)
-    _apply_state_dict(model, load_state_dict(weights), name, weights)
+    model = _build(name, load_state_dict(weights), weights, **builder_kwargs)
     return LoadedModel(name, model.eval(), input_size, str(weights), metadata)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,9 +143,7 @@ def embed_external_data(source: Path, target: Path) -> None:
         tensor.ClearField("raw_data")
         pieces.append((tensor.SerializeToString(), weights, info.offset, length))
     left = [
-        t.name
-        for t in onnx.external_data_helper._get_all_tensors(model)  # noqa: SLF001
-        if uses_external_data(t)
+        t.name for t in onnx.external_data_helper._get_all_tensors(model) if uses_external_data(t)
     ]
     if left:
         raise ExportError(f"{source}: external data outside the graph's initializers: {left}")

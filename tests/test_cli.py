@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import onnx
@@ -92,17 +91,16 @@ def test_user_errors_are_one_message_and_exit_1(
 
 
 def test_default_weights_offline_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached
+    for proxy in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # refused: no download gets through
+    for exempt in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(exempt, raising=False)
     code, output = run("resnet18", "--out", str(tmp_path / "x.onnx"))
     assert code == 1
     assert "cannot download the DEFAULT weights" in output
     assert "--weights PATH, or --weights none" in output
+    assert not (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
 
 
 def test_weights_file_problems(tmp_path: Path) -> None:
