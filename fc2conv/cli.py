@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -230,21 +231,19 @@ def export(
         check_target(out, force)
         staging = staging_folder(out)
         try:
-            child = [
-                *("--weights", weights, "--head", head, "--opset", str(opset)),
-                *("--rtol", repr(rtol), "--stage-in", str(staging)),
-                *(("--input-size", "{}x{}".format(*input_size)) if input_size else ()),
-                *(
-                    flag
-                    for flag, on in [
-                        ("--no-verify", no_verify),
-                        ("--quiet", quiet),
-                        ("--debug", debug),
-                    ]
-                    if on
-                ),
-            ]
-            code = _run_child(["export", model, "--out", str(out), *child])
+            child = ["export", model, "--out", str(out), "--stage-in", str(staging)]
+            child += ["--weights", weights, "--head", head, "--opset", str(opset)]
+            child += ["--rtol", repr(rtol)]
+            if input_size:
+                child += ["--input-size", f"{input_size[0]}x{input_size[1]}"]
+            flags = {"--no-verify": no_verify, "--quiet": quiet, "--debug": debug}
+            child += [flag for flag, on in flags.items() if on]
+            code = _run_child(child)
+            if code < 0:
+                raise Fc2ConvError(
+                    f"the PyTorch part of the export was killed by signal {-code}"
+                    + (" (out of memory?)" if -code == signal.SIGKILL else "")
+                )
             if code:
                 sys.exit(code)  # the child has said what went wrong
             staged = staging / out.name

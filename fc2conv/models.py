@@ -94,7 +94,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelLoadError(f"weights file {file} does not hold a state dict of tensors")
     if state and all(key.startswith("module.") for key in state):
-        state = {key.removeprefix("module."): value for key, value in state.items()}
+        for key in list(state):  # in place: keeps the version metadata some modules read
+            state[key.removeprefix("module.")] = state.pop(key)
     return state
 
 
@@ -102,6 +103,9 @@ def _apply_state_dict(
     model: nn.Module, state: dict[str, torch.Tensor], name: str, file: str
 ) -> None:
     expected = model.state_dict()
+    for key in set(expected) - set(state):
+        if key.endswith(".num_batches_tracked"):  # older checkpoints predate BatchNorm's counter
+            state[key] = torch.tensor(0, dtype=torch.long)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(
@@ -123,8 +127,10 @@ def _apply_state_dict(
             f"weights file {file} is not for {name}: keys differ: "
             + "; ".join(p for p in parts if p)
         )
-    # assign: the model takes the state's tensors (cast only where the dtype differs)
-    state = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    # assign: the model takes the state's tensors (cast only where the dtype differs). The
+    # dict is changed in place, as it keeps the version metadata that some modules read.
+    for key, value in state.items():
+        state[key] = value.to(expected[key].dtype)
     model.load_state_dict(state, assign=True)
     left = [key for key, value in model.state_dict().items() if value.is_meta]
     if left:
@@ -152,18 +158,21 @@ def _hub_checkpoint(url: str) -> Path:
 
 
 def _build(name: str, state: dict[str, torch.Tensor], source: str, **kwargs: Any) -> nn.Module:
-    """``name`` with ``state`` as its weights. The model is built on the meta device and takes
-    the state's tensors as they are, so the weights are in memory once, not twice."""
+    """``name`` with ``state`` as its weights. The model is built on the meta device where its
+    builder allows and takes the state's tensors as they are, so the weights are in memory
+    once, not twice."""
     import torchvision
 
     if name.startswith("densenet"):
-        renamed = {}
-        for key, value in state.items():
+        for key in list(state):
             old = _DENSENET_OLD_KEY.match(key)
-            renamed[old.group(1) + old.group(2) if old else key] = value
-        state = renamed
-    with torch.device("meta"):
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
+            if old:
+                state[old.group(1) + old.group(2)] = state.pop(key)
+    try:
+        with torch.device("meta"):
+            model = torchvision.models.get_model(name, weights=None, **kwargs)
+    except NotImplementedError:  # builders that compute with tensors (RegNet): a real build,
+        model = torchvision.models.get_model(name, weights=None, **kwargs)  # freed on assign
     _apply_state_dict(model, state, name, source)
     return model
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,15 @@ def test_output_axes_are_named(exported: fc2conv.ExportReport) -> None:
     output = onnx.load(str(exported.path)).graph.output[0]
     dims = [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
     assert dims == ["batch", 5, "rows", "cols"]
+
+
+def test_checking_a_written_model_needs_no_torch(tmp_path: Path, small) -> None:
+    staged = export_module.stage_onnx(small, tmp_path, "small.onnx")
+    code = (
+        "import sys; from pathlib import Path; import fc2conv.cli; "
+        "from fc2conv.onnx_file import check_file; "
+        f"checks = check_file(Path(r'{staged}'), Path(r'{tmp_path / 'checks.npz'}'), 1e-4); "
+        "assert len(checks) == 3, checks; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
