@@ -171,8 +171,10 @@ def _build(name: str, state: dict[str, torch.Tensor], source: str, **kwargs: Any
     try:
         with torch.device("meta"):
             model = torchvision.models.get_model(name, weights=None, **kwargs)
-    except NotImplementedError:  # builders that compute with tensors (RegNet): a real build,
-        model = torchvision.models.get_model(name, weights=None, **kwargs)  # freed on assign
+    except NotImplementedError:
+        # Builders that compute with tensors (RegNet's block widths) need real ones: build on
+        # the CPU; its random weights are freed when the state's tensors replace them.
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
     _apply_state_dict(model, state, name, source)
     return model
 
@@ -200,7 +202,7 @@ def _load_torchvision(name: str, weights: str) -> LoadedModel:
         pretrained = _PRETRAINED_KWARGS if name in ("googlenet", "inception_v3") else {}
         model = _build(name, load_state_dict(checkpoint), str(checkpoint), **pretrained)
         if pretrained:  # as torchvision's builders do: the auxiliary heads are not trained
-            model.aux_logits = False
+            model.aux_logits = False  # type: ignore[assignment]
             for head in ("aux1", "aux2", "AuxLogits"):
                 if hasattr(model, head):
                     setattr(model, head, None)

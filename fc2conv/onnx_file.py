@@ -137,11 +137,12 @@ def embed_external_data(source: Path, target: Path) -> None:
             continue
         info = ExternalDataInfo(tensor)
         weights = source.parent / info.location
-        length = info.length if info.length else weights.stat().st_size - info.offset
+        offset = info.offset or 0
+        length = info.length or weights.stat().st_size - offset
         tensor.ClearField("external_data")
         tensor.ClearField("data_location")
         tensor.ClearField("raw_data")
-        pieces.append((tensor.SerializeToString(), weights, info.offset, length))
+        pieces.append((tensor.SerializeToString(), weights, offset, length))
     left = [
         t.name for t in onnx.external_data_helper._get_all_tensors(model) if uses_external_data(t)
     ]
@@ -159,19 +160,19 @@ def embed_external_data(source: Path, target: Path) -> None:
         out.write(model.SerializeToString())
         out.write(_field(_MODEL_GRAPH, graph_size))
         out.write(graph_rest)
-        for (header, weights, offset, length), size in zip(pieces, sizes, strict=True):
+        for (header, data_file, start, length), size in zip(pieces, sizes, strict=True):
             out.write(_field(_GRAPH_INITIALIZER, size))
             out.write(header)
-            if weights is None:
+            if data_file is None:
                 continue
             out.write(_field(_TENSOR_RAW_DATA, length))
-            with open(weights, "rb") as data:
-                data.seek(offset)
+            with open(data_file, "rb") as data:
+                data.seek(start)
                 left_to_copy = length
                 while left_to_copy:
                     chunk = data.read(min(_COPY_CHUNK, left_to_copy))
                     if not chunk:
-                        raise ExportError(f"{weights} ends before the weights of {source}")
+                        raise ExportError(f"{data_file} ends before the weights of {source}")
                     out.write(chunk)
                     left_to_copy -= len(chunk)
 
@@ -183,7 +184,7 @@ def save_cases(path: Path, cases: Sequence[tuple[np.ndarray, Sequence[np.ndarray
         arrays[f"{index}_images"] = images
         for number, output in enumerate(outputs):
             arrays[f"{index}_output_{number}"] = output
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
 
 
 def _load_cases(path: Path) -> list[tuple[np.ndarray, list[np.ndarray]]]:
@@ -191,7 +192,7 @@ def _load_cases(path: Path) -> list[tuple[np.ndarray, list[np.ndarray]]]:
         cases = []
         index = 0
         while f"{index}_images" in arrays:
-            outputs = []
+            outputs: list[np.ndarray] = []
             while f"{index}_output_{len(outputs)}" in arrays:
                 outputs.append(arrays[f"{index}_output_{len(outputs)}"])
             cases.append((arrays[f"{index}_images"], outputs))
