@@ -73,7 +73,7 @@ def check_target(target: Path, force: bool) -> None:
         for existing in (target, data_path(target)):
             if existing.exists():
                 raise ExportError(
-                    f"{existing} already exists; pass --force (force=True) to replace it"
+                    f"{existing} already exists; pass --force to replace it (force=True in Python)"
                 )
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
