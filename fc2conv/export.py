@@ -196,9 +196,9 @@ def stage_onnx(
     program.save(str(separate / name), external_data=True)
     del program
     staged = staging / name
-    weight_bytes = data_path(separate / name).stat().st_size
-    if weight_bytes > external_data_threshold:
-        os.replace(data_path(separate / name), data_path(staged))
+    weights = data_path(separate / name)
+    if weights.exists() and weights.stat().st_size > external_data_threshold:
+        os.replace(weights, data_path(staged))
         os.replace(separate / name, staged)
     else:
         embed_external_data(separate / name, staged)
