@@ -308,22 +308,17 @@ def _stage(
 def _run_child(args: list[str]) -> int:
     """Run ``fc2conv ARGS`` in a fresh Python process; its output goes where ours goes."""
     command = [sys.executable, "-m", "fc2conv.cli", *args]
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
-    }
     try:  # a real terminal or file: the child writes to it directly, progress and all
         sys.stdout.fileno()
         sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # captured streams (click's CliRunner)
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True)
         click.echo(done.stdout, nl=False)
         click.echo(done.stderr, nl=False, err=True)
         return done.returncode
     sys.stdout.flush()
     sys.stderr.flush()
-    return subprocess.run(command, env=env).returncode
+    return subprocess.run(command).returncode
 
 
 @main.command("list")
