@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+import torchvision
 from torch import nn
 
 import fc2conv
@@ -56,3 +59,11 @@ def relative_error(expected: torch.Tensor, actual: torch.Tensor) -> float:
     scale = expected.abs().max().item()
     assert scale > 0.1, f"outputs too small to compare (scale {scale:.2e})"
     return (expected - actual).abs().max().item() / scale
+
+
+def hub_checkpoint(home: Path, name: str, state: dict[str, torch.Tensor]) -> None:
+    """Put ``state`` where torch hub caches ``name``'s DEFAULT weights (no network needed)."""
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    folder = home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / Path(url).name)

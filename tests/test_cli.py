@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision
 from click.testing import CliRunner
+from helpers import hub_checkpoint
 from safetensors.torch import save_file
 
 import fc2conv
@@ -49,19 +50,10 @@ def test_export_from_a_safetensors_file(tmp_path: Path) -> None:
     onnx.checker.check_model(str(out), full_check=True)
 
 
-def fake_hub_checkpoint(home: Path, name: str) -> torch.nn.Module:
-    """Put a random checkpoint where torch hub caches the DEFAULT weights."""
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    model = torchvision.models.get_model(name)
-    checkpoints = home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(model.state_dict(), checkpoints / Path(weights.url).name)
-    return model
-
-
 def test_default_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    model = fake_hub_checkpoint(tmp_path, "squeezenet1_1")
+    model = torchvision.models.squeezenet1_1()
+    hub_checkpoint(tmp_path, "squeezenet1_1", model.state_dict())
     out = tmp_path / "squeezenet.onnx"
     code, output = run("squeezenet1_1", "--out", str(out), "--quiet")
     assert code == 0, output

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from helpers import hub_checkpoint
 
 from fc2conv.models import load_model
-
-
-def hub_checkpoint(home: Path, name: str, state: dict[str, torch.Tensor]) -> None:
-    url = torchvision.models.get_model_weights(name).DEFAULT.url
-    folder = home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.save(state, folder / Path(url).name)
 
 
 def test_weights_are_the_checkpoint_tensors_not_copies(tmp_path: Path) -> None:
