@@ -29,7 +29,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import fc2conv
-from fc2conv.models import load_model
+from fc2conv.sources import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

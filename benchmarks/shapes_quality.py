@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import fc2conv
-from fc2conv.models import load_model
-from fc2conv.shapes import evaluate
+from fc2conv.pipeline import prepare
+from fc2conv.shapes.quality import evaluate
 
 
 def main() -> None:
@@ -31,9 +31,7 @@ def main() -> None:
         help="where to write the results (Markdown)",
     )
     args = parser.parse_args()
-    loaded = load_model("shapes")
-    converted = fc2conv.convert(loaded.model, loaded.input_size, name="shapes")
-    converted.metadata.update(loaded.metadata)
+    converted = prepare("shapes").converted
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         model: object = converted

@@ -16,11 +16,10 @@ import numpy as np
 from PIL import Image
 
 import fc2conv
-from fc2conv.detect import DEFAULT_SCALES
-from fc2conv.inference import Runner, load_image
-from fc2conv.models import load_model
-from fc2conv.render import save_detections, save_heatmaps
-from fc2conv.shapes import CLASSES, draw_scene
+from fc2conv.run import DEFAULT_SCALES, Runner, load_image
+from fc2conv.run.render import save_detections, save_heatmaps
+from fc2conv.shapes.scenes import draw_scene
+from fc2conv.shapes.spec import CLASSES
 
 
 def main() -> None:
@@ -44,12 +43,9 @@ def main() -> None:
         pixels = load_image(args.image)
         Image.fromarray((pixels * 255).astype(np.uint8)).save(args.out / "scene.png")
 
-    loaded = load_model(args.model, args.weights)
-    converted = fc2conv.convert(loaded.model, loaded.input_size, name=args.model)
-    converted.metadata.update(loaded.metadata)
     onnx_path = args.out / "model.onnx"
-    report = fc2conv.export_onnx(converted, onnx_path, force=True)
-    print(f"exported {onnx_path} ({report.bytes / 1e6:.1f} MB); geometry: {converted.geometry}")
+    report = fc2conv.export_model(args.model, onnx_path, weights=args.weights, force=True)
+    print(f"exported {onnx_path} ({report.bytes / 1e6:.1f} MB); geometry: {report.geometry}")
 
     runner = Runner.from_onnx(onnx_path)  # everything below runs in onnxruntime
     maps = fc2conv.heatmap(runner, pixels)
@@ -57,8 +53,7 @@ def main() -> None:
         shown = CLASSES[1:]
         scales = DEFAULT_SCALES
     else:
-        peaks = maps.scores.reshape(len(maps.classes), -1).max(1)
-        shown = [maps.classes[i] for i in np.argsort(peaks)[::-1][:4]]
+        shown = maps.top_classes(4)
         scales = (1.0, 0.75, 0.5)
     save_heatmaps(pixels, maps, args.out / "heatmaps.png", shown)
     found = fc2conv.detect(runner, pixels, scales=scales)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .errors import InputSizeError, UnsupportedModelError
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["Geometry", "measure_geometry"]
 
@@ -27,8 +25,8 @@ Pair = tuple[int, int]
 class Geometry:
     """Stride, window, offset and minimal input size of a converted model, as (height, width).
 
-    ``window`` is the image box one cell stands for: the canonical input for ``head="window"``
-    (at canonical size the single cell *is* the classifier's output), one stride for ``head="cam"``.
+    ``window`` is the image box one cell stands for: the canonical input for ``mode="window"``
+    (at canonical size the single cell *is* the classifier's output), one stride for ``mode="cam"``.
     """
 
     canonical_size: Pair
@@ -58,14 +56,12 @@ class Geometry:
                 f"{min_h}x{min_w}"
             )
 
-    def cell_boxes(self, rows: int, cols: int) -> torch.Tensor:
+    def cell_boxes(self, rows: int, cols: int) -> np.ndarray:
         """Image box (x1, y1, x2, y2) of every cell, shape rows×cols×4, float32."""
-        import torch  # here, so that reading a geometry (onnx_file) needs no torch
-
-        y1 = self.offset[0] + self.stride[0] * torch.arange(rows, dtype=torch.float32)
-        x1 = self.offset[1] + self.stride[1] * torch.arange(cols, dtype=torch.float32)
-        yy, xx = torch.meshgrid(y1, x1, indexing="ij")
-        return torch.stack([xx, yy, xx + self.window[1], yy + self.window[0]], dim=-1)
+        y1 = self.offset[0] + self.stride[0] * np.arange(rows, dtype=np.float32)
+        x1 = self.offset[1] + self.stride[1] * np.arange(cols, dtype=np.float32)
+        yy, xx = np.meshgrid(y1, x1, indexing="ij")
+        return np.stack([xx, yy, xx + self.window[1], yy + self.window[0]], axis=-1)
 
     def as_dict(self) -> dict[str, list[int]]:
         return {key: list(value) for key, value in asdict(self).items() if value is not None}
@@ -91,7 +87,7 @@ class Geometry:
 
 
 def measure_geometry(
-    map_size: Callable[[int, int], Pair | None], canonical: Pair, head: str, name: str
+    map_size: Callable[[int, int], Pair | None], canonical: Pair, mode: str, name: str
 ) -> Geometry:
     """Measure stride and minimal size from ``map_size(height, width)`` (None: does not run).
 
@@ -107,7 +103,7 @@ def measure_geometry(
         raise UnsupportedModelError(
             f"{name}: the converted model gives no output at canonical size"
         )
-    if head == "window" and canonical_cells != (1, 1):
+    if mode == "window" and canonical_cells != (1, 1):
         raise UnsupportedModelError(
             f"{name}: at canonical size the converted model gives a "
             f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"
@@ -139,7 +135,7 @@ def measure_geometry(
                 else:
                     low[axis] = middle[axis] + 1
     min_size = [low[axis] - (canonical_cells[axis] - 1) * stride[axis] for axis in (0, 1)]
-    window = canonical if head == "window" else (stride[0], stride[1])
+    window = canonical if mode == "window" else (stride[0], stride[1])
     origin = (min_size[0], min_size[1])
     smallest = (max(1, origin[0]), max(1, origin[1]))  # padding can give cells below size 1
     geometry = Geometry(

@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 import fc2conv
+from fc2conv import compare
 
 RTOL = 1e-5  # fp32, relative to the output's scale
 
@@ -56,9 +57,10 @@ def convert_and_verify(
 
 
 def relative_error(expected: torch.Tensor, actual: torch.Tensor) -> float:
+    """fc2conv's relative error, after checking that the outputs are not too small to compare."""
     scale = expected.abs().max().item()
     assert scale > 0.1, f"outputs too small to compare (scale {scale:.2e})"
-    return (expected - actual).abs().max().item() / scale
+    return compare.relative_error(expected.detach(), actual.detach())
 
 
 def hub_checkpoint(home: Path, name: str, state: dict[str, torch.Tensor]) -> None:
@@ -67,3 +69,26 @@ def hub_checkpoint(home: Path, name: str, state: dict[str, torch.Tensor]) -> Non
     folder = home / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     torch.save(state, folder / Path(url).name)
+
+
+def onnxruntime_agrees(
+    converted: fc2conv.FullyConvolutionalModel, path: Path, size: tuple[int, int]
+) -> float:
+    """Run an exported file in onnxruntime at ``size`` (batch 2) and compare it with PyTorch:
+    the relative error must be within 1e-4, or ten times PyTorch's own float32 noise (the same
+    images one at a time against the batch) where that is larger. Returns the error."""
+    import onnxruntime as ort
+
+    images = torch.randn(
+        2, converted.input_channels, *size, generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        batched = converted(images)
+        single = torch.cat([converted(images[i : i + 1]) for i in range(2)])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (maps,) = session.run(None, {"images": images.numpy()})
+    assert maps.shape == (2, batched.shape[1], *converted.output_size(*size))
+    error = relative_error(single, torch.from_numpy(maps))
+    noise = relative_error(single, batched)
+    assert error <= max(1e-4, 10 * noise), (error, noise)
+    return error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -21,13 +23,30 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_list_shows_cnns_not_transformers() -> None:
+def test_list_shows_cnns_in_natural_order_with_sizes_and_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth").write_bytes(b"")
     code, output = run("list")
-    names = output.split()
     assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines()[1:]}
+    names = list(rows)
     assert {"shapes", "vgg16", "resnet50", "convnext_tiny"} <= set(names)
     assert "vit_b_16" not in names and "swin_t" not in names
     assert len(names) == 1 + 68
+    assert names.index("resnet18") < names.index("resnet34") < names.index("resnet101")
+    assert rows["inception_v3"][0] == "299x299" and rows["shapes"] == ["64x64", "cached"]
+    assert rows["resnet34"][1] == "cached" and rows["resnet18"][1:] == ["not", "downloaded"]
+
+
+def test_list_needs_no_torch() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from fc2conv.cli import main; "
+        "result = CliRunner().invoke(main, ['list']); assert result.exit_code == 0; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_inspect_prints_plan_and_geometry() -> None:
@@ -60,7 +79,7 @@ def test_default_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypat
     assert output == ""
     metadata = fc2conv.read_metadata(out)
     assert len(metadata["classes"]) == 1000 and metadata["classes"][0] == "tench"
-    loaded = fc2conv.models.load_model("squeezenet1_1")
+    loaded = fc2conv.load_model("squeezenet1_1")
     first = next(iter(model.state_dict()))
     assert torch.equal(loaded.model.state_dict()[first], model.state_dict()[first])
 
@@ -69,7 +88,15 @@ def test_default_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypat
     ("args", "message"),
     [
         (["vgg17", "--out", "x.onnx"], "unknown model 'vgg17'; did you mean vgg19, vgg16, vgg13?"),
-        (["vit_b_32", "--weights", "none", "--out", "x.onnx"], "vit_b_32: cannot convert exactly"),
+        (
+            ["vit_b_32", "--weights", "none", "--out", "x.onnx"],
+            "vit_b_32: fc2conv does not export it: its head reads the class token",
+        ),
+        (
+            ["swin_t", "--weights", "none", "--out", "x.onnx"],
+            "swin_t: fc2conv does not export it: torch.onnx bakes its shifted-window padding",
+        ),
+        (["shapes", "--out", "/proc/x.onnx"], "/proc/x.onnx: folder /proc cannot take files"),
     ],
 )
 def test_user_errors_are_one_message_and_exit_1(
@@ -79,7 +106,8 @@ def test_user_errors_are_one_message_and_exit_1(
     code, output = run(*args)
     assert code == 1
     assert f"error: {message}" in output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_default_weights_offline_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
@@ -133,7 +161,7 @@ def test_output_problems(tmp_path: Path) -> None:
 
 def test_usage_errors_exit_2() -> None:
     assert run("resnet18")[0] == 2  # no --out
-    assert run("resnet18", "--out", "x.onnx", "--head", "sliding")[0] == 2
+    assert run("resnet18", "--out", "x.onnx", "--mode", "sliding")[0] == 2
     assert run("resnet18", "--out", "x.onnx", "--opset", "11")[0] == 2
     code, output = run("resnet18", "--out", "x.onnx", "--input-size", "big")
     assert code == 2 and "is not a size" in output
@@ -144,10 +172,10 @@ def test_cam_refusal_names_the_layer(tmp_path: Path) -> None:
         "mobilenet_v3_small",
         "--weights",
         "none",
-        "--head",
+        "--mode",
         "cam",
         "--out",
         str(tmp_path / "x.onnx"),
     )
     assert code == 1
-    assert "classifier.1: is not affine; head='cam' needs an affine head" in output
+    assert "classifier.1: is not affine; mode='cam' needs an affine classifier" in output

@@ -82,10 +82,10 @@ def test_gates_and_channels_last_linears_stay_exact() -> None:
     left_alone = dict(plan.left_alone)
     assert (
         "gate.fc1" in left_alone
-        and "gate whose pooling is not the head's" in left_alone["gate.fc1"]
+        and "gate whose pooling is not the classifier's" in left_alone["gate.fc1"]
     )
     assert "block.up" in left_alone
-    assert [s.layer for s in plan.steps if s.rule == "linear"] == ["fc"]
+    assert [s.layer for s in plan.steps if s.rule.name == "linear"] == ["fc"]
     assert converted(torch.randn(2, 3, 50, 40)).shape[-2:] == converted.output_size(50, 40)
 
 
@@ -148,9 +148,9 @@ def test_input_smaller_than_a_window_names_both_sizes() -> None:
     )
 
 
-def test_unknown_head_mode_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="head must be one of"):
-        fc2conv.convert(GatedNet(), (32, 32), head="sliding")
+def test_unknown_mode_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        fc2conv.convert(GatedNet(), (32, 32), mode="sliding")
 
 
 def test_verify_detects_a_changed_weight() -> None:

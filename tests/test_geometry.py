@@ -39,7 +39,7 @@ CASES = {
 def test_predicted_map_size_holds_at_every_size(case: str, pool: bool, mode: str) -> None:
     features, size = CASES[case]
     model = reinit(head(features, size, pool))
-    converted = fc2conv.convert(model, size, head=mode)
+    converted = fc2conv.convert(model, size, mode=mode)
     minimum, stride = converted.geometry.min_size, converted.geometry.stride
     with torch.no_grad():
         for height in range(minimum[0], minimum[0] + 3 * stride[0] + 2):

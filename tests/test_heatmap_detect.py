@@ -13,16 +13,16 @@ from PIL import Image
 
 import fc2conv
 from fc2conv.cli import main
-from fc2conv.models import load_model
-from fc2conv.shapes import CLASSES, draw_scene, evaluate
+from fc2conv.pipeline import prepare
+from fc2conv.shapes.quality import evaluate
+from fc2conv.shapes.scenes import draw_scene
+from fc2conv.shapes.spec import CLASSES
+from fc2conv.sources import load_model
 
 
 @pytest.fixture(scope="module")
 def shapes() -> fc2conv.FullyConvolutionalModel:
-    loaded = load_model("shapes")
-    converted = fc2conv.convert(loaded.model, loaded.input_size, name="shapes")
-    converted.metadata.update(loaded.metadata)
-    return converted
+    return prepare("shapes").converted
 
 
 @pytest.fixture(scope="module")

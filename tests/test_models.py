@@ -11,7 +11,7 @@ import torch
 import torchvision
 from helpers import hub_checkpoint
 
-from fc2conv.models import load_model
+from fc2conv.sources import load_model
 
 
 def test_weights_are_the_checkpoint_tensors_not_copies(tmp_path: Path) -> None:

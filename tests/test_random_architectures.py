@@ -93,7 +93,7 @@ specs = st.fixed_dictionaries(
         "head": st.lists(st.integers(2, 8), min_size=1, max_size=3),
         "bn1d": st.booleans(),
         "dropout": st.booleans(),
-        "head_mode": st.sampled_from(["window", "cam"]),
+        "mode": st.sampled_from(["window", "cam"]),
         "size": st.tuples(st.integers(10, 24), st.integers(10, 24)),
     }
 )
@@ -112,7 +112,7 @@ def test_random_classifier_converts_exactly_or_is_refused(spec: dict) -> None:
     model.build_head(features.shape[1])
     reinit(model, seed=len(str(spec)))
     try:
-        converted = fc2conv.convert(model, (height, width), head=spec["head_mode"])
+        converted = fc2conv.convert(model, (height, width), mode=spec["mode"])
     except fc2conv.UnsupportedModelError as refused:
         event(f"refused: {refused.reasons[0] if refused.reasons else refused}")
         return

@@ -1,4 +1,4 @@
-"""Rules 1, 2 and 6: Linear → convolution, sharing storage."""
+"""A Linear becomes a convolution (k×k after a flatten, 1×1 on vectors), sharing storage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from helpers import RTOL, convert_and_verify, reinit, relative_error
 from torch import nn
 
 import fc2conv
-from fc2conv.weights import conv_from_linear
+from fc2conv.conversion.linear_conv import conv_from_linear
 
 
 class FlattenHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Rule 5: normalisation, activations, softmax, concatenation and branches in the head."""
+"""Per-position rules: normalisation, activations, softmax, concatenation and branches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rules 3 and 4: adaptive pools fixed at canonical size; global pools for 'window' and 'cam'."""
+"""Adaptive pools fixed at canonical size; global pools in window and cam mode."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ POOLS = [
 
 
 @pytest.mark.parametrize("pool", POOLS)
-def test_window_head_cells_are_the_classifier_on_each_window(pool: str) -> None:
+def test_window_mode_cells_are_the_classifier_on_each_window(pool: str) -> None:
     model = reinit(Pooled(pool, "mlp"))
     converted, _ = convert_and_verify(model, (20, 20))
     assert converted.geometry.stride == (2, 2)
@@ -74,9 +74,9 @@ def test_window_head_cells_are_the_classifier_on_each_window(pool: str) -> None:
 @pytest.mark.parametrize(
     "pool", ["AdaptiveAvgPool2d", "adaptive_avg_pool2d", "mean", "mean-keepdim", "avg_pool2d"]
 )
-def test_cam_head_mean_equals_logits_at_any_size(pool: str) -> None:
+def test_cam_mode_mean_equals_logits_at_any_size(pool: str) -> None:
     model = reinit(Pooled(pool))
-    converted, _ = convert_and_verify(model, (20, 20), head="cam")
+    converted, _ = convert_and_verify(model, (20, 20), mode="cam")
     for size in [(20, 20), (33, 27)]:
         report = fc2conv.verify(model, converted, size, rtol=RTOL)
         assert report.output_scale > 0.1
@@ -87,14 +87,14 @@ def test_cam_head_mean_equals_logits_at_any_size(pool: str) -> None:
 @pytest.mark.parametrize("pool", ["AdaptiveMaxPool2d", "amax"])
 def test_cam_refuses_global_max(pool: str) -> None:
     with pytest.raises(fc2conv.UnsupportedModelError, match="max pooling does not commute"):
-        fc2conv.convert(Pooled(pool), (20, 20), head="cam")
+        fc2conv.convert(Pooled(pool), (20, 20), mode="cam")
 
 
 def test_cam_refuses_a_nonlinear_head_and_says_use_window() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
-        fc2conv.convert(Pooled("mean", "mlp"), (20, 20), head="cam")
+        fc2conv.convert(Pooled("mean", "mlp"), (20, 20), mode="cam")
     assert "act: is not affine" in str(info.value)
-    assert "use head='window'" in str(info.value)
+    assert "use mode='window'" in str(info.value)
 
 
 class AdaptiveSeven(nn.Module):

@@ -1,0 +1,360 @@
+"""The plan: which node each rule rewrites, keeps or refuses, found in one walk over the graph.
+
+The walk gives every node a layout (see :mod:`.layouts`). Nodes that read only trunk tensors
+stay as they are, except where a rule finds the classifier's entry (a flatten or a global pool of
+an NCHW map) or an adaptive pool to fix. From there on, every node must have a rule that makes
+it per-position; if one does not, the plan lists it among the declines, with every other reason.
+A pooled branch that flows back into the trunk (a squeeze-and-excitation gate) is not the
+classifier: it is left alone.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx, nn
+
+from ..errors import TraceError
+from .layouts import Map, NotTensor, Trunk, Vec, on_classifier_path
+from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
+from .rules.base import function_is, method_is, module_is
+from .tracing import node_name, output_leaves, propagate_shapes, trace
+
+__all__ = ["MODES", "Analysis", "Plan", "analyse", "plan"]
+
+#: "window": one cell per canonical-size window; "cam": a class-activation map
+MODES = ("window", "cam")
+
+
+@dataclass
+class Plan:
+    """What conversion changes, keeps and refuses, layer by layer; printable."""
+
+    name: str
+    mode: str
+    input_size: tuple[int, int]
+    input_shape: tuple[int, ...]
+    steps: list[Step] = field(default_factory=list)
+    declines: list[Decline] = field(default_factory=list)
+    left_alone: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    already_convolutional: bool = False
+
+    @property
+    def convertible(self) -> bool:
+        return not self.declines
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.changes_graph]
+
+    def __str__(self) -> str:
+        size = "x".join(map(str, self.input_shape[1:]))
+        lines = [f"{self.name}: plan for mode='{self.mode}' at input {size}"]
+        if self.changes:
+            lines.append("changes:")
+            lines += [f"  {s.layer}: {s.action}" for s in self.changes]
+        kept = [
+            s for s in self.steps if not s.changes_graph and not isinstance(s.layout, NotTensor)
+        ]
+        if kept:
+            lines.append("kept (already per position):")
+            lines += [f"  {s.layer}: {s.action}" for s in kept]
+        if self.left_alone:
+            lines.append("left alone:")
+            lines += [f"  {layer}: {why}" for layer, why in self.left_alone]
+        if self.declines:
+            lines.append("cannot convert:")
+            lines += [f"  {d.layer}: {d.reason}" for d in self.declines]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@dataclass
+class Analysis:
+    """A plan together with what applying it needs: the traced graph and its context."""
+
+    plan: Plan
+    context: Context
+    input_channels: int
+    vector_input: bool
+
+
+def _input_features(gm: fx.GraphModule) -> tuple[bool, int]:
+    """(vector input?, channels or features), from the first conv or Linear of the graph."""
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            module = gm.get_submodule(str(node.target))
+            if isinstance(module, nn.Conv2d):
+                return False, module.in_channels
+            if isinstance(module, nn.Linear):
+                return True, module.in_features
+        if node.op == "call_function" and node.target in (
+            torch.nn.functional.conv2d,
+            torch.conv2d,
+            torch.nn.functional.linear,
+        ):
+            weight = node.args[1]
+            if isinstance(weight, fx.Node) and weight.op == "get_attr":
+                tensor = gm.get_parameter(str(weight.target))
+                return node.target is torch.nn.functional.linear, int(tensor.shape[1])
+    raise TraceError("cannot tell the input's channels: the model has no Conv2d and no Linear")
+
+
+def _infer_order(node: fx.Node, ctx: Context) -> str | None:
+    """Memory order of a trunk tensor: NCHW, NHWC or unknown."""
+    shape = ctx.shape(node)
+    if shape is None or len(shape) != 4:
+        first = next((ctx.layout(a) for a in node.all_input_nodes if ctx.shape(a)), None)
+        return first.order if isinstance(first, Trunk) else None
+    if node.op == "call_module" and isinstance(
+        ctx.module(node),
+        (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
+    ):
+        return "nchw"
+    tensor_inputs = [a for a in node.all_input_nodes if ctx.shape(a) and a.op != "get_attr"]
+    source = ctx.layout(tensor_inputs[0]) if tensor_inputs else None
+    order = source.order if isinstance(source, Trunk) else None
+    if method_is(node, "permute", "transpose") or function_is(node, torch.permute, torch.transpose):
+        dims = tuple(a for a in node.args[1:] if isinstance(a, int))
+        if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)):
+            dims = tuple(node.args[1])
+        if order == "nchw" and dims == (0, 2, 3, 1):
+            return "nhwc"
+        if order == "nhwc" and dims == (0, 3, 1, 2):
+            return "nchw"
+        return None
+    return order
+
+
+class ClassifierWalk:
+    """One pass over the graph that assigns layouts and collects steps and declines.
+
+    ``entries[node]`` is the set of classifier entries (flattens, global pools) that a node on
+    the classifier path derives from; when such a node meets the trunk again, those entries were
+    a gate, not the classifier, and everything derived from them goes back to the trunk.
+    """
+
+    def __init__(self, ctx: Context, rules: tuple[Rule, ...], vector_input: bool) -> None:
+        self.ctx = ctx
+        self.rules = rules
+        self.vector_input = vector_input
+        self.entries: dict[fx.Node, frozenset[fx.Node]] = {}
+        self.steps: dict[fx.Node, Step] = {}
+        self.declines: dict[fx.Node, Decline] = {}
+        self.gates: list[fx.Node] = []
+
+    def run(self) -> None:
+        ctx = self.ctx
+        for node in ctx.gm.graph.nodes:
+            if node.op == "placeholder":
+                ctx.layouts[node] = Vec() if self.vector_input else Trunk("nchw")
+                if self.vector_input:
+                    self.entries[node] = frozenset({node})
+            elif node.op == "get_attr":
+                ctx.layouts[node] = Trunk(None)
+            elif node.op != "output":
+                self.visit(node)
+
+    def _meets_trunk(self, node: fx.Node) -> bool:
+        ctx = self.ctx
+        trunk = [
+            a
+            for a in node.all_input_nodes
+            if isinstance(ctx.layout(a), Trunk) and a.op != "get_attr" and ctx.shape(a)
+        ]
+        return bool(ctx.classifier_inputs(node) and trunk)
+
+    def _to_trunk(self, node: fx.Node) -> None:
+        """The classifier entries feeding ``node`` are gates: their branches stay as they are."""
+        ctx = self.ctx
+        gate_entries = frozenset().union(*(self.entries[a] for a in ctx.classifier_inputs(node)))
+        self.gates.extend(sorted(gate_entries, key=lambda n: n.name))
+        for visited in list(self.entries):
+            if self.entries[visited] & gate_entries:
+                del self.entries[visited]
+                self.steps.pop(visited, None)
+                self.declines.pop(visited, None)
+                ctx.layouts[visited] = Trunk(_infer_order(visited, ctx))
+
+    def visit(self, node: fx.Node) -> None:
+        ctx = self.ctx
+        if self._meets_trunk(node):
+            self._to_trunk(node)
+        inputs = ctx.classifier_inputs(node)
+        for rule in self.rules:
+            if rule.match(node, ctx):
+                result = rule.check(node, ctx)
+                break
+        else:
+            if inputs:
+                self.declines[node] = Decline(
+                    "none",
+                    node,
+                    node_name(node),
+                    "acts on the classifier features and has no per-position equivalent",
+                )
+                ctx.layouts[node] = ctx.layouts[inputs[0]]
+                self.entries[node] = frozenset().union(*(self.entries[a] for a in inputs))
+            else:
+                ctx.layouts[node] = (
+                    Trunk(_infer_order(node, ctx)) if ctx.shape(node) else NotTensor()
+                )
+            return
+        if isinstance(result, Decline):
+            self.declines[node] = result
+            ctx.layouts[node] = ctx.layouts[inputs[0]] if inputs else Trunk(_infer_order(node, ctx))
+        else:
+            self.steps[node] = result
+            ctx.layouts[node] = result.layout
+        if inputs:
+            self.entries[node] = frozenset().union(*(self.entries[a] for a in inputs))
+        elif on_classifier_path(ctx.layouts[node]):
+            self.entries[node] = frozenset({node})
+
+
+def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]:
+    """Linears that compute a 2-D model output but were not reached by any rule."""
+    found: list[tuple[str, str]] = []
+    seen: set[fx.Node] = set()
+    stack = [leaf for leaf in output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
+    while stack:
+        node = stack.pop()
+        shape = ctx.shape(node)
+        if node in seen or not shape or len(shape) > 2:
+            continue
+        seen.add(node)
+        is_linear = module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear)
+        if is_linear and isinstance(ctx.layout(node), Trunk):
+            source = node.args[0]
+            assert isinstance(source, fx.Node)
+            parent = source.all_input_nodes[0] if source.all_input_nodes else None
+            if source.target is operator.getitem and len(ctx.shape(parent) or ()) == 3:
+                why = (
+                    "its input is one token of a sequence (x[:, 0]): the model classifies a "
+                    "token, as transformers do, not a convolutional feature map"
+                )
+            else:
+                why = (
+                    f"its input comes from {node_name(source)} "
+                    f"({len(ctx.shape(source) or ())}-D), not from a flattened or pooled "
+                    "convolutional feature map"
+                )
+            found.append((node_name(node), why))
+        stack.extend(node.all_input_nodes)
+    return sorted(found)
+
+
+def _left_alone(ctx: Context, unconverted: dict[str, str]) -> list[tuple[str, str]]:
+    """Linears off the classifier path, grouped by why they stay."""
+    others: dict[str, list[str]] = {}
+    for node in ctx.gm.graph.nodes:
+        if (
+            (module_is(node, ctx, nn.Linear) or function_is(node, torch.nn.functional.linear))
+            and isinstance(ctx.layout(node), Trunk)
+            and node_name(node) not in unconverted
+        ):
+            shape = ctx.shape(node) or ()
+            why = (
+                "off the classifier path (a gate whose pooling is not the classifier's)"
+                if len(shape) == 2
+                else f"off the classifier path (acts on a {len(shape)}-D "
+                "tensor, already per position)"
+            )
+            others.setdefault(why, []).append(node_name(node))
+    left: list[tuple[str, str]] = []
+    for why, layers in others.items():
+        if len(layers) <= 4:
+            left += [(layer, why) for layer in layers]
+        else:
+            left.append((f"{layers[0]} and {len(layers) - 1} more Linears", why))
+    return left
+
+
+def analyse(
+    model: nn.Module,
+    input_size: tuple[int, int],
+    mode: str,
+    name: str,
+    rules: tuple[Rule, ...] = DEFAULT_RULES,
+) -> Analysis:
+    """Trace ``model``, walk its graph with ``rules`` and return the plan with its context."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    gm = trace(model, name)
+    vector_input, channels = _input_features(gm)
+    input_shape = (2, channels) if vector_input else (2, channels, *input_size)
+    shapes = propagate_shapes(gm, input_shape, name)
+    ctx = Context(gm, shapes, {}, mode, name)
+    walk = ClassifierWalk(ctx, rules, vector_input)
+    walk.run()
+    the_plan = Plan(
+        name,
+        mode,
+        (1, 1) if vector_input else (int(input_size[0]), int(input_size[1])),
+        input_shape,
+        list(walk.steps.values()),
+        list(walk.declines.values()),
+    )
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    leaves = [leaf for leaf in output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
+    layouts = [ctx.layout(leaf) for leaf in leaves]
+    for leaf, layout in zip(leaves, layouts, strict=True):
+        if (
+            on_classifier_path(layout)
+            and not isinstance(layout, (Vec, Map))
+            and not the_plan.declines
+        ):
+            the_plan.declines.append(
+                Decline(
+                    "output",
+                    leaf,
+                    node_name(leaf),
+                    "returns classifier features that are not vectors",
+                )
+            )
+    linears = _unconverted_linears(output, ctx)
+    the_plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
+    if not any(isinstance(layout, (Vec, Map)) for layout in layouts):
+        if not linears and not any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
+            the_plan.already_convolutional = True
+            the_plan.notes.append("already fully convolutional: nothing to convert")
+        elif not the_plan.declines:
+            the_plan.declines.append(
+                Decline(
+                    "output",
+                    output,
+                    "output",
+                    "no flattened or pooled convolutional feature map feeds the 2-D output",
+                )
+            )
+    the_plan.left_alone = _left_alone(ctx, dict(linears))
+    if walk.gates:
+        the_plan.notes.append(
+            f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
+            "(e.g. squeeze-and-excitation) and stay global"
+        )
+    if (
+        not any(s.rule.name == "linear" for s in the_plan.steps)
+        and not the_plan.declines
+        and not the_plan.already_convolutional
+    ):
+        the_plan.notes.append(
+            "no Linear on the classifier path: the classifier is already "
+            "convolutional; only its pooling changes"
+        )
+    return Analysis(the_plan, ctx, channels, vector_input)
+
+
+def plan(
+    model: nn.Module,
+    input_size: tuple[int, int] = (224, 224),
+    *,
+    mode: str = "window",
+    name: str | None = None,
+    rules: tuple[Rule, ...] = DEFAULT_RULES,
+) -> Plan:
+    """What :func:`fc2conv.convert` would change, keep and refuse; printable."""
+    return analyse(model, tuple(input_size), mode, name or type(model).__name__, rules).plan  # type: ignore[arg-type]

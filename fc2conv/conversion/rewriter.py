@@ -1,0 +1,103 @@
+"""Apply a plan: every step's rule rewrites its node, then the geometry is measured."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import io
+
+from torch import fx, nn
+
+from ..errors import UnsupportedModelError
+from ..geometry import measure_geometry
+from .layouts import Map, Vec
+from .model import FullyConvolutionalModel
+from .planner import Analysis, analyse
+from .rules import DEFAULT_RULES, Rule
+from .tracing import ShapeProbe, fake_run, output_leaves
+
+__all__ = ["convert"]
+
+
+def _map_output(analysis: Analysis, graph: fx.Graph) -> int:
+    """Index of the output leaf that holds the class map (the first on the classifier path)."""
+    ctx = analysis.context
+    output = next(n for n in graph.nodes if n.op == "output")
+    leaves = output_leaves(output.args[0])
+    return next(
+        (i for i, leaf in enumerate(leaves) if isinstance(ctx.layouts.get(leaf), (Vec, Map))),
+        next((i for i, leaf in enumerate(leaves) if len(ctx.shape(leaf) or ()) == 4), 0),
+    )
+
+
+def _apply(analysis: Analysis) -> fx.GraphModule:
+    ctx = analysis.context
+    for step in analysis.plan.steps:
+        if step.changes_graph:
+            step.rule.rewrite(step, ctx)
+    graph = ctx.gm.graph
+    graph.eliminate_dead_code()
+    for step in analysis.plan.steps:
+        step.rule.finish(step, ctx)
+    graph.lint()
+    ctx.gm.delete_all_unused_submodules()
+    ctx.gm.recompile()
+    return ctx.gm.eval()
+
+
+def convert(
+    model: nn.Module,
+    input_size: tuple[int, int] = (224, 224),
+    *,
+    mode: str = "window",
+    inplace: bool = False,
+    name: str | None = None,
+    rules: tuple[Rule, ...] = DEFAULT_RULES,
+) -> FullyConvolutionalModel:
+    """Convert a classifier into an exactly equivalent fully convolutional model.
+
+    ``input_size`` is the canonical (height, width) the classifier was built for. ``mode`` is
+    "window" (one cell per canonical-size window) or "cam" (a class-activation map; affine
+    classifiers only). The result shares weights with ``model`` when ``inplace`` is true, and with
+    a deep copy of it otherwise; ``model`` itself is never modified. ``rules`` are tried in order
+    on every node (see :mod:`fc2conv.conversion.rules`). Raises UnsupportedModelError listing every
+    layer in the way.
+    """
+    name = name or type(model).__name__
+    if not inplace:
+        model = copy.deepcopy(model)
+    analysis = analyse(model, tuple(input_size), mode, name, rules)  # type: ignore[arg-type]
+    the_plan = analysis.plan
+    if the_plan.declines:
+        raise UnsupportedModelError(
+            f"{name}: cannot convert exactly; in the way:",
+            [(d.layer, d.reason) for d in the_plan.declines],
+        )
+    map_index = _map_output(analysis, analysis.context.gm.graph)
+    gm = _apply(analysis)
+    channels = analysis.input_channels
+    canonical = the_plan.input_size
+    probe = ShapeProbe(gm)
+    try:
+        first = probe((1, channels, *canonical))
+    except Exception:  # tensors the meta device cannot stand in for: use fake tensors
+        probe = functools.partial(fake_run, gm)  # type: ignore[assignment]
+        first = None
+
+    def map_size(height: int, width: int) -> tuple[int, int] | None:
+        if first is not None and (height, width) == canonical:
+            result = output_leaves(first)
+        else:
+            with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
+                try:
+                    result = output_leaves(probe((1, channels, height, width)))
+                except Exception:
+                    return None
+        return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
+
+    # an already convolutional model has no single canonical cell: measure it as a CAM
+    geometry_mode = "cam" if the_plan.already_convolutional else mode
+    geometry = measure_geometry(map_size, canonical, geometry_mode, name)
+    converted = FullyConvolutionalModel(gm, geometry, the_plan, channels, analysis.vector_input)
+    return converted.eval()

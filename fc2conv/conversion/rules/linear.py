@@ -1,0 +1,98 @@
+"""A Linear on the classifier path becomes a convolution.
+
+A Linear reading a row-major flatten of a C×H×W map computes
+``y[o] = sum_{c,h,w} W[o, c*H*W + h*W + w] * x[c, h, w] + b[o]``: a valid C→out convolution
+with the kernel ``W.view(out, C, H, W)`` at one position. A Linear reading a feature vector
+(after pooling, after another converted Linear, or the input of a plain MLP) is a 1×1
+convolution applied independently at every position. The kernels are views: no copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import fx, nn
+
+from ..layouts import ChannelsLastMap, Flat, Vec, on_classifier_path
+from ..linear_conv import conv_from_linear
+from .base import Context, Decline, Rule, Step, function_is, module_is, replace_module
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The convolution the Linear becomes: ``channels`` inputs, a ``size`` kernel."""
+
+    channels: int
+    size: tuple[int, int]
+
+
+class LinearToConv(Rule[Kernel]):
+    name = "linear"
+
+    def match(self, node: fx.Node, ctx: Context) -> bool:
+        is_linear = module_is(node, ctx, nn.Linear) or function_is(node, F.linear)
+        return is_linear and bool(ctx.classifier_inputs(node))
+
+    def check(self, node: fx.Node, ctx: Context) -> Step[Kernel] | Decline:
+        source = node.args[0]
+        layout, shape = ctx.layout(source), ctx.shape(source)
+        assert shape is not None
+        weight_shape = (
+            tuple(ctx.module(node).weight.shape)  # type: ignore[arg-type]
+            if node.op == "call_module"
+            else ctx.shape(node.args[1])
+        )
+        if weight_shape is None:
+            return self.decline(node, "its weight is not a tensor fc2conv can read")
+        out_features, in_features = weight_shape
+        if node.op == "call_function" and any(
+            on_classifier_path(ctx.layout(a)) for a in node.args[1:]
+        ):
+            return self.decline(node, "its weight is computed from the features")
+        linear = f"Linear({in_features}→{out_features})"
+        if isinstance(layout, ChannelsLastMap):
+            return self.keep(
+                node,
+                f"{linear} on channels-last pooled map kept (already per position)",
+                ChannelsLastMap(),
+            )
+        if isinstance(layout, Flat):
+            size = (layout.height, layout.width)
+            return self.step(
+                node,
+                f"{linear} → Conv2d({layout.channels}→{out_features}, kernel {size[0]}x{size[1]})",
+                Vec(),
+                Kernel(layout.channels, size),
+            )
+        if isinstance(layout, Vec):
+            return self.step(
+                node,
+                f"{linear} → Conv2d({in_features}→{out_features}, kernel 1x1)",
+                Vec(),
+                Kernel(in_features, (1, 1)),
+            )
+        return self.decline(
+            node,
+            f"applies to the last axis of a {'x'.join(map(str, shape[1:]))} tensor that is not a "
+            "feature vector",
+        )
+
+    def rewrite(self, step: Step[Kernel], ctx: Context) -> None:
+        node = step.node
+        channels = step.payload.channels
+        height, width = step.payload.size
+        if node.op == "call_module":
+            linear = ctx.module(node)
+            assert isinstance(linear, nn.Linear)
+            replace_module(ctx, node, conv_from_linear(linear, channels, height, width))
+            return
+        graph = ctx.gm.graph
+        source, weight = node.args[0], node.args[1]
+        bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+        out_features = ctx.shapes[weight][0]  # type: ignore[index]
+        with graph.inserting_before(node):
+            kernel = graph.call_method("view", (weight, out_features, channels, height, width))
+            conv = graph.call_function(F.conv2d, (source, kernel, bias))
+        node.replace_all_uses_with(conv)
+        graph.erase_node(node)

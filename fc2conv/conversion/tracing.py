@@ -1,0 +1,172 @@
+"""Tracing with torch.fx, and shape propagation on fake tensors (no compute, no memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from ..errors import TraceError
+
+__all__ = [
+    "ShapeProbe",
+    "fake_run",
+    "meta_run",
+    "meta_state",
+    "node_name",
+    "output_leaves",
+    "propagate_shapes",
+    "trace",
+]
+
+
+def trace(model: nn.Module, name: str) -> fx.GraphModule:
+    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules."""
+    was_training = model.training
+    model.eval()
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:
+        raise TraceError(
+            f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: "
+            f"{(str(exc).strip().splitlines() or [''])[0][:300]}). "
+            "fc2conv needs a forward without data-dependent Python control flow; move such code "
+            "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
+        ) from exc
+    finally:
+        model.train(was_training)
+
+
+def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta-device stand-ins for every parameter and buffer of ``module`` (no memory)."""
+    named = [
+        *module.named_parameters(remove_duplicate=False),
+        *module.named_buffers(remove_duplicate=False),
+    ]
+    return {key: torch.empty_like(value, device="meta") for key, value in named}
+
+
+def meta_run(module: nn.Module, state: dict[str, torch.Tensor], *shapes: tuple[int, ...]) -> Any:
+    """Run ``module`` on meta tensors: shapes only, in microseconds per layer."""
+    inputs = tuple(torch.empty(shape, device="meta") for shape in shapes)
+    with torch.no_grad():
+        return torch.func.functional_call(module, state, inputs, tie_weights=False, strict=False)
+
+
+def fake_run(module: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
+    """Run ``module`` on fake inputs of the given shapes: only shapes are computed."""
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
+        inputs = [mode.from_tensor(torch.empty(shape)) for shape in shapes]
+        return module(*inputs)
+
+
+SHAPE_PRESERVING = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+)
+
+
+class _ShapeOnly(fx.Interpreter):
+    """Skips layers that keep their input's shape (batch norm on meta tensors is slow)."""
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        module = self.fetch_attr(target)
+        if isinstance(module, SHAPE_PRESERVING) and args:
+            return args[0]
+        if isinstance(module, nn.Conv2d):  # plain convolution, whatever a subclass computes
+            return nn.Conv2d.forward(module, *args, **kwargs)
+        return super().call_module(target, args, kwargs)
+
+
+class _ShapeRecorder(_ShapeOnly):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            self.shapes[n] = tuple(int(d) for d in result.shape)
+        return result
+
+
+class _Interpreting(nn.Module):
+    """Owns ``gm`` (so functional_call can swap its tensors for meta ones) and runs it through an
+    interpreter."""
+
+    def __init__(self, interpreter: fx.Interpreter) -> None:
+        super().__init__()
+        self.gm = interpreter.module
+        self.interpreter = interpreter
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.interpreter.run(*inputs)
+
+
+class ShapeProbe:
+    """Output of ``gm`` for any input shape, computed on meta tensors (shapes only)."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.module = _Interpreting(_ShapeOnly(gm))
+        self.state = meta_state(self.module)
+
+    def __call__(self, *shapes: tuple[int, ...]) -> Any:
+        return meta_run(self.module, self.state, *shapes)
+
+
+def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str) -> dict:
+    """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``."""
+    recorder = _ShapeRecorder(gm)
+    recording = _Interpreting(recorder)
+    try:
+        try:
+            meta_run(recording, meta_state(recording), input_shape)
+        except Exception:  # constants that are not parameters or buffers: fall back to fakes
+            recorder.shapes.clear()
+            fake_run(recording, input_shape)
+    except Exception as exc:
+        size = "x".join(str(d) for d in input_shape[1:])
+        raise TraceError(
+            f"{name}: the model does not run on a {size} input ({type(exc).__name__}: {exc}). "
+            "Pass the model's canonical input size with input_size=(height, width)."
+        ) from exc
+    return recorder.shapes
+
+
+def output_leaves(output: Any) -> list[Any]:
+    """The leaves of a model's output (tensors, or fx nodes of a graph's output), in order,
+    through tuples, lists, namedtuples and dicts."""
+    if isinstance(output, (tuple, list)):
+        return [leaf for item in output for leaf in output_leaves(item)]
+    if isinstance(output, dict):
+        return [leaf for item in output.values() for leaf in output_leaves(item)]
+    return [output]
+
+
+def node_name(node: fx.Node) -> str:
+    """A dotted layer name a user recognises, e.g. ``classifier.0`` or ``features.3 (mean)``."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    owner = next(reversed(stack.values()))[0] if stack else ""
+    what = getattr(node.target, "__name__", str(node.target))
+    return f"{owner}: {what}" if owner else f"forward: {what}"

@@ -1,0 +1,310 @@
+"""Exported ONNX files, without PyTorch: metadata, single-file assembly, checks and the final move.
+
+Nothing here imports torch, so that a process which checks an exported model holds only onnx,
+onnxruntime and the model itself (see :mod:`.isolated`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..compare import relative_error
+from ..errors import ExportError
+from ..geometry import Geometry
+from ..runtime import open_session
+
+__all__ = [
+    "CASES_FILE",
+    "METADATA_PREFIX",
+    "SizeCheck",
+    "check_file",
+    "check_target",
+    "commit",
+    "data_path",
+    "embed_external_data",
+    "looks_like_onnx",
+    "read_metadata",
+    "save_cases",
+    "staging_folder",
+]
+
+METADATA_PREFIX = "fc2conv."
+CASES_FILE = "checks.npz"
+
+# Protobuf tags (field number << 3 | length-delimited) of the fields the assembly writes itself.
+_MODEL_GRAPH = 7 << 3 | 2
+_GRAPH_INITIALIZER = 5 << 3 | 2
+_TENSOR_RAW_DATA = 9 << 3 | 2
+_COPY_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass
+class SizeCheck:
+    """onnxruntime against PyTorch at one input size: the map size and the relative error, and
+    the tolerance it was held to (``rtol``, or more where PyTorch's own float32 rounding is
+    larger: see :func:`check_file`)."""
+
+    height: int
+    width: int
+    map_size: tuple[int, int]
+    relative_error: float
+    tolerance: float
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """fc2conv's metadata from an exported model, decoded (no weights are loaded)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    result: dict[str, Any] = {}
+    for prop in model.metadata_props:
+        if prop.key.startswith(METADATA_PREFIX):
+            key = prop.key[len(METADATA_PREFIX) :]
+            try:
+                result[key] = json.loads(prop.value)
+            except json.JSONDecodeError:
+                result[key] = prop.value
+    if "geometry" in result:
+        result["geometry"] = Geometry.from_dict(result["geometry"])
+    if "head" in result and "mode" not in result:  # files of fc2conv 0.1 called the mode "head"
+        result["mode"] = result.pop("head")
+    return result
+
+
+def looks_like_onnx(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file that starts like a serialized ONNX ModelProto (field 1,
+    ``ir_version``, then one of the model's other fields), whatever its name."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except OSError:
+        return False
+    if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= 20:
+        return False
+    # the next field: producer_name, producer_version, domain, model_version, doc_string,
+    # graph, opset_import, metadata_props, training_info or functions
+    return head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0x7A, 0x82)
+
+
+def check_target(target: Path, force: bool) -> None:
+    """Refuse an output path that cannot be written, or that exists without ``force``."""
+    if target.suffix != ".onnx":
+        raise ExportError(f"{target}: the output file name must end in .onnx")
+    if not force:
+        for existing in (target, data_path(target)):
+            if existing.exists():
+                raise ExportError(
+                    f"{existing} already exists; pass --force to replace it (force=True in Python)"
+                )
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"{target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ExportError(f"{target}: folder {folder} is not writable")
+
+
+def data_path(model_path: Path) -> Path:
+    """Where the external weights of ``model_path`` live."""
+    return model_path.with_name(model_path.name + ".data")
+
+
+def staging_folder(target: Path) -> Path:
+    """A fresh hidden folder beside ``target``: same file system, so the final move is a rename.
+    Also the real test that the folder takes files (``os.access`` says yes to root everywhere)."""
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=folder))
+    except OSError as exc:
+        raise ExportError(
+            f"{target}: folder {folder} cannot take files ({exc.strerror or exc}); "
+            "choose another output folder"
+        ) from exc
+
+
+def commit(staged: Path, target: Path) -> None:
+    """Move a checked model (and its external weights, if any) into place."""
+    staged_data, target_data = data_path(staged), data_path(target)
+    if staged_data.exists():
+        os.replace(staged_data, target_data)
+    elif target_data.exists():
+        target_data.unlink()  # a stale weights file from an earlier, larger export
+    os.replace(staged, target)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(tag: int, length: int) -> bytes:
+    return _varint(tag) + _varint(length)
+
+
+def embed_external_data(source: Path, target: Path) -> None:
+    """Write ``source`` (a model with external weights) as the single file ``target``.
+
+    onnx's own way, loading every weight into the protobuf message and serializing it, holds the
+    weights twice in memory. Here the message is written piece by piece: the model and graph
+    without their initializers, then each initializer's header followed by its raw bytes copied
+    from the weights file. Protobuf allows fields in any order, so the result parses to the same
+    message as ``onnx.load(source)``. Only top-level initializers may be external.
+    """
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(source), load_external_data=False)
+    initializers = list(model.graph.initializer)
+    del model.graph.initializer[:]
+    pieces: list[tuple[bytes, Path | None, int, int]] = []  # header, weights file, offset, length
+    for tensor in initializers:
+        if not uses_external_data(tensor):
+            pieces.append((tensor.SerializeToString(), None, 0, 0))
+            continue
+        info = ExternalDataInfo(tensor)
+        weights = source.parent / info.location
+        offset = info.offset or 0
+        length = info.length or weights.stat().st_size - offset
+        tensor.ClearField("external_data")
+        tensor.ClearField("data_location")
+        tensor.ClearField("raw_data")
+        pieces.append((tensor.SerializeToString(), weights, offset, length))
+    left = [
+        t.name for t in onnx.external_data_helper._get_all_tensors(model) if uses_external_data(t)
+    ]
+    if left:
+        raise ExportError(f"{source}: external data outside the graph's initializers: {left}")
+
+    def tensor_size(header: bytes, length: int, weights: Path | None) -> int:
+        return len(header) + (len(_field(_TENSOR_RAW_DATA, length)) + length if weights else 0)
+
+    graph_rest = model.graph.SerializeToString()
+    model.ClearField("graph")
+    sizes = [tensor_size(h, n, w) for h, w, _, n in pieces]
+    graph_size = len(graph_rest) + sum(len(_field(_GRAPH_INITIALIZER, s)) + s for s in sizes)
+    with open(target, "wb") as out:
+        out.write(model.SerializeToString())
+        out.write(_field(_MODEL_GRAPH, graph_size))
+        out.write(graph_rest)
+        for (header, data_file, start, length), size in zip(pieces, sizes, strict=True):
+            out.write(_field(_GRAPH_INITIALIZER, size))
+            out.write(header)
+            if data_file is None:
+                continue
+            out.write(_field(_TENSOR_RAW_DATA, length))
+            with open(data_file, "rb") as data:
+                data.seek(start)
+                left_to_copy = length
+                while left_to_copy:
+                    chunk = data.read(min(_COPY_CHUNK, left_to_copy))
+                    if not chunk:
+                        raise ExportError(f"{data_file} ends before the weights of {source}")
+                    out.write(chunk)
+                    left_to_copy -= len(chunk)
+
+
+@dataclass
+class Case:
+    """Check inputs, the PyTorch outputs they must give, and PyTorch's own float32 noise there:
+    the relative error between two evaluations of the same images (batch 2 and one image at a
+    time), which differ only in the order of their float32 sums."""
+
+    images: np.ndarray
+    outputs: list[np.ndarray]
+    noise: float
+
+
+def save_cases(path: Path, cases: Sequence[Case]) -> None:
+    """Store check cases for ``check_file``."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, case in enumerate(cases):
+        arrays[f"{index}_images"] = case.images
+        arrays[f"{index}_noise"] = np.array(case.noise)
+        for number, output in enumerate(case.outputs):
+            arrays[f"{index}_output_{number}"] = output
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_cases(path: Path) -> list[Case]:
+    with np.load(path) as arrays:
+        cases = []
+        index = 0
+        while f"{index}_images" in arrays:
+            outputs: list[np.ndarray] = []
+            while f"{index}_output_{len(outputs)}" in arrays:
+                outputs.append(arrays[f"{index}_output_{len(outputs)}"])
+            noise = float(arrays[f"{index}_noise"])
+            cases.append(Case(arrays[f"{index}_images"], outputs, noise))
+            index += 1
+    return cases
+
+
+#: onnxruntime may differ from PyTorch by this many times PyTorch's own float32 noise
+NOISE_FACTOR = 10
+
+
+def check_file(
+    path: Path,
+    cases_path: Path,
+    rtol: float,
+    say: Callable[[str], None] = lambda detail: None,
+) -> list[SizeCheck]:
+    """Check a written model: onnx.checker with full_check, then onnxruntime on every stored
+    case against the PyTorch outputs and the geometry's map size.
+
+    The relative error must stay within ``rtol``, or within ``NOISE_FACTOR`` times PyTorch's
+    own float32 noise on that case where that is larger: on ill-conditioned weights two float32
+    evaluations of the same model differ by more than ``rtol``, and that is rounding, not a
+    wrong export (a wrong export differs by orders of magnitude more)."""
+    import onnx
+
+    metadata = read_metadata(path)
+    name = metadata.get("model", path.name)
+    geometry: Geometry = metadata["geometry"]
+    say("checking the ONNX graph (onnx.checker, full check)")
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{name}: onnx.checker rejects the exported model: {exc}") from exc
+    # Extended optimisation: the file is run a few times only, and "all" would hold a second,
+    # re-laid-out copy of every convolution weight. No arena: the activations of one size are
+    # freed before the next, larger one runs.
+    runtime = open_session(path, optimization="extended", memory_arena=False)
+    results = []
+    for case in load_cases(cases_path):
+        images, expected = case.images, case.outputs
+        height, width = images.shape[-2:]
+        say(f"checking in onnxruntime at {height}x{width}")
+        actual = runtime.run(None, {runtime.get_inputs()[0].name: images})
+        want_size = geometry.output_size(height, width, name)
+        got_size = tuple(actual[0].shape[-2:])
+        if got_size != want_size:
+            raise ExportError(
+                f"{name}: at {height}x{width} onnxruntime gives a "
+                f"{got_size[0]}x{got_size[1]} map, the geometry predicts "
+                f"{want_size[0]}x{want_size[1]}"
+            )
+        if len(actual) != len(expected):
+            raise ExportError(
+                f"{name}: onnxruntime gives {len(actual)} outputs, PyTorch {len(expected)}"
+            )
+        error = max(relative_error(e, a) for e, a in zip(expected, actual, strict=True))
+        tolerance = max(rtol, NOISE_FACTOR * case.noise)
+        if not error <= tolerance:
+            raise ExportError(
+                f"{name}: at {height}x{width} onnxruntime differs from PyTorch: "
+                f"relative error {error:.2e} > {tolerance:.1e}"
+            )
+        results.append(SizeCheck(height, width, want_size, error, tolerance))
+    return results

@@ -1,0 +1,52 @@
+"""Reading images for the run stage, without PyTorch: files, PIL images, arrays and tensors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import Fc2ConvError
+
+__all__ = ["ImageLike", "load_image", "resize"]
+
+#: a path, a PIL image, an H×W(×C) array, or a C×H×W / H×W×C tensor (uint8 or floats in [0, 1])
+ImageLike = Any
+
+
+def load_image(image: ImageLike) -> np.ndarray:
+    """Any supported image as an H×W×3 float32 array in [0, 1]."""
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with Image.open(image) as opened:
+                image = opened.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise Fc2ConvError(f"cannot read image {image}: {exc}") from exc
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    if hasattr(image, "detach") and hasattr(image, "permute"):  # a torch tensor
+        tensor = image.detach().cpu()
+        if tensor.dim() == 3 and tensor.shape[0] in (1, 3) and tensor.shape[-1] not in (1, 3):
+            tensor = tensor.permute(1, 2, 0)
+        image = tensor.numpy()
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise Fc2ConvError(f"expected an H x W x 3 image, got shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255
+    return array.astype(np.float32)
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An H×W×3 image in [0, 1] resized to ``size`` (height, width), bilinear."""
+    if pixels.shape[:2] == size:
+        return pixels
+    image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
+    resized = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 255

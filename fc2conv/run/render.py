@@ -1,0 +1,97 @@
+"""Pictures of heatmaps and detections (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import patches
+
+from .detection import Detections
+from .heatmaps import Heatmap
+
+__all__ = ["save_detections", "save_heatmaps"]
+
+
+def save_heatmaps(
+    image: np.ndarray,
+    result: Heatmap,
+    path: str | os.PathLike,
+    classes: Sequence[str | int] | None = None,
+    columns: int = 3,
+) -> None:
+    """The image with one class's heatmap per panel, overlaid with a colour map and a colour bar;
+    a white ring marks each class's peak."""
+    chosen = list(classes) if classes is not None else list(result.classes)
+    rows = (len(chosen) + columns - 1) // columns
+    width = min(columns, len(chosen))
+    figure, axes = plt.subplots(rows, width, figsize=(4.2 * width, 3.4 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, name in zip(axes.flat, chosen, strict=False):
+        # fine maps (small stride) of position-sensitive classifiers are sharp: widen each peak
+        # to about an object's size; coarse maps are smooth already
+        fine = result.stride[0] < 16
+        spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
+        dense = result.dense(name, spread)
+        # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
+        # (softmax=False) from their minimum to their maximum
+        probabilities = result.scores.min() >= 0 and result.scores.max() <= 1
+        low = 0.0 if probabilities else float(dense.min())
+        high = 1.0 if probabilities else max(float(dense.max()), low + 1e-6)
+        level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
+        colours = plt.get_cmap("turbo")(level)
+        colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
+        axis.imshow(image.mean(axis=2), cmap="gray", vmin=0, vmax=1.6)  # dimmed, for contrast
+        axis.imshow(colours)
+        shown = plt.cm.ScalarMappable(cmap="turbo", norm=matplotlib.colors.Normalize(low, high))
+        x, y, score = result.peak(name)
+        axis.plot(
+            [x],
+            [y],
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor="white",
+            markersize=16,
+            mew=1.2,
+        )
+        label = result.classes[result.index(name)]
+        axis.set_title(f"{label} (peak {score:.2f})", fontsize=10)
+        figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def save_detections(image: np.ndarray, detections: Detections, path: str | os.PathLike) -> None:
+    """The image with each detection's box, class and score."""
+    height, width = image.shape[:2]
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.imshow(image)
+    axis.axis("off")
+    colours = plt.get_cmap("tab10")
+    for box, score, label in zip(
+        detections.boxes, detections.scores, detections.labels, strict=True
+    ):
+        colour = colours(int(label) % 10)
+        x1, y1, x2, y2 = (float(v) for v in box)
+        axis.add_patch(
+            patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2)
+        )
+        axis.text(
+            x1,
+            max(0, y1 - 3),
+            f"{detections.classes[int(label)]} {score:.2f}",
+            color="white",
+            fontsize=8,
+            va="bottom",
+            bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
+        )
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

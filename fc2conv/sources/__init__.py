@@ -1,0 +1,105 @@
+"""Where models come from: torchvision's classifiers, weight files, and the bundled ``shapes``
+classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
+the metadata an exported file carries)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from ..errors import ModelLoadError
+from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
+from .catalogue import TORCHVISION_MODELS, TorchvisionModel, hub_checkpoints, natural_key
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LoadedModel",
+    "ModelEntry",
+    "check_model_name",
+    "describe_weights",
+    "known_names",
+    "load_model",
+    "model_entries",
+    "supported_models",
+]
+
+BUNDLED = "shapes"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model name as ``fc2conv list`` shows it (no PyTorch needed)."""
+
+    name: str
+    input_size: tuple[int, int]
+    weights_cached: bool  #: the DEFAULT weights are on this machine (bundled, or in the hub cache)
+
+
+def _torchvision_entry(name: str) -> TorchvisionModel | None:
+    return next((entry for entry in TORCHVISION_MODELS if entry.name == name), None)
+
+
+def model_entries() -> list[ModelEntry]:
+    """Every model fc2conv converts and exports, sorted naturally (resnet18 before resnet101)."""
+    from ..shapes.spec import INPUT_SIZE, WEIGHTS
+
+    cache = hub_checkpoints()
+    entries = [ModelEntry(BUNDLED, (INPUT_SIZE, INPUT_SIZE), WEIGHTS.is_file())]
+    for model in TORCHVISION_MODELS:
+        if model.refused is None:
+            cached = (cache / model.checkpoint).is_file()
+            entries.append(ModelEntry(model.name, (model.size, model.size), cached))
+    return sorted(entries, key=lambda entry: natural_key(entry.name))
+
+
+def supported_models() -> list[str]:
+    """Names fc2conv converts and exports: the bundled classifier and torchvision's CNNs."""
+    return [entry.name for entry in model_entries()]
+
+
+def known_names() -> list[str]:
+    """Every model name fc2conv knows, including those it refuses."""
+    return [BUNDLED, *(entry.name for entry in TORCHVISION_MODELS)]
+
+
+def _unknown(name: str) -> ModelLoadError:
+    close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `fc2conv list` shows them all"
+    return ModelLoadError(f"unknown model '{name}'{hint}")
+
+
+def check_model_name(name: str, *, exporting: bool = False) -> None:
+    """Raise ModelLoadError for an unknown name and, with ``exporting``, for a model known not to
+    export (before any work is done)."""
+    if name == BUNDLED:
+        return
+    entry = _torchvision_entry(name)
+    if entry is None:
+        raise _unknown(name)
+    if exporting and entry.refused is not None:
+        raise ModelLoadError(f"{name}: fc2conv does not export it: {entry.refused}")
+
+
+def describe_weights(name: str, weights: str) -> str:
+    """What ``weights`` means for ``name``, as the loading message shows it."""
+    if weights.lower() == "none":
+        return "random weights"
+    if weights.upper() == "DEFAULT":
+        return "bundled weights" if name == BUNDLED else "pretrained weights"
+    return weights
+
+
+def load_model(name: str, weights: str = "DEFAULT") -> LoadedModel:
+    """Build ``name`` with ``weights``: "DEFAULT" (pretrained, via torch hub's cache), "none"
+    (random) or a state-dict file path."""
+    if name == BUNDLED:
+        from .bundled import load_shapes
+
+        return load_shapes(weights)
+    entry = _torchvision_entry(name)
+    if entry is None:
+        raise _unknown(name)
+    from .torchvision import load_torchvision
+
+    return load_torchvision(entry, weights)
