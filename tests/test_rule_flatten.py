@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import convert_and_verify, reinit
+from helpers import RTOL, convert_and_verify, reinit, relative_error
 from torch import nn
 
 import fc2conv
@@ -63,3 +63,44 @@ def test_reshape_of_the_features_is_refused_with_reason() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
         fc2conv.convert(SplitFeatures("x"), (10, 10))
     assert "reshapes the classifier's 5 features to 5x1" in str(info.value)
+
+
+class PaddingFree(nn.Module):
+    """A VGG-style classifier whose trunk has no padding: every cell of the converted model
+    sees exactly one window of the image, with nothing from outside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3), nn.ReLU()
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(8 * 5 * 3, 12), nn.ReLU(), nn.Dropout(), nn.Linear(12, 4)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def test_every_cell_is_the_classifier_on_its_crop() -> None:
+    """Off the canonical size, on a non-square image, cell (row, col) equals the original
+    classifier on the window at (row, col) times the stride."""
+    canonical = (16, 12)
+    model = reinit(PaddingFree())
+    converted, _ = convert_and_verify(model, canonical)
+    stride = converted.geometry.stride
+    assert stride == (2, 2) and converted.geometry.window == canonical
+    image = torch.randn(2, 3, 16 + 2 * 5 + 1, 12 + 2 * 4)  # 6x5 cells, one pixel left over
+    with torch.no_grad():
+        maps = converted(image)
+        rows, cols = maps.shape[-2:]
+        assert (rows, cols) == converted.output_size(*image.shape[-2:]) == (6, 5)
+        crops = torch.stack(
+            [
+                image[:, :, r * 2 : r * 2 + canonical[0], c * 2 : c * 2 + canonical[1]]
+                for r in range(rows)
+                for c in range(cols)
+            ]
+        )  # cells × batch × 3 × 16 × 12
+        expected = model(crops.flatten(0, 1)).view(rows, cols, 2, 4).permute(2, 3, 0, 1)
+    assert relative_error(expected, maps) < RTOL

@@ -127,3 +127,22 @@ def test_non_divisible_adaptive_pool_is_refused() -> None:
         fc2conv.UnsupportedModelError, match="AdaptiveAvgPool2d\\(7x7\\) on a 10x10"
     ):
         fc2conv.convert(AdaptiveSeven(), (20, 20))
+
+
+@pytest.mark.parametrize(
+    ("size", "pool", "stride"),
+    [(16, "kernel 2x2, stride 1x1", 2), (30, "kernel 3x3, stride 2x2", 4)],
+)
+def test_adaptive_pool_with_uniform_windows_becomes_fixed_pool(
+    size: int, pool: str, stride: int
+) -> None:
+    """8 → 7 pools windows of 2 every pixel, 15 → 7 windows of 3 every 2 pixels: fixed pools,
+    though 7 divides neither."""
+    converted, _ = convert_and_verify(reinit(AdaptiveSeven()), (size, size))
+    assert f"AdaptiveAvgPool2d(7x7) on {size // 2}x{size // 2} → fixed pool, {pool}" in str(
+        converted.plan
+    )
+    assert converted.geometry.stride == (stride, stride)
+    assert converted(torch.randn(2, 3, size + 7, size + 2)).shape[-2:] == converted.output_size(
+        size + 7, size + 2
+    )

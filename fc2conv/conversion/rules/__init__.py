@@ -1,10 +1,12 @@
 """The rewrite rules, one per file, in the order the planner tries them on each node.
 
-The first rule that matches a node decides it, so where two rules can match the same node the
-more specific one comes first. Today one pair overlaps: an adaptive pool to 1×1 on a map that is
-already 1×1 matches both ``FixedAdaptivePool`` (the identity, still trunk) and ``GlobalPool``
-(the classifier's entry); it must stay in the trunk, so ``FixedAdaptivePool`` comes first (see
-``tests/test_rule_order.py``, which also fails when a new rule overlaps an existing one).
+The first rule that matches a node decides it, so the order matters wherever two rules match the
+same node: the more specific one must come first. The order follows the pipeline (the
+classifier's entries, then the layers that change, then those kept as they are, then shape
+queries). Today only one pair overlaps: an adaptive pool to 1×1 on a map that is already 1×1
+matches both ``FixedAdaptivePool`` and ``GlobalPool``, and both remove it. ``tests/
+test_rule_order.py`` pins this order and fails when a new rule claims a node another rule
+claims, so that such a rule is placed deliberately.
 """
 
 from __future__ import annotations

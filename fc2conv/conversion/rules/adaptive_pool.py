@@ -1,13 +1,16 @@
 """Adaptive pooling that is a fixed pooling at the canonical size.
 
-``AdaptiveAvgPool2d(out)`` on an ``in``×``in`` map averages windows of ``in/out`` pixels with
-stride ``in/out`` when ``out`` divides ``in``; when ``in == out`` it is the identity. Either way it
-equals a fixed pool at the canonical size, and unlike the adaptive pool that fixed pool keeps the
-same meaning on larger inputs (the ONNX exporter would otherwise bake a fixed kernel in silently).
+``AdaptiveAvgPool2d(out)`` on a map of ``n`` pixels pools, for output ``i``, the window
+``[floor(i·n/out), ceil((i+1)·n/out))``. When every window has the same size ``k`` and the windows
+start every ``s`` pixels (always when ``out`` divides ``n``: ``k = s = n/out``; also e.g. 5 → 2:
+``k = 3, s = 2``), that is a fixed pool with kernel ``k`` and stride ``s``; when ``n == out`` it is
+the identity. The fixed pool equals the adaptive one at the canonical size and, unlike it, keeps
+its meaning on larger inputs (the ONNX exporter would otherwise bake a fixed kernel in silently).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch.nn.functional as F
@@ -37,11 +40,24 @@ def is_adaptive_max(node: fx.Node, ctx: Context) -> bool:
     return module_is(node, ctx, nn.AdaptiveMaxPool2d) or function_is(node, F.adaptive_max_pool2d)
 
 
+def uniform_windows(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) of the fixed pool that equals adaptive pooling of ``size`` pixels to
+    ``out``, or None when its windows differ in size or spacing."""
+    starts = [i * size // out for i in range(out)]
+    ends = [-(-(i + 1) * size // out) for i in range(out)]
+    kernels = {end - start for start, end in zip(starts, ends, strict=True)}
+    strides = {b - a for a, b in itertools.pairwise(starts)} or {1}
+    if len(kernels) != 1 or len(strides) != 1 or 0 in strides:
+        return None
+    return kernels.pop(), strides.pop()
+
+
 @dataclass(frozen=True)
 class FixedPool:
     """The fixed pool that replaces the adaptive one; ``kernel`` None: the identity."""
 
     kernel: tuple[int, int] | None
+    stride: tuple[int, int] | None
     maximum: bool
 
 
@@ -69,29 +85,37 @@ class FixedAdaptivePool(Rule[FixedPool]):
                 f"{pool}({rows}x{cols}) removed: identity on the {height}x{width} map at "
                 "canonical size",
                 Trunk("nchw"),
-                FixedPool(None, maximum),
+                FixedPool(None, None, maximum),
             )
-        if height % rows or width % cols:
+        if rows > height or cols > width:
             return self.decline(
                 node,
-                f"{pool}({rows}x{cols}) on a {height}x{width} map is not a fixed pooling; choose "
-                f"an input size whose feature map is a multiple of {rows}x{cols}",
+                f"{pool}({rows}x{cols}) enlarges a {height}x{width} map, which no fixed pooling "
+                f"does; choose an input size whose feature map is at least {rows}x{cols}",
             )
-        kernel = (height // rows, width // cols)
+        vertical, horizontal = uniform_windows(height, rows), uniform_windows(width, cols)
+        if vertical is None or horizontal is None:
+            return self.decline(
+                node,
+                f"{pool}({rows}x{cols}) on a {height}x{width} map pools windows of different "
+                f"sizes, which no fixed pooling does; choose an input size whose feature map is "
+                f"a multiple of {rows}x{cols}",
+            )
+        kernel, stride = (vertical[0], horizontal[0]), (vertical[1], horizontal[1])
         return self.step(
             node,
-            f"{pool}({rows}x{cols}) on {height}x{width} → fixed pool, kernel and stride "
-            f"{kernel[0]}x{kernel[1]}",
+            f"{pool}({rows}x{cols}) on {height}x{width} → fixed pool, kernel "
+            f"{kernel[0]}x{kernel[1]}, stride {stride[0]}x{stride[1]}",
             Trunk("nchw"),
-            FixedPool(kernel, maximum),
+            FixedPool(kernel, stride, maximum),
         )
 
     def rewrite(self, step: Step[FixedPool], ctx: Context) -> None:
         node = step.node
         source = node.all_input_nodes[0]
-        kernel = step.payload.kernel
+        kernel, stride = step.payload.kernel, step.payload.stride
         if kernel is None:
             replace_with_input(node, source)
             return
         pool = F.max_pool2d if step.payload.maximum else F.avg_pool2d
-        replace_with_call(node, pool, (source, kernel, kernel))
+        replace_with_call(node, pool, (source, kernel, stride))

@@ -1,0 +1,159 @@
+"""The package layout: every import points down the pipeline, there are no cycles, and the run
+path on an .onnx file needs no PyTorch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "fc2conv"
+
+#: the pipeline, in order; a module may import modules of its own stage or of earlier ones
+STAGES = [
+    ("shared", ["errors", "compare", "geometry", "progress", "runtime"]),
+    ("load", ["sources", "shapes.spec", "shapes.net"]),
+    ("convert", ["conversion"]),
+    ("verify", ["equivalence", "pipeline"]),
+    ("export", ["export"]),
+    ("run", ["run"]),
+    ("demo", ["shapes.scenes", "shapes.train", "shapes.__main__", "shapes.quality"]),
+    ("command line", ["cli"]),
+]
+#: modules that must not import torch at their top level (the run path, the file checks)
+TORCH_FREE = [
+    "errors",
+    "compare",
+    "geometry",
+    "progress",
+    "runtime",
+    "sources",
+    "sources.base",
+    "sources.catalogue",
+    "shapes.spec",
+    "export",
+    "export.isolated",
+    "export.onnx_file",
+    "run",
+    "run.boxes",
+    "run.detection",
+    "run.heatmaps",
+    "run.images",
+    "run.render",
+    "run.runner",
+    "cli",
+]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            found[".".join(parts)] = path
+    return found
+
+
+def stage_of(module: str) -> int:
+    for index, (_, prefixes) in enumerate(STAGES):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    if module == "shapes":
+        return 1  # the package's docstring only
+    raise AssertionError(f"fc2conv.{module} belongs to no stage; add it to STAGES")
+
+
+def imports(module: str, path: Path, *, top_level_only: bool = False) -> set[str]:
+    """fc2conv modules (and 'torch') that ``module`` imports, lazily or not."""
+    tree = ast.parse(path.read_text())
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    known = modules()
+    found: set[str] = set()
+    for node in nodes:
+        if top_level_only and isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                prefix = ".".join(["fc2conv", *base, *([node.module] if node.module else [])])
+            else:
+                prefix = node.module or ""
+            names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name == "torch" or name.startswith("torch."):
+                found.add("torch")
+            elif name.startswith("fc2conv."):
+                inner = name.removeprefix("fc2conv.")
+                if inner in known:
+                    found.add(inner)
+    return found
+
+
+def test_every_module_belongs_to_a_stage() -> None:
+    for module in modules():
+        stage_of(module)
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_imports_point_down_the_pipeline(module: str) -> None:
+    later = [
+        other
+        for other in imports(module, modules()[module]) - {"torch"}
+        if stage_of(other) > stage_of(module)
+    ]
+    assert not later, f"fc2conv.{module} imports later stages: {later}"
+
+
+def test_no_import_cycles() -> None:
+    graph = {module: imports(module, path) - {"torch"} for module, path in modules().items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(graph[module]):
+            if other.startswith(module + ".") or module.startswith(other + "."):
+                continue  # a package and its own modules
+            if state.get(other) == 1:
+                raise AssertionError(f"import cycle: {' -> '.join([*path, other])}")
+            if other not in state:
+                visit(other, [*path, other])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_torch_free_modules(module: str) -> None:
+    assert "torch" not in imports(module, modules()[module], top_level_only=True)
+
+
+def test_heatmap_and_detect_of_an_onnx_file_need_no_torch(tmp_path: Path) -> None:
+    from fc2conv.export import export_model
+
+    path = tmp_path / "shapes.onnx"
+    export_model("shapes", path, check=False)
+    code = (
+        "import sys, numpy as np, fc2conv; "
+        "from fc2conv.shapes.scenes import draw_scene; "
+        "from fc2conv.run.render import save_detections, save_heatmaps; "
+        "scene = draw_scene(3, width=200, height=150); "
+        f"maps = fc2conv.heatmap(r'{path}', scene.image); "
+        f"found = fc2conv.detect(r'{path}', scene.image); "
+        f"save_heatmaps(scene.image / 255, maps, r'{tmp_path / 'h.png'}', ['star']); "
+        f"save_detections(scene.image / 255, found, r'{tmp_path / 'd.png'}'); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "h.png").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
