@@ -13,6 +13,8 @@ measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import platform
 import statistics
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import onnxruntime as ort
@@ -218,61 +220,125 @@ class Bench:
             for t in tensors
             if t.untyped_storage().data_ptr() not in original
         )
-        median = statistics.median(samples)
-        return [
-            f"| {self.name} | {fmt(samples)} {'✓' if median <= 0.020 else '✗'} | {new} "
-            f"{'✓' if new == 0 else '✗'} |"
-        ]
+        self.conversion_seconds = statistics.median(samples)
+        return [f"| {self.name} | {fmt(samples)} | {new} {'✓' if new == 0 else '✗'} |"]
 
-    def export_process(self) -> tuple[list[str], list[str]]:
-        """The CLI export as a whole, and what its parts take in processes of their own."""
-        if not GNU_TIME.exists():
-            missing = f"| {self.name} | n/a: GNU time (/usr/bin/time) is not installed | | |"
-            return [missing], [missing]
-        # DEFAULT weights, as a user runs it: the bundled ones for shapes, a random checkpoint
-        # in a private torch hub cache for the torchvision models.
+    def weights_sources(self) -> dict[str, tuple[list[str], dict[str, str]]]:
+        """The export command's arguments and environment for each way of giving weights:
+        DEFAULT (a random checkpoint in a private torch hub cache; the shipped weights for
+        shapes), a state-dict file, and none."""
         env = dict(os.environ)
+        file = self.folder / f"{self.name}_weights.pth"
+        torch.save(self.model.state_dict(), file)
         if self.name != "shapes":
             env["TORCH_HOME"] = str(self.folder / "torch_home")
             url = torchvision.models.get_model_weights(self.name).DEFAULT.url
             checkpoint = Path(env["TORCH_HOME"]) / "hub" / "checkpoints" / Path(url).name
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save(torchvision.models.get_model(self.name).state_dict(), checkpoint)
+        return {
+            "DEFAULT": (["--weights", "DEFAULT"], env),
+            "file": (["--weights", str(file)], env),
+            "none": (["--weights", "none"], env),
+        }
+
+    def export_process(self) -> tuple[list[str], list[str], list[str]]:
+        """The CLI export as a whole (three weights sources, quiet and under a CPU load), its
+        time by part, and the memory of its parts in processes of their own."""
+        if not GNU_TIME.exists():
+            missing = f"| {self.name} | n/a: GNU time (/usr/bin/time) is not installed | | |"
+            return [missing], [missing], [missing]
         cli = [sys.executable, "-m", "fc2conv.cli", "export", self.name, "--quiet"]
-        walls, peaks, trees = [], [], []
-        for index in range(self.repeats):
-            out = self.folder / f"cli_{index}.onnx"
-            wall, peak, tree = peak_rss([*cli, "--out", str(out)], self.folder, env)
-            walls.append(wall)
-            peaks.append(peak)
-            trees.append(tree)
-            out.unlink()
-        whole = [
-            f"| {self.name} | {fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB', 2)} "
-            f"{'✓' if max(peaks) <= 1.5e9 else '✗'} | {fmt(trees, 1e-9, ' GB', 2)} |"
-        ]
+        whole = []
+        sources = self.weights_sources()
+        for load in (False, True):
+            for source, (arguments, env) in sources.items():
+                walls, peaks, trees = [], [], []
+                with cpu_load(os.cpu_count() or 2) if load else contextlib.nullcontext():
+                    for index in range(self.repeats):
+                        out = self.folder / f"cli_{index}.onnx"
+                        command = [*cli, *arguments, "--out", str(out)]
+                        wall, peak, tree = peak_rss(command, self.folder, env)
+                        walls.append(wall)
+                        peaks.append(peak)
+                        trees.append(tree)
+                        out.unlink()
+                whole.append(
+                    f"| {self.name} | {source} | {'busy' if load else 'quiet'} | "
+                    f"{fmt(walls, 1, ' s')} | {fmt(peaks, 1e-9, ' GB', 2)} "
+                    f"{'✓' if max(peaks) <= 1.5e9 else '✗'} | {fmt(trees, 1e-9, ' GB', 2)} "
+                    f"{'✓' if max(trees) <= 1.5e9 else '✗'} |"
+                )
+        parts = self.export_time_by_part(sources["DEFAULT"][1])
+        return whole, parts, self.export_memory_by_part(sources["DEFAULT"][1])
+
+    def export_time_by_part(self, env: dict[str, str]) -> list[str]:
+        """``fc2conv.export_model`` from a process without PyTorch, as the command runs it: the
+        time of each part, from the report's timings."""
+        out = self.folder / "parts.onnx"
+        code = (
+            "import json, time; start = time.perf_counter(); import fc2conv; "
+            f"report = fc2conv.export_model({self.name!r}, r'{out}', force=True); "
+            "print(json.dumps({**report.timings, 'whole': time.perf_counter() - start}))"
+        )
+        samples: dict[str, list[float]] = {}
+        for _ in range(self.repeats):
+            done = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            for part, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                samples.setdefault(part, []).append(seconds)
+        whole = statistics.median(samples["whole"])
+        rows = []
+        for part, values in samples.items():
+            share = statistics.median(values) / whole
+            rows.append(f"| {self.name} | {part} | {fmt(values, 1, ' s', 2)} | {share:.0%} |")
+        conversion = getattr(self, "conversion_seconds", 0.0)
+        rows.append(
+            f"| {self.name} | conversion alone (section 4, median) | {conversion:.3f} s | "
+            f"{conversion / whole:.1%} |"
+        )
+        return rows
+
+    def export_memory_by_part(self, env: dict[str, str]) -> list[str]:
         staging = self.folder / f"{self.name}_stage"
         staging.mkdir()
         staged = staging / "model.onnx"
+        request = self.folder / "request.json"
+        request.write_text(
+            json.dumps(
+                {
+                    "source": self.name,
+                    "weights": "DEFAULT",
+                    "input_size": None,
+                    "mode": "window",
+                    "opset": 18,
+                    "rtol": 1e-4,
+                    "check": True,
+                    "staging": str(staging),
+                    "name": staged.name,
+                    "external_data_threshold": 2 * 1024**3,
+                }
+            )
+        )
         size = "x".join(str(n) for n in self.canonical)
         parts = {
             "imports (torch, torchvision, onnx, onnxruntime, onnxscript, fc2conv)": [
                 sys.executable,
                 "-c",
                 "import torch, torchvision, onnx, onnxruntime, onnxscript, fc2conv.cli, "
-                "fc2conv.export, os; os._exit(0)",  # no teardown, as the export's child
+                "fc2conv.export.worker, fc2conv.pipeline, os; os._exit(0)",  # as the worker
             ],
             "PyTorch part (the child process: load, convert, verify, export)": [
-                *cli,
-                "--out",
-                str(self.folder / "model.onnx"),
-                "--stage-in",
-                str(staging),
+                "sh",
+                "-c",
+                f"{sys.executable} -m fc2conv.export.worker stage < {request} > /dev/null",
             ],
             "checks of the written file (the parent, after the child ended; no torch)": [
                 sys.executable,
                 "-c",
-                "import sys; from pathlib import Path; from fc2conv.onnx_file import check_file; "
+                "import sys; from pathlib import Path; "
+                "from fc2conv.export.onnx_file import check_file; "
                 f"check_file(Path(r'{staged}'), Path(r'{staging / 'checks.npz'}'), 1e-4); "
                 "assert 'torch' not in sys.modules",
             ],
@@ -284,9 +350,8 @@ class Bench:
             f"onnxruntime session (extended) alone, one run at {size}": [
                 sys.executable,
                 "-c",
-                "import numpy, onnxruntime as ort; o = ort.SessionOptions(); "
-                "o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED; "
-                f"s = ort.InferenceSession(r'{staged}', o); "
+                "import numpy; from fc2conv.runtime import open_session; "
+                f"s = open_session(r'{staged}', optimization='extended'); "
                 f"s.run(None, {{'images': numpy.zeros((2, 3, {self.canonical[0]}, "
                 f"{self.canonical[1]}), numpy.float32)}})",
             ],
@@ -296,7 +361,7 @@ class Bench:
             _, peak, _ = peak_rss(command, self.folder, env)
             breakdown.append(f"| {self.name} | {label} | {peak / 1e9:.2f} GB |")
         file_size = f"{staged.stat().st_size / 1e9:.2f} GB"
-        return whole, [f"| {self.name} | model file | {file_size} |", *breakdown]
+        return [f"| {self.name} | model file | {file_size} |", *breakdown]
 
     def gradcam(self) -> list[str]:
         try:
@@ -347,6 +412,22 @@ class Bench:
 
 
 GNU_TIME = Path("/usr/bin/time")
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """Other work on every core while the block runs: processes multiplying matrices."""
+    busy = (
+        "import numpy as np\na = np.random.rand(1200, 1200).astype(np.float32)\nwhile True: a @ a"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(processes)]
+    try:
+        time.sleep(1)
+        yield
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
 
 
 def peak_rss(
@@ -427,6 +508,7 @@ def main() -> None:
             "configs",
             "convert",
             "export",
+            "parts",
             "memory",
             "gradcam",
         )
@@ -442,8 +524,9 @@ def main() -> None:
             sections["runtime"] += runtimes
             sections["configs"] += configs
             sections["convert"] += bench.conversion()
-            whole, breakdown = bench.export_process()
+            whole, parts, breakdown = bench.export_process()
             sections["export"] += whole
+            sections["parts"] += parts
             sections["memory"] += breakdown
             sections["gradcam"] += bench.gradcam()
             del bench
@@ -495,7 +578,8 @@ blocked layout: faster, at the cost of a second copy of the weights in memory.
 ## 4. Conversion
 
 `fc2conv.convert(model, inplace=True)`: wall time, and bytes of parameter or buffer storage
-that the converted model holds and the original does not. Targets: ≤ 20 ms, 0 bytes.
+that the converted model holds and the original does not (target: 0 bytes). Its share of the
+whole export is in section 5.
 
 | model | time | new weight bytes |
 |---|---:|---:|
@@ -503,16 +587,27 @@ that the converted model holds and the original does not. Targets: ≤ 20 ms, 0 
 
 ## 5. Export as a whole process
 
-`fc2conv MODEL --out FILE --quiet` with DEFAULT weights (for the torchvision models, a random
-checkpoint placed in a private torch hub cache; the bundled weights for `shapes`), including the
-equivalence check, the ONNX checker and the onnxruntime checks at three sizes. The command runs
-the PyTorch part in a child process and checks the written file after that process has ended.
-Peak RSS is GNU time's `%M`, the largest of the command's processes; the last column is the
-peak of all its processes together, sampled every 10 ms. Target: ≤ 1.5 GB.
+`fc2conv MODEL --out FILE --quiet --weights W` for the three ways of giving weights: DEFAULT (for
+the torchvision models, a random checkpoint placed in a private torch hub cache; the bundled
+weights for `shapes`), a state-dict file, and none; on a quiet machine, and while one process
+per core multiplies matrices ("busy"). It includes the equivalence check, the ONNX checker and the
+onnxruntime checks at three sizes. The command runs the PyTorch part in a child process and
+checks the written file after that process has ended. Peak RSS is GNU time's `%M`, the largest
+of the command's processes; the last column is the peak of all its processes together, sampled
+every 10 ms. Target: ≤ 1.5 GB.
 
-| model | wall time | peak RSS | all processes together |
-|---|---:|---:|---:|
+| model | weights | machine | wall time | peak RSS | all processes together |
+|---|---|---|---:|---:|---:|
 {chr(10).join(sections["export"])}
+
+Where the time goes: `fc2conv.export_model` called from a process without PyTorch (what the
+command runs), DEFAULT weights, quiet machine; parts as the export reports them (`report.timings`;
+a part named "step: detail" is a piece of that step). "PyTorch process" is the child's whole
+life, from its start to its exit; "whole" is the call, from importing fc2conv to its return.
+
+| model | part | time | share of the whole |
+|---|---|---:|---:|
+{chr(10).join(sections["parts"])}
 
 Where the memory goes: the peak RSS of each part in a process of its own (one run each).
 
@@ -540,22 +635,31 @@ canonical size. Target: ≥ 4× faster.
   MLAS in onnxruntime). The convolutions fc2conv makes from Linears compute as matrix products
   in eager PyTorch where oneDNN's convolution is slow (few output positions, e.g. VGG-16's 7x7
   fc6 at 224x224), which speeds up the eager side and makes the 0.5x target harder. The settings
-  table records the fastest graph optimisation level; fc2conv uses onnxruntime's default (`all`)
-  for heatmaps and detection, and `extended` for the checks during export, where the second copy
-  of the weights that `all` makes costs memory.
+  table records the fastest graph optimisation level; fc2conv uses `all` for heatmaps and
+  detection, and `extended` for the checks during export, where the second copy of the weights
+  that `all` makes costs memory (`fc2conv.runtime.open_session`).
 - **Conversion.** Tracing with torch.fx, shape propagation and about a dozen shape-only runs on
   meta tensors to measure the geometry; the time grows with the number of graph nodes, so
-  ResNet-50 (over 170 nodes) takes longer than VGG-16 (under 40). The 20 ms target is VGG-16's.
+  ResNet-50 (over 170 nodes) takes longer than VGG-16 (under 40). Next to the export it is a
+  small share (section 5).
+- **Export time.** The parts that do not depend on fc2conv set a floor: importing this CUDA
+  build of PyTorch with torchvision (the "imports" part, before any model code runs, and the
+  Python start of the child), torch.onnx's first export in a process (it builds its operator
+  registry once), writing and reading back the file, and onnxruntime loading it. The checks
+  compute: PyTorch runs the converted model at the canonical size (batch 2, and each image
+  alone, to measure its float32 noise) and once at each larger size; onnxruntime runs the same
+  inputs. What fc2conv did to shorten it: onnxscript's optimizer runs without onnx's shape
+  inference (which serialized the whole model with its weights), the weights are written once,
+  from the tensors' memory straight into the file, and the larger check sizes use one image.
 - **Export memory.** Importing this CUDA build of PyTorch with torchvision and the ONNX tooling
   costs the imports row before any weight is loaded, and `onnx.checker.check_model(path,
   full_check=True)` on a single-file model needs about twice the file by itself, so the checks
-  cannot share a process with PyTorch and VGG-16's weights within 1.5 GB. The export command
-  therefore runs in two steps that never overlap: a child process loads, converts, verifies and
-  exports (the weights exist once: the model is built on the meta device and takes the
-  checkpoint's memory-mapped tensors; the exporter streams them into a file, and the single-file
-  model is assembled from it piece by piece), then exits; the parent, which has not imported
-  torch, checks the written file. `fc2conv.export_onnx` called from Python checks in the
-  caller's process, next to the model.
+  cannot share a process with PyTorch and VGG-16's weights within 1.5 GB. The export therefore
+  runs in two steps that never overlap: a child process loads, converts, verifies and exports
+  (the weights exist once: the model is built on the meta device and takes the checkpoint's
+  memory-mapped tensors; the file is written from the tensors' memory without a copy), then
+  exits; the parent, which has not imported torch, checks the written file. The busy rows show
+  whether other work on the machine changes the peak.
 - **Grad-CAM.** Grad-CAM runs the original classifier forward and backward for one class;
   fc2conv's single pass runs the classifier head at every cell for all classes. The last column
   is the FLOP ratio, the speed-up to expect at equal arithmetic efficiency: where it is below

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "read_metadata",
     "save_cases",
     "staging_folder",
+    "write_single_file",
 ]
 
 METADATA_PREFIX = "fc2conv."
@@ -152,66 +153,91 @@ def _field(tag: int, length: int) -> bytes:
     return _varint(tag) + _varint(length)
 
 
+#: reads ``length`` bytes at ``offset`` of an external-data ``location``, in pieces
+WeightReader = Callable[[str, int, int], Iterable[Any]]
+
+
+def _file_reader(folder: Path) -> WeightReader:
+    def read(location: str, offset: int, length: int) -> Iterator[bytes]:
+        with open(folder / location, "rb") as data:
+            data.seek(offset)
+            while length:
+                chunk = data.read(min(_COPY_CHUNK, length))
+                if not chunk:
+                    raise ExportError(f"{folder / location} ends before the weights it should hold")
+                yield chunk
+                length -= len(chunk)
+
+    return read
+
+
 def embed_external_data(source: Path, target: Path) -> None:
-    """Write ``source`` (a model with external weights) as the single file ``target``.
+    """Write ``source`` (a model with external weights) as the single file ``target``."""
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=False)
+    write_single_file(model, target, _file_reader(source.parent))
+
+
+def write_single_file(model: Any, target: Path, read: WeightReader) -> None:
+    """Write ``model`` (an onnx ModelProto whose initializers may refer to external data) as the
+    single file ``target``, taking the external bytes from ``read``.
 
     onnx's own way, loading every weight into the protobuf message and serializing it, holds the
     weights twice in memory. Here the message is written piece by piece: the model and graph
-    without their initializers, then each initializer's header followed by its raw bytes copied
-    from the weights file. Protobuf allows fields in any order, so the result parses to the same
-    message as ``onnx.load(source)``. Only top-level initializers may be external.
+    without their initializers, then each initializer's header followed by its raw bytes as
+    ``read`` gives them. Protobuf allows fields in any order, so the result parses to the same
+    message as the model with its weights loaded. Only top-level initializers may be external.
+    ``model`` loses its graph.
     """
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-    model = onnx.load(str(source), load_external_data=False)
     initializers = list(model.graph.initializer)
     del model.graph.initializer[:]
-    pieces: list[tuple[bytes, Path | None, int, int]] = []  # header, weights file, offset, length
+    pieces: list[tuple[bytes, str | None, int, int]] = []  # header, location, offset, length
     for tensor in initializers:
         if not uses_external_data(tensor):
             pieces.append((tensor.SerializeToString(), None, 0, 0))
             continue
         info = ExternalDataInfo(tensor)
-        weights = source.parent / info.location
-        offset = info.offset or 0
-        length = info.length or weights.stat().st_size - offset
+        if info.length is None:
+            raise ExportError(f"{target.name}: initializer {tensor.name} has no data length")
         tensor.ClearField("external_data")
         tensor.ClearField("data_location")
         tensor.ClearField("raw_data")
-        pieces.append((tensor.SerializeToString(), weights, offset, length))
+        pieces.append((tensor.SerializeToString(), info.location, info.offset or 0, info.length))
     left = [
         t.name for t in onnx.external_data_helper._get_all_tensors(model) if uses_external_data(t)
     ]
     if left:
-        raise ExportError(f"{source}: external data outside the graph's initializers: {left}")
+        raise ExportError(f"{target.name}: external data outside the graph's initializers: {left}")
 
-    def tensor_size(header: bytes, length: int, weights: Path | None) -> int:
-        return len(header) + (len(_field(_TENSOR_RAW_DATA, length)) + length if weights else 0)
+    def tensor_size(header: bytes, length: int, location: str | None) -> int:
+        return len(header) + (len(_field(_TENSOR_RAW_DATA, length)) + length if location else 0)
 
     graph_rest = model.graph.SerializeToString()
     model.ClearField("graph")
-    sizes = [tensor_size(h, n, w) for h, w, _, n in pieces]
+    sizes = [tensor_size(h, n, where) for h, where, _, n in pieces]
     graph_size = len(graph_rest) + sum(len(_field(_GRAPH_INITIALIZER, s)) + s for s in sizes)
     with open(target, "wb") as out:
         out.write(model.SerializeToString())
         out.write(_field(_MODEL_GRAPH, graph_size))
         out.write(graph_rest)
-        for (header, data_file, start, length), size in zip(pieces, sizes, strict=True):
+        for (header, location, start, length), size in zip(pieces, sizes, strict=True):
             out.write(_field(_GRAPH_INITIALIZER, size))
             out.write(header)
-            if data_file is None:
+            if location is None:
                 continue
             out.write(_field(_TENSOR_RAW_DATA, length))
-            with open(data_file, "rb") as data:
-                data.seek(start)
-                left_to_copy = length
-                while left_to_copy:
-                    chunk = data.read(min(_COPY_CHUNK, left_to_copy))
-                    if not chunk:
-                        raise ExportError(f"{data_file} ends before the weights of {source}")
-                    out.write(chunk)
-                    left_to_copy -= len(chunk)
+            written = 0
+            for chunk in read(location, start, length):
+                out.write(chunk)
+                written += len(memoryview(chunk).cast("B"))
+            if written != length:
+                raise ExportError(
+                    f"{target.name}: {written} bytes of weights where {length} belong"
+                )
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..progress import Progress
 
 
 class EventProgress(Progress):
-    """Forwards steps to the parent as JSON lines, and times them."""
+    """Forwards steps to the parent as JSON lines, and times them and their details."""
 
     def __init__(self, events: IO[str]) -> None:
         self.events = events
@@ -36,8 +36,21 @@ class EventProgress(Progress):
     @contextmanager
     def step(self, text: str) -> Iterator[Callable[[str], None]]:
         start = time.perf_counter()
+        current: list[tuple[str, float]] = []  # the detail in progress and when it began
+
+        def close_detail() -> None:
+            if current:
+                detail, began = current.pop()
+                self.timings[f"{text}: {detail}"] = time.perf_counter() - began
+
+        def say(detail: str) -> None:
+            close_detail()
+            current.append((detail, time.perf_counter()))
+            self.send(detail=detail)
+
         self.send(begin=text)
-        yield lambda detail: self.send(detail=detail)
+        yield say
+        close_detail()
         self.timings[text] = time.perf_counter() - start
         self.send(end=text)
 
