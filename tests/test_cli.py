@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
 import torchvision
 from click.testing import CliRunner
 from helpers import hub_checkpoint
+from PIL import Image
 from safetensors.torch import save_file
 
 import fc2conv
@@ -179,3 +184,65 @@ def test_cam_refusal_names_the_layer(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "classifier.1: is not affine; mode='cam' needs an affine classifier" in output
+
+
+def test_help_of_the_default_command_shows_how_it_is_called() -> None:
+    code, output = run("shapes", "--help")
+    assert code == 0
+    assert output.startswith("Usage: fc2conv MODEL --out PATH [OPTIONS]")
+
+
+def test_misspelled_command_is_a_usage_error_with_a_suggestion() -> None:
+    code, output = run("heatmpa", "model.onnx", "image.png")
+    assert code == 2
+    assert "no such command 'heatmpa'; did you mean heatmap?" in output
+
+
+def test_onnx_files_are_recognised_by_content(tmp_path: Path) -> None:
+    exported = tmp_path / "SHAPES.ONNX"
+    fc2conv.export_model("shapes", tmp_path / "shapes.onnx", check=False)
+    (tmp_path / "shapes.onnx").rename(exported)
+    renamed = tmp_path / "shapes.model"
+    renamed.write_bytes(exported.read_bytes())
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.full((80, 90, 3), 200, np.uint8)).save(image)
+    for model in (exported, renamed):
+        code, output = run("heatmap", str(model), str(image), "--out", str(tmp_path / "h.png"))
+        assert code == 0, output
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("hello")
+    code, output = run("heatmap", str(not_onnx), str(image), "--out", str(tmp_path / "h.png"))
+    assert code == 1 and "notes.onnx is not an ONNX model" in output
+
+
+def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "shapes.onnx"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fc2conv.cli", "shapes", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(4)  # inside the export's child process by then
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    assert errors.count("interrupted; nothing was written") == 1, errors
+    assert "Aborted" not in errors and "Traceback" not in errors
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_the_bundled_model_does_not_replace_the_shipped_weights(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from fc2conv.shapes.spec import WEIGHTS
+
+    shipped = WEIGHTS.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "fc2conv.shapes", "--steps", "2"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shapes.safetensors").stat().st_size > 0
+    assert WEIGHTS.read_bytes() == shipped
