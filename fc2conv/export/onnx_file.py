@@ -85,14 +85,14 @@ def looks_like_onnx(path: str | os.PathLike) -> bool:
     ``ir_version``, then one of the model's other fields), whatever its name."""
     try:
         with open(path, "rb") as file:
-            head = file.read(16)
+            start = file.read(16)
     except OSError:
         return False
-    if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= 20:
+    if len(start) < 3 or start[0] != 0x08 or not 1 <= start[1] <= 20:
         return False
     # the next field: producer_name, producer_version, domain, model_version, doc_string,
-    # graph, opset_import, metadata_props, training_info or functions
-    return head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0x7A, 0x82)
+    # graph, opset_import, metadata_props, training_info, functions or configuration
+    return start[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA, 0xD2)
 
 
 def check_target(target: Path, force: bool) -> None:

@@ -17,17 +17,17 @@ from .spec import CLASSES, INPUT_SIZE
 __all__ = ["Scene", "draw_crop", "draw_scene"]
 
 
-def _outline(kind: str, angle: float) -> list[tuple[float, float]]:
+def _outline(shape: str, angle: float) -> list[tuple[float, float]]:
     """Unit outline of a shape, rotated by ``angle``."""
-    if kind == "circle":
+    if shape == "circle":
         points = [
             (math.cos(a), math.sin(a)) for a in np.linspace(0, 2 * math.pi, 48, endpoint=False)
         ]
-    elif kind == "square":
+    elif shape == "square":
         points = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-    elif kind == "triangle":
+    elif shape == "triangle":
         points = [(math.cos(a), math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
-    elif kind == "star":
+    elif shape == "star":
         points = [
             (
                 (1.0 if i % 2 == 0 else 0.45) * math.cos(-math.pi / 2 + i * math.pi / 5),
@@ -35,7 +35,7 @@ def _outline(kind: str, angle: float) -> list[tuple[float, float]]:
             )
             for i in range(10)
         ]
-    elif kind == "cross":
+    elif shape == "cross":
         w = 0.33
         points = [
             (-w, -1),
@@ -52,7 +52,7 @@ def _outline(kind: str, angle: float) -> list[tuple[float, float]]:
             (-w, -w),
         ]
     else:
-        raise ValueError(kind)
+        raise ValueError(shape)
     cos, sin = math.cos(angle), math.sin(angle)
     return [(x * cos - y * sin, x * sin + y * cos) for x, y in points]
 
@@ -66,7 +66,7 @@ def _colour(rng: np.random.Generator, avoid: tuple[int, ...] | None = None) -> t
 
 def _draw_shape(
     draw: ImageDraw.ImageDraw,
-    kind: str,
+    shape: str,
     cx: float,
     cy: float,
     extent: float,
@@ -75,7 +75,7 @@ def _draw_shape(
 ) -> tuple[float, float, float, float]:
     """Draw a shape whose bounding box is centred at (cx, cy) with longer side ``extent``;
     return that box (x1, y1, x2, y2)."""
-    points = _outline(kind, angle)
+    points = _outline(shape, angle)
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     scale = extent / max(max(xs) - min(xs), max(ys) - min(ys))
     mx, my = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
@@ -124,13 +124,13 @@ def draw_crop(rng: np.random.Generator, label: int) -> np.ndarray:
     draw = ImageDraw.Draw(image)
     centre = size / 2
     if label:
-        kind = CLASSES[label]
+        shape = CLASSES[label]
         side = rng.uniform(0.5, 0.85) * size
         cx, cy = centre + rng.uniform(-3, 3), centre + rng.uniform(-3, 3)
-        _draw_shape(draw, kind, cx, cy, side, rng.uniform(0, 2 * math.pi), _colour(rng, base))
+        _draw_shape(draw, shape, cx, cy, side, rng.uniform(0, 2 * math.pi), _colour(rng, base))
     else:
         for _ in range(int(rng.integers(0, 3))):
-            kind = CLASSES[int(rng.integers(1, len(CLASSES)))]
+            shape = CLASSES[int(rng.integers(1, len(CLASSES)))]
             case = rng.random()
             if case < 0.5:  # off centre
                 side = rng.uniform(0.4, 0.9) * size
@@ -142,7 +142,7 @@ def draw_crop(rng: np.random.Generator, label: int) -> np.ndarray:
             else:  # too large: the window sees a part of a shape
                 side = rng.uniform(1.2, 2.5) * size
                 cx, cy = centre + rng.uniform(-0.5, 0.5, 2) * side
-            _draw_shape(draw, kind, cx, cy, side, rng.uniform(0, 2 * math.pi), _colour(rng, base))
+            _draw_shape(draw, shape, cx, cy, side, rng.uniform(0, 2 * math.pi), _colour(rng, base))
     return _finish(image, rng)
 
 
