@@ -119,37 +119,62 @@ def measure_geometry(
                 "grow with them; its layers only accept certain sizes"
             )
         stride[axis] = round(far / growth)
-    # Smallest size per axis that still gives the canonical count of cells. The axes are
-    # independent, so one probe advances both binary searches.
-    low = [max(1, canonical[axis] - stride[axis] + 1) for axis in (0, 1)]
-    high = list(canonical)
-    while low != high:
-        middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
-        measured = cells(middle[0], middle[1])
-        if min(measured) < 1:  # one axis too small fails the whole run: probe them apart
-            measured = (cells(middle[0], canonical[1])[0], cells(canonical[0], middle[1])[1])
-        for axis in (0, 1):
-            if low[axis] < high[axis]:
-                if measured[axis] >= canonical_cells[axis]:
-                    high[axis] = middle[axis]
-                else:
-                    low[axis] = middle[axis] + 1
-    min_size = [low[axis] - (canonical_cells[axis] - 1) * stride[axis] for axis in (0, 1)]
+
+    def smallest(low: list[int], high: list[int], holds: Callable[[Pair], Pair]) -> list[int]:
+        """Per axis, the smallest size in [low, high] at which ``holds`` (a monotone test of
+        the cells measured there) is true. One probe advances both axes' binary searches; when
+        one axis is too small for the model to run at all, the axes are probed apart."""
+        low, high = list(low), list(high)
+        while low != high:
+            middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
+            measured = cells(middle[0], middle[1])
+            if min(measured) < 1:
+                measured = (cells(middle[0], canonical[1])[0], cells(canonical[0], middle[1])[1])
+            result = holds(measured)
+            for axis in (0, 1):
+                if low[axis] < high[axis]:
+                    if result[axis]:
+                        high[axis] = middle[axis]
+                    else:
+                        low[axis] = middle[axis] + 1
+        return low
+
+    # Cells = floor((n - origin) / stride) + 1 for every size the model runs at. The origin is
+    # read where the map gains its next row (column) above the canonical size, not from the
+    # smallest size the model runs at: a layer that needs a minimum size can cut the map off
+    # above the origin.
+    first_more = smallest(
+        [canonical[axis] + 1 for axis in (0, 1)],
+        [canonical[axis] + stride[axis] for axis in (0, 1)],
+        lambda measured: (
+            measured[0] > canonical_cells[0],
+            measured[1] > canonical_cells[1],
+        ),
+    )
+    origin = (
+        first_more[0] - canonical_cells[0] * stride[0],
+        first_more[1] - canonical_cells[1] * stride[1],
+    )
+    runs = smallest(
+        [max(1, origin[axis]) for axis in (0, 1)],
+        list(canonical),
+        lambda measured: (measured[0] >= 1, measured[1] >= 1),
+    )
+    smallest_size = (runs[0], runs[1])
     window = canonical if mode == "window" else (stride[0], stride[1])
-    origin = (min_size[0], min_size[1])
-    smallest = (max(1, origin[0]), max(1, origin[1]))  # padding can give cells below size 1
     geometry = Geometry(
         canonical,
         (stride[0], stride[1]),
         window,
         (0, 0),
-        smallest,
-        None if origin == smallest else origin,
+        smallest_size,
+        None if origin == smallest_size else origin,
     )
     probes = [
         (canonical[0] + stride[0] + 5, canonical[1] + 2 * stride[1] + 7),
         (2 * canonical[0] + 37, canonical[1] + 3),
-        smallest,
+        smallest_size,
+        (smallest_size[0] + stride[0] - 1, smallest_size[1] + 1),
     ]
     for height, width in probes:
         measured = cells(height, width)
@@ -159,8 +184,8 @@ def measure_geometry(
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
     below = (
-        cells(smallest[0] - 1, canonical[1])[0] if smallest[0] > 1 else 0,
-        cells(canonical[0], smallest[1] - 1)[1] if smallest[1] > 1 else 0,
+        cells(smallest_size[0] - 1, canonical[1])[0] if smallest_size[0] > 1 else 0,
+        cells(canonical[0], smallest_size[1] - 1)[1] if smallest_size[1] > 1 else 0,
     )
     if max(below) >= 1:
         raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")

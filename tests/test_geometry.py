@@ -58,3 +58,25 @@ def test_cell_boxes_follow_the_stride() -> None:
     assert boxes[1, 2].tolist() == [64, 32, 288, 256]
     assert geometry.output_size(261, 325) == (2, 4)
     assert fc2conv.Geometry.from_dict(geometry.as_dict()) == geometry
+
+
+def test_cell_count_when_the_smallest_size_is_above_the_maps_origin() -> None:
+    """The first convolution needs at least 3 pixels, but the map's period starts at 1: at 9
+    pixels the map already has 2 cells. A formula anchored at the smallest size (3) says 1."""
+    model = reinit(
+        nn.Sequential(
+            nn.Conv2d(1, 2, 5, stride=2, padding=1),
+            nn.MaxPool2d(2, 2, padding=1),
+            nn.Conv2d(2, 2, 1, stride=2),
+            nn.Flatten(),
+            nn.Linear(2, 3),
+        )
+    )
+    converted = fc2conv.convert(model, (8, 8))
+    geometry = converted.geometry
+    assert geometry.stride == (8, 8) and geometry.min_size == (3, 3)
+    with torch.no_grad():
+        for size in range(3, 3 + 3 * 8 + 1):
+            maps = converted(torch.zeros(1, 1, size, size + 1))
+            assert maps.shape[-2:] == converted.output_size(size, size + 1), size
+    assert converted.output_size(9, 9) == (2, 2)
