@@ -195,3 +195,35 @@ def test_checking_a_written_model_needs_no_torch(tmp_path: Path, small) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+class NormalisedPool(nn.Module):
+    """ConvNeXt's head: pool, LayerNorm over channels (channels last), flatten, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.norm = nn.LayerNorm(6)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(self.conv(x), 1)
+        normalised = self.norm(pooled.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.fc(normalised.flatten(1))
+
+
+def test_onnxruntime_does_not_warn_at_other_sizes(tmp_path: Path) -> None:
+    """No shape recorded in the file may pin a map axis to its canonical size: onnxruntime
+    infers from them and warns on every run where the map is larger."""
+    converted = fc2conv.convert(reinit(NormalisedPool()), (16, 16))
+    path = tmp_path / "pooled.onnx"
+    fc2conv.export_onnx(converted, path, check=False)
+    code = (
+        "import numpy as np, onnxruntime as ort; "
+        f"s = ort.InferenceSession(r'{path}', providers=['CPUExecutionProvider']); "
+        "print(s.run(None, {'images': np.zeros((2, 3, 40, 56), np.float32)})[0].shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str((2, 4, *converted.output_size(40, 56)))
+    assert "does not match" not in done.stderr, done.stderr

@@ -108,10 +108,17 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
 
 
 def _name_map_axes(model: Any) -> None:
-    """Give every 4-D output symbolic batch/rows/cols axes. The exporter's own shape inference
-    sometimes writes the canonical 1x1 there, which onnxruntime then warns about on every run."""
+    """Give every 4-D output symbolic batch/rows/cols axes, and drop the shapes the exporter
+    recorded for intermediate values: some hold the canonical 1x1 where the map is dynamic, and
+    onnxruntime, inferring from them, warns on every run at another size. It infers the shapes
+    it needs itself."""
     import onnx_ir as ir
 
+    outputs = set(model.graph.outputs)
+    for node in model.graph:
+        for value in node.outputs:
+            if value not in outputs:
+                value.shape = None
     for index, value in enumerate(model.graph.outputs):
         if value.shape is not None and len(value.shape) == 4:
             suffix = "" if index == 0 else f"_{index}"
