@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import RTOL, convert_and_verify, reinit, relative_error
 from torch import nn
 
@@ -41,16 +42,37 @@ def test_flatten_styles(style: str) -> None:
     assert converted(torch.randn(2, 3, 16, 12)).shape == (2, 5, 4, 2)
 
 
-class ChannelsLastFlatten(Flattening):
+class PermutedFlatten(Flattening):
+    """Flattens the map in another axis order: channels last (TensorFlow), or the Caffe-era
+    ``permute(0, 3, 2, 1).contiguous().view(n, -1)`` (W, H, C)."""
+
+    def __init__(self, dims: tuple[int, ...], functional: bool = False) -> None:
+        super().__init__("x")
+        self.dims, self.functional = dims, functional
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).permute(0, 2, 3, 1).flatten(1))
+        x = self.features(x).permute(*self.dims).contiguous()
+        x = x.view(x.size(0), -1)
+        if self.functional:
+            return F.linear(x, self.fc.weight, self.fc.bias)
+        return self.fc(x)
 
 
-def test_flatten_of_a_channels_last_map_is_refused() -> None:
-    with pytest.raises(fc2conv.UnsupportedModelError) as info:
-        fc2conv.convert(ChannelsLastFlatten("x"), (10, 10))
-    assert "flattens a map that is not known to be NCHW" in str(info.value)
-    assert "fc:" in str(info.value)
+@pytest.mark.parametrize("dims", [(0, 2, 3, 1), (0, 3, 2, 1), (0, 1, 3, 2)])
+@pytest.mark.parametrize("functional", [False, True])
+def test_flatten_in_another_axis_order_folds_into_the_linear(
+    dims: tuple[int, ...], functional: bool
+) -> None:
+    model = reinit(PermutedFlatten(dims, functional))
+    converted, _ = convert_and_verify(model, (10, 10))
+    assert "weight columns reordered to NCHW" in str(converted.plan)
+    image = torch.randn(2, 3, 16, 14)
+    with torch.no_grad():
+        maps = converted(image)
+        assert maps.shape == (2, 5, 4, 3)
+        # the features have no padding: the cell at (1, 2) is the classifier on its window
+        expected = model(image[:, :, 2:12, 4:14])
+    assert relative_error(expected, maps[:, :, 1, 2]) < RTOL
 
 
 class SplitFeatures(Flattening):

@@ -42,6 +42,16 @@ class Pooled(nn.Module):
             x = torch.amax(x, dim=(2, 3))
         elif self.pool == "avg_pool2d":
             x = F.avg_pool2d(x, x.shape[2:]).flatten(1)
+        elif self.pool == "mean-chain":
+            x = x.mean(3).mean(2)
+        elif self.pool == "amax-chain-keepdim":
+            x = x.amax(2, keepdim=True).amax(-1, keepdim=True).squeeze(-1).squeeze(-1)
+        elif self.pool == "sum":
+            x = x.sum((2, 3)) / 10
+        elif self.pool == "torch.sum-keepdim":
+            x = torch.sum(x, dim=(-1, -2), keepdim=True).flatten(1) / 10
+        elif self.pool == "channels-last-mean":
+            x = x.permute(0, 2, 3, 1).mean((1, 2))
         x = self.fc(x)
         return self.fc2(self.act(x)) if self.head == "mlp" else x
 
@@ -54,6 +64,11 @@ POOLS = [
     "mean-keepdim",
     "amax",
     "avg_pool2d",
+    "mean-chain",
+    "amax-chain-keepdim",
+    "sum",
+    "torch.sum-keepdim",
+    "channels-last-mean",
 ]
 
 
@@ -72,7 +87,15 @@ def test_window_mode_cells_are_the_classifier_on_each_window(pool: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "pool", ["AdaptiveAvgPool2d", "adaptive_avg_pool2d", "mean", "mean-keepdim", "avg_pool2d"]
+    "pool",
+    [
+        "AdaptiveAvgPool2d",
+        "adaptive_avg_pool2d",
+        "mean",
+        "mean-keepdim",
+        "avg_pool2d",
+        "channels-last-mean",
+    ],
 )
 def test_cam_mode_mean_equals_logits_at_any_size(pool: str) -> None:
     model = reinit(Pooled(pool))
@@ -146,3 +169,23 @@ def test_adaptive_pool_with_uniform_windows_becomes_fixed_pool(
     assert converted(torch.randn(2, 3, size + 7, size + 2)).shape[-2:] == converted.output_size(
         size + 7, size + 2
     )
+
+
+@pytest.mark.parametrize(
+    ("pool", "reason"),
+    [
+        ("sum", "sum pooling does not commute"),
+        ("mean-chain", "this pools one axis at a time"),
+    ],
+)
+def test_cam_refuses_sums_and_one_axis_at_a_time(pool: str, reason: str) -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError, match=reason):
+        fc2conv.convert(Pooled(pool), (20, 20), mode="cam")
+
+
+def test_pooling_spelled_as_chains_and_sums_names_its_pools() -> None:
+    plan = str(fc2conv.plan(Pooled("mean-chain"), (20, 20)))
+    assert "avg over the map's width (7) → pool with kernel 1x7, stride 1" in plan
+    assert "avg over the map's other spatial axis (7) → pool with kernel 7x1, stride 1" in plan
+    plan = str(fc2conv.plan(Pooled("channels-last-mean"), (20, 20)))
+    assert "global avg pool over 7x7 of a channels-last map (12 channels)" in plan

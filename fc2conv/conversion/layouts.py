@@ -3,8 +3,13 @@
 The planner gives every node of the graph a layout:
 
 - ``Trunk``: left as it is (the convolutional trunk, gates, anything before the classifier);
-  ``order`` says whether a 4-D trunk tensor is known to be NCHW or NHWC.
-- ``Flat``: a row-major flatten of an NCHW map of C×H×W (original N×CHW); converted: the map.
+  ``order`` says how a 4-D trunk tensor's axes relate to the NCHW map it holds: the tensor is
+  that map permuted by ``order`` ((0, 1, 2, 3) for NCHW, (0, 2, 3, 1) for NHWC), or None when
+  unknown.
+- ``Flat``: a row-major flatten of a map of C×H×W (original N×CHW) whose axes were in the order
+  ``axes`` (of 1, 2, 3 for C, H, W) when it was flattened; converted: the NCHW map.
+- ``PartlyPooled``: a map reduced over one spatial axis only (original N×C×H or N×C×W, or with
+  that axis kept as 1); converted: N×C×rows×cols, the other axis still to pool.
 - ``Vec``: a per-image feature vector (original N×F); converted: N×F×rows×cols.
 - ``Map``: a pooled map (original N×C×1×1); converted: N×C×rows×cols.
 - ``ChannelsLastMap``: a pooled map, channels last (original N×1×1×C); converted: N×rows×cols×C.
@@ -19,10 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the axis order of an NCHW tensor
+NCHW = (0, 1, 2, 3)
+
 
 @dataclass(frozen=True)
 class Trunk:
-    order: str | None = None
+    order: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,13 @@ class Flat:
     channels: int
     height: int
     width: int
+    axes: tuple[int, ...] = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class PartlyPooled:
+    remaining: int  #: the spatial axis still to pool: 2 (height) or 3 (width), in NCHW terms
+    rank: int  #: 3 when the pooled axis was dropped, 4 when it was kept as size 1
 
 
 @dataclass(frozen=True)
@@ -57,8 +72,13 @@ class NotTensor:
     pass
 
 
-Layout = Trunk | Flat | Vec | Map | ChannelsLastMap | Squeezed | NotTensor
-CLASSIFIER_LAYOUTS = (Flat, Vec, Map, ChannelsLastMap, Squeezed)
+Layout = Trunk | Flat | PartlyPooled | Vec | Map | ChannelsLastMap | Squeezed | NotTensor
+CLASSIFIER_LAYOUTS = (Flat, PartlyPooled, Vec, Map, ChannelsLastMap, Squeezed)
+
+
+def inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``order``."""
+    return tuple(order.index(axis) for axis in range(len(order)))
 
 
 def on_classifier_path(layout: Layout | None) -> bool:

@@ -17,7 +17,7 @@ import torch
 from torch import fx, nn
 
 from ..errors import TraceError
-from .layouts import Map, NotTensor, Trunk, Vec, on_classifier_path
+from .layouts import NCHW, Map, NotTensor, Trunk, Vec, on_classifier_path
 from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
 from .rules.base import function_is, method_is, module_is
 from .tracing import node_name, output_leaves, propagate_shapes, trace
@@ -103,29 +103,41 @@ def _input_features(gm: fx.GraphModule) -> tuple[bool, int]:
     raise TraceError("cannot tell the input's channels: the model has no Conv2d and no Linear")
 
 
-def _infer_order(node: fx.Node, ctx: Context) -> str | None:
-    """Memory order of a trunk tensor: NCHW, NHWC or unknown."""
+def permutation(node: fx.Node, rank: int) -> tuple[int, ...] | None:
+    """The axes a permute or transpose node puts in each place, or None for other nodes."""
+    if method_is(node, "permute") or function_is(node, torch.permute):
+        dims = node.args[1] if len(node.args) == 2 else node.args[1:]
+        if isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims):
+            return tuple(d % rank for d in dims)
+        return None
+    if method_is(node, "transpose") or function_is(node, torch.transpose):
+        first, second = node.args[1], node.args[2]
+        if not (isinstance(first, int) and isinstance(second, int)):
+            return None
+        order = list(range(rank))
+        order[first % rank], order[second % rank] = order[second % rank], order[first % rank]
+        return tuple(order)
+    return None
+
+
+def _trunk_order(node: fx.Node, ctx: Context) -> tuple[int, ...] | None:
+    """How a 4-D trunk tensor's axes relate to NCHW (see :class:`.layouts.Trunk`)."""
     shape = ctx.shape(node)
     if shape is None or len(shape) != 4:
-        first = next((ctx.layout(a) for a in node.all_input_nodes if ctx.shape(a)), None)
-        return first.order if isinstance(first, Trunk) else None
+        return None
     if node.op == "call_module" and isinstance(
         ctx.module(node),
         (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
     ):
-        return "nchw"
+        return NCHW
     tensor_inputs = [a for a in node.all_input_nodes if ctx.shape(a) and a.op != "get_attr"]
     source = ctx.layout(tensor_inputs[0]) if tensor_inputs else None
     order = source.order if isinstance(source, Trunk) else None
-    if method_is(node, "permute", "transpose") or function_is(node, torch.permute, torch.transpose):
-        dims = tuple(a for a in node.args[1:] if isinstance(a, int))
-        if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)):
-            dims = tuple(node.args[1])
-        if order == "nchw" and dims == (0, 2, 3, 1):
-            return "nhwc"
-        if order == "nhwc" and dims == (0, 3, 1, 2):
-            return "nchw"
+    if not tensor_inputs or len(ctx.shape(tensor_inputs[0]) or ()) != 4:
         return None
+    moved = permutation(node, 4)
+    if moved is not None:
+        return None if order is None else tuple(order[axis] for axis in moved)
     return order
 
 
@@ -150,7 +162,7 @@ class ClassifierWalk:
         ctx = self.ctx
         for node in ctx.gm.graph.nodes:
             if node.op == "placeholder":
-                ctx.layouts[node] = Vec() if self.vector_input else Trunk("nchw")
+                ctx.layouts[node] = Vec() if self.vector_input else Trunk(NCHW)
                 if self.vector_input:
                     self.entries[node] = frozenset({node})
             elif node.op == "get_attr":
@@ -177,7 +189,7 @@ class ClassifierWalk:
                 del self.entries[visited]
                 self.steps.pop(visited, None)
                 self.declines.pop(visited, None)
-                ctx.layouts[visited] = Trunk(_infer_order(visited, ctx))
+                ctx.layouts[visited] = Trunk(_trunk_order(visited, ctx))
 
     def visit(self, node: fx.Node) -> None:
         ctx = self.ctx
@@ -200,12 +212,12 @@ class ClassifierWalk:
                 self.entries[node] = frozenset().union(*(self.entries[a] for a in inputs))
             else:
                 ctx.layouts[node] = (
-                    Trunk(_infer_order(node, ctx)) if ctx.shape(node) else NotTensor()
+                    Trunk(_trunk_order(node, ctx)) if ctx.shape(node) else NotTensor()
                 )
             return
         if isinstance(result, Decline):
             self.declines[node] = result
-            ctx.layouts[node] = ctx.layouts[inputs[0]] if inputs else Trunk(_infer_order(node, ctx))
+            ctx.layouts[node] = ctx.layouts[inputs[0]] if inputs else Trunk(_trunk_order(node, ctx))
         else:
             self.steps[node] = result
             ctx.layouts[node] = result.layout

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..layouts import Trunk
+from ..layouts import NCHW, Trunk
 from .base import (
     Context,
     Decline,
@@ -70,8 +70,9 @@ class FixedAdaptivePool(Rule[FixedPool]):
         source, out = ctx.shape(node.all_input_nodes[0]), ctx.shape(node)
         if not (source and out and len(out) == 4):
             return False
-        is_trunk = isinstance(ctx.layout(node.all_input_nodes[0]), Trunk)
-        return is_trunk and (out[2:] != (1, 1) or source[2:] == (1, 1))
+        layout = ctx.layout(node.all_input_nodes[0])
+        is_nchw = isinstance(layout, Trunk) and layout.order == NCHW
+        return is_nchw and (out[2:] != (1, 1) or source[2:] == (1, 1))
 
     def check(self, node: fx.Node, ctx: Context) -> Step[FixedPool] | Decline:
         source, out = ctx.shape(node.all_input_nodes[0]), ctx.shape(node)
@@ -84,7 +85,7 @@ class FixedAdaptivePool(Rule[FixedPool]):
                 node,
                 f"{pool}({rows}x{cols}) removed: identity on the {height}x{width} map at "
                 "canonical size",
-                Trunk("nchw"),
+                Trunk(NCHW),
                 FixedPool(None, None, maximum),
             )
         if rows > height or cols > width:
@@ -106,7 +107,7 @@ class FixedAdaptivePool(Rule[FixedPool]):
             node,
             f"{pool}({rows}x{cols}) on {height}x{width} → fixed pool, kernel "
             f"{kernel[0]}x{kernel[1]}, stride {stride[0]}x{stride[1]}",
-            Trunk("nchw"),
+            Trunk(NCHW),
             FixedPool(kernel, stride, maximum),
         )
 

@@ -5,6 +5,11 @@ converted model the map stays a map: the flatten becomes the identity and the Li
 it becomes a C→out convolution with an H×W kernel (see :mod:`.linear`). Reshapes between N×F
 vectors and N×F×1×1 pooled maps are likewise identities once every feature vector is a map of
 vectors; a channels-last pooled map N×1×1×C reshaped to N×C becomes a permute to channels first.
+
+A map flattened in another axis order (``x.permute(0, 2, 3, 1).flatten(1)``, Caffe-era
+``x.permute(0, 3, 2, 1).contiguous().view(n, -1)``) is the same map with its features numbered
+differently: the flatten becomes a permute back to NCHW, and the Linear that reads it takes its
+weight columns in NCHW order (see :mod:`.linear`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from ..layouts import ChannelsLastMap, Flat, Map, Squeezed, Trunk, Vec
+from ..layouts import NCHW, ChannelsLastMap, Flat, Map, Squeezed, Trunk, Vec, inverse
 from .base import (
     Context,
     Decline,
@@ -37,9 +42,9 @@ def is_reshape(node: fx.Node, ctx: Context) -> bool:
 
 @dataclass(frozen=True)
 class Reshape:
-    """``to_channels_first``: permute a channels-last map instead of removing the reshape."""
+    """What the reshape becomes: nothing (``permute`` None) or a permute of its input."""
 
-    to_channels_first: bool = False
+    permute: tuple[int, ...] | None = None
 
 
 class Flatten(Rule[Reshape]):
@@ -61,23 +66,34 @@ class Flatten(Rule[Reshape]):
         layout, shape, out = ctx.layout(source), ctx.shape(source), ctx.shape(node)
         assert shape is not None and out is not None
         if isinstance(layout, Trunk):
-            if layout.order != "nchw":
-                return self.decline(node, "flattens a map that is not known to be NCHW")
-            channels, height, width = shape[1:]
+            order = layout.order
+            if order is None or order[0] != 0:
+                return self.decline(
+                    node, "flattens a map whose axis order (NCHW, NHWC, …) is not known"
+                )
+            channels, height, width = (shape[order.index(axis)] for axis in (1, 2, 3))
+            back = None if order == NCHW else inverse(order)
             if height * width == 1:
-                return self.step(node, f"flatten of a {channels}x1x1 map removed", Vec(), Reshape())
+                return self.step(
+                    node, f"flatten of a {channels}x1x1 map removed", Vec(), Reshape(back)
+                )
             if ctx.mode == "cam":
                 return self.decline(
                     node,
                     f"mode='cam' needs a global pooling before the classifier, but the model "
                     f"flattens a {channels}x{height}x{width} map; use mode='window'",
                 )
+            names = "".join("NCHW"[axis] for axis in order)
+            action = (
+                f"flatten of a {channels}x{height}x{width} map removed"
+                if back is None
+                else f"flatten of the {names} map → permute to NCHW"
+            )
             return self.step(
                 node,
-                f"flatten of a {channels}x{height}x{width} map removed (the next Linear "
-                f"becomes a {height}x{width} convolution)",
-                Flat(channels, height, width),
-                Reshape(),
+                f"{action} (the next Linear becomes a {height}x{width} convolution)",
+                Flat(channels, height, width, order[1:]),
+                Reshape(back),
             )
         batch = shape[0]
         if isinstance(layout, Map) and out == (batch, shape[1], 1):
@@ -95,7 +111,7 @@ class Flatten(Rule[Reshape]):
                 node,
                 "reshape of a channels-last pooled map → permute to channels first",
                 Vec(),
-                Reshape(to_channels_first=True),
+                Reshape((0, 3, 1, 2)),
             )
         return self.decline(
             node,
@@ -107,10 +123,10 @@ class Flatten(Rule[Reshape]):
         node = step.node
         source = node.args[0]
         assert isinstance(source, fx.Node)
-        if not step.payload.to_channels_first:
+        if step.payload.permute is None:
             replace_with_input(node, source)
             return
         with ctx.gm.graph.inserting_after(node):
-            permuted = ctx.gm.graph.call_method("permute", (source, 0, 3, 1, 2))
+            permuted = ctx.gm.graph.call_method("permute", (source, *step.payload.permute))
         node.replace_all_uses_with(permuted)
         ctx.gm.graph.erase_node(node)

@@ -5,6 +5,10 @@ A Linear reading a row-major flatten of a C×H×W map computes
 with the kernel ``W.view(out, C, H, W)`` at one position. A Linear reading a feature vector
 (after pooling, after another converted Linear, or the input of a plain MLP) is a 1×1
 convolution applied independently at every position. The kernels are views: no copy.
+
+When the map was flattened in another axis order (e.g. H, W, C), the same sum reads
+``W.view(out, H, W, C)``; permuted to (out, C, H, W) it is the kernel for the NCHW map. That
+permuted kernel is a copy of this one weight.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from .base import Context, Decline, Rule, Step, function_is, module_is, replace_
 
 @dataclass(frozen=True)
 class Kernel:
-    """The convolution the Linear becomes: ``channels`` inputs, a ``size`` kernel."""
+    """The convolution the Linear becomes: ``channels`` inputs, a ``size`` kernel, and the
+    order of (C, H, W) in which the Linear's weight columns run."""
 
     channels: int
     size: tuple[int, int]
+    axes: tuple[int, ...] = (1, 2, 3)
 
 
 class LinearToConv(Rule[Kernel]):
@@ -59,12 +65,12 @@ class LinearToConv(Rule[Kernel]):
             )
         if isinstance(layout, Flat):
             size = (layout.height, layout.width)
-            return self.step(
-                node,
-                f"{linear} → Conv2d({layout.channels}→{out_features}, kernel {size[0]}x{size[1]})",
-                Vec(),
-                Kernel(layout.channels, size),
+            action = (
+                f"{linear} → Conv2d({layout.channels}→{out_features}, kernel {size[0]}x{size[1]})"
             )
+            if layout.axes != (1, 2, 3):
+                action += ", weight columns reordered to NCHW (a copy)"
+            return self.step(node, action, Vec(), Kernel(layout.channels, size, layout.axes))
         if isinstance(layout, Vec):
             return self.step(
                 node,
@@ -82,17 +88,29 @@ class LinearToConv(Rule[Kernel]):
         node = step.node
         channels = step.payload.channels
         height, width = step.payload.size
+        axes = step.payload.axes
+        sizes = {1: channels, 2: height, 3: width}
+        flattened = [sizes[axis] for axis in axes]  # the weight's columns, as the model flattened
+        to_nchw = (0, *(1 + axes.index(axis) for axis in (1, 2, 3)))
         if node.op == "call_module":
             linear = ctx.module(node)
             assert isinstance(linear, nn.Linear)
-            replace_module(ctx, node, conv_from_linear(linear, channels, height, width))
+            module = conv_from_linear(linear, channels, height, width)
+            if axes != (1, 2, 3):
+                permuted = linear.weight.detach().view(-1, *flattened).permute(*to_nchw)
+                module.weight = nn.Parameter(
+                    permuted.contiguous(), requires_grad=linear.weight.requires_grad
+                )
+            replace_module(ctx, node, module)
             return
         graph = ctx.gm.graph
         source, weight = node.args[0], node.args[1]
         bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
         out_features = ctx.shapes[weight][0]  # type: ignore[index]
         with graph.inserting_before(node):
-            kernel = graph.call_method("view", (weight, out_features, channels, height, width))
+            kernel = graph.call_method("view", (weight, out_features, *flattened))
+            if axes != (1, 2, 3):
+                kernel = graph.call_method("permute", (kernel, *to_nchw))
             conv = graph.call_function(F.conv2d, (source, kernel, bias))
         node.replace_all_uses_with(conv)
         graph.erase_node(node)
