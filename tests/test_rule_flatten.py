@@ -76,15 +76,30 @@ def test_flatten_in_another_axis_order_folds_into_the_linear(
 
 
 class SplitFeatures(Flattening):
+    def __init__(self, groups: int) -> None:
+        super().__init__("x")
+        self.groups = groups
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc(torch.flatten(self.features(x), 1))
-        return x.view(x.size(0), 5, 1).sum(-1)
+        return x.view(x.size(0), 5 // self.groups, self.groups).sum(-1)
+
+
+def test_reshape_to_a_1_sized_axis_and_back_converts() -> None:
+    converted, _ = convert_and_verify(reinit(SplitFeatures(1)), (10, 10))
+    assert converted(torch.randn(2, 3, 16, 12)).shape == (2, 5, 4, 2)
+
+
+class GroupedFeatures(Flattening):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.features(x), 1)
+        return x.view(x.size(0), 6, 16).sum(-1)
 
 
 def test_reshape_of_the_features_is_refused_with_reason() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
-        fc2conv.convert(SplitFeatures("x"), (10, 10))
-    assert "reshapes the classifier's 5 features to 5x1" in str(info.value)
+        fc2conv.convert(GroupedFeatures("x"), (10, 10))
+    assert "reshapes the classifier's 96 features to 6x16" in str(info.value)
 
 
 class PaddingFree(nn.Module):

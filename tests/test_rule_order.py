@@ -28,6 +28,7 @@ EXPECTED_ORDER = (
     "layer-norm",
     "elementwise",
     "feature-axis",
+    "feature-index",
     "permute",
     "conv1x1",
     "shape-query",

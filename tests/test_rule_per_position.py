@@ -79,11 +79,113 @@ class ConstantBias(Trunk):
         return self.fc(self.pooled(x)) + self.shift
 
 
-def test_constant_tensor_in_the_head_is_refused() -> None:
+def test_per_feature_constant_meets_the_features_on_their_axis() -> None:
+    converted, _ = convert_and_verify(reinit(ConstantBias()), (16, 16))
+    assert "per-feature constant viewed as 1xFx1x1" in str(converted.plan)
+
+
+class BatchSizedConstant(Trunk):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.table = nn.Parameter(torch.ones(2, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pooled(x)) + self.table  # works only for a batch of 2
+
+
+def test_constant_that_broadcasts_along_images_is_refused() -> None:
     with pytest.raises(
-        fc2conv.UnsupportedModelError, match="combines the classifier features with a constant"
+        fc2conv.UnsupportedModelError, match="with a 2x4 constant, which would broadcast"
     ):
-        fc2conv.convert(ConstantBias(), (16, 16))
+        fc2conv.convert(BatchSizedConstant(), (16, 16))
+
+
+class FeatureOperations(Trunk):
+    """Operations along the features, as real heads spell them."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self.style = style
+        self.fc = nn.Linear(8, 6)
+        self.scale = nn.Parameter(torch.tensor(1.7))
+        self.softmax = nn.Softmax(dim=1)
+        self.log_softmax = nn.LogSoftmax(dim=-1)
+        self.implicit = nn.Softmax()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pooled(x)
+        if self.style == "normalize":
+            x = F.normalize(x, dim=-1)
+        elif self.style == "norm-division":
+            x = x / x.norm(dim=1, keepdim=True)
+        elif self.style == "vector-norm":
+            x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        elif self.style == "slices":
+            x = torch.cat([x[:, :4] * 2, x[..., 4:]], 1)
+        elif self.style == "cat-scaled":
+            x = torch.cat([x, 2 * x], 1)[:, :8]
+        elif self.style == "learnable-scale":
+            x = x * self.scale
+        elif self.style == "mean-subtracted":
+            x = x - x.mean(-1, keepdim=True)
+        elif self.style == "unsqueeze":
+            x = x.unsqueeze(-1).unsqueeze(-1).flatten(1)
+        elif self.style == "none-axes":
+            x = x[:, :, None, None].flatten(1)
+        x = self.fc(x)
+        if self.style in ("normalize", "slices"):
+            return self.softmax(x)
+        if self.style == "norm-division":
+            return self.log_softmax(x)
+        if self.style == "vector-norm":
+            return self.implicit(x)
+        return x
+
+
+FEATURE_STYLES = [
+    "normalize",
+    "norm-division",
+    "vector-norm",
+    "slices",
+    "cat-scaled",
+    "learnable-scale",
+    "mean-subtracted",
+    "unsqueeze",
+    "none-axes",
+]
+
+
+@pytest.mark.parametrize("style", FEATURE_STYLES)
+def test_operations_along_the_features(style: str) -> None:
+    model = reinit(FeatureOperations(style))
+    converted, _ = convert_and_verify(model, (16, 16))
+    image = torch.randn(2, 3, 24, 20)
+    with torch.no_grad():
+        maps = converted(image)
+        assert maps.shape == (2, 6, 5, 3)
+        if style in ("normalize", "slices", "vector-norm"):  # softmax: each cell sums to 1
+            assert torch.allclose(maps.sum(1), torch.ones(2, 5, 3), atol=1e-5)
+
+
+@pytest.mark.parametrize("style", ["cat-scaled", "learnable-scale", "mean-subtracted", "unsqueeze"])
+def test_linear_operations_along_the_features_allow_cam(style: str) -> None:
+    model = reinit(FeatureOperations(style))
+    convert_and_verify(model, (16, 16), mode="cam")
+
+
+class IndexedFeature(Trunk):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pooled(x))[:, 0]
+
+
+def test_selecting_one_feature_is_refused_with_the_index() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError, match="indexes the classifier features"):
+        fc2conv.convert(IndexedFeature(), (16, 16))
 
 
 class SoftmaxOverBatch(Trunk):

@@ -17,6 +17,7 @@ from .batch_norm import BatchNorm
 from .conv1x1 import Convolution1x1
 from .elementwise import Elementwise
 from .feature_axis import FeatureAxis
+from .feature_index import FeatureIndex
 from .flatten import Flatten
 from .global_pool import GlobalPool
 from .layer_norm import LayerNorm
@@ -33,6 +34,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     LayerNorm(),
     Elementwise(),
     FeatureAxis(),
+    FeatureIndex(),
     Permute(),
     Convolution1x1(),
     ShapeQuery(),

@@ -4,21 +4,27 @@ A function ``g`` applied to every feature on its own (an activation, dropout, a 
 feature tensors) already acts per position on a map of feature vectors: ``g`` at every
 (row, col) of the map is ``g`` on every window's features. ``mode="cam"`` allows only the affine
 ones, since only those commute with the mean the class-activation map removes.
+
+A constant combined with N×F features broadcasts along their last axis: a scalar (a number, or a
+learnable one-element parameter) stays as it is; a per-feature constant of F values is viewed as
+1×F×1×1, so that it meets the features on axis 1 of the map (a view: no copy).
 """
 
 from __future__ import annotations
 
+import math
 import operator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ..layouts import Vec
 from .base import (
     ELEMENTWISE_BINARY,
     Context,
     Decline,
-    NoPayload,
     Rule,
     Step,
     function_is,
@@ -92,23 +98,59 @@ def is_affine(node: fx.Node, ctx: Context) -> bool | None:
     return None
 
 
-class Elementwise(Rule[NoPayload]):
+@dataclass(frozen=True)
+class PerFeature:
+    """Positions of the arguments that are per-feature constants, to view as 1×F×1×1."""
+
+    arguments: tuple[int, ...]
+
+
+class Elementwise(Rule[PerFeature]):
     name = "elementwise"
 
     def match(self, node: fx.Node, ctx: Context) -> bool:
         return bool(ctx.classifier_inputs(node)) and is_affine(node, ctx) is not None
 
-    def check(self, node: fx.Node, ctx: Context) -> Step[NoPayload] | Decline:
+    def check(self, node: fx.Node, ctx: Context) -> Step[PerFeature] | Decline:
         layout = same_layout(node, ctx)
         if layout is None:
             return self.decline(node, "combines classifier features of different layouts")
         inputs = ctx.classifier_inputs(node)
-        if any(a not in inputs for a in node.all_input_nodes):
+        features = (ctx.shape(inputs[0]) or (0, 0))[1]
+        per_feature = []
+        for position, argument_node in enumerate(node.args):
+            if not isinstance(argument_node, fx.Node) or argument_node in inputs:
+                continue
+            shape = ctx.shape(argument_node)
+            if argument_node.op != "get_attr" or shape is None:
+                return self.decline(
+                    node, "combines the classifier features with a tensor computed elsewhere"
+                )
+            if math.prod(shape) == 1:
+                continue  # a scalar broadcasts the same way on a map
+            if isinstance(layout, Vec) and shape in ((features,), (1, features)):
+                per_feature.append(position)
+                continue
             return self.decline(
                 node,
-                "combines the classifier features with a constant tensor, which would "
-                "broadcast along the wrong axes",
+                f"combines the classifier features with a {'x'.join(map(str, shape))} constant, "
+                "which would broadcast along the wrong axes of a map",
             )
         if ctx.mode == "cam" and not is_affine(node, ctx):
             return self.decline(node, f"is not affine; {CAM_HINT}")
+        if per_feature:
+            return self.step(
+                node,
+                "per-feature constant viewed as 1xFx1x1",
+                layout,
+                PerFeature(tuple(per_feature)),
+            )
         return self.keep(node, "kept (elementwise)", layout)
+
+    def rewrite(self, step: Step[PerFeature], ctx: Context) -> None:
+        node = step.node
+        args = list(node.args)
+        with ctx.gm.graph.inserting_before(node):
+            for position in step.payload.arguments:
+                args[position] = ctx.gm.graph.call_method("view", (args[position], 1, -1, 1, 1))
+        node.args = tuple(args)

@@ -34,8 +34,8 @@ from .base import (
 
 def is_reshape(node: fx.Node, ctx: Context) -> bool:
     return (
-        function_is(node, torch.flatten, torch.reshape, torch.squeeze)
-        or method_is(node, "flatten", "view", "reshape", "squeeze")
+        function_is(node, torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze)
+        or method_is(node, "flatten", "view", "reshape", "squeeze", "unsqueeze")
         or module_is(node, ctx, nn.Flatten)
     )
 
@@ -96,8 +96,10 @@ class Flatten(Rule[Reshape]):
                 Reshape(back),
             )
         batch = shape[0]
-        if isinstance(layout, Map) and out == (batch, shape[1], 1):
-            return self.step(node, "squeeze of a pooled map removed", Squeezed(), Reshape())
+        if isinstance(layout, (Map, Vec)) and out == (batch, shape[1], 1):
+            return self.step(node, "reshape to N×F×1 removed", Squeezed(), Reshape())
+        if isinstance(layout, Squeezed) and out == (batch, shape[1], 1, 1):
+            return self.step(node, "reshape of vectors to 1x1 maps removed", Map(), Reshape())
         if isinstance(layout, (Map, Squeezed)) and out == (batch, shape[1]):
             return self.step(node, "reshape of a pooled map to vectors removed", Vec(), Reshape())
         if isinstance(layout, Vec) and out == shape:

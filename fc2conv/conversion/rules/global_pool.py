@@ -89,7 +89,11 @@ class GlobalPool(Rule[WindowPool]):
             dims = normalise_dims(argument(node, 1, "dim"), len(source))
             if isinstance(layout, PartlyPooled):
                 return dims is not None
-            return isinstance(layout, (Trunk, Map)) and len(source) == 4 and dims is not None
+            if isinstance(layout, Map):  # over the 1x1 axes; over the features: feature-axis
+                return dims is not None and set(dims) <= {2, 3}
+            if isinstance(layout, Squeezed):  # N×F×1 over its 1-sized axis
+                return dims == (2,)
+            return isinstance(layout, Trunk) and len(source) == 4 and dims is not None
         if not isinstance(layout, (Trunk, Map)) or len(source) != 4:
             return False
         if isinstance(layout, Trunk) and layout.order != NCHW:
@@ -143,6 +147,11 @@ class GlobalPool(Rule[WindowPool]):
         pool_type = self._pool_type(node, ctx)
         if isinstance(layout, PartlyPooled):
             return self._finish_partial(node, ctx, layout, source, out, pool_type)
+        if isinstance(layout, Squeezed):
+            kept: Layout = Squeezed() if len(out) == 3 else Vec()
+            return self.step(
+                node, "reduction over a 1-sized axis removed", kept, WindowPool(pool_type, None)
+            )
         one_by_one_trunk = (
             isinstance(layout, Trunk) and layout.order == NCHW and source[2:] == (1, 1)
         )
