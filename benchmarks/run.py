@@ -248,7 +248,7 @@ class Bench:
         if not GNU_TIME.exists():
             missing = f"| {self.name} | n/a: GNU time (/usr/bin/time) is not installed | | |"
             return [missing], [missing], [missing]
-        cli = [sys.executable, "-m", "fc2conv.cli", "export", self.name, "--quiet"]
+        cli = [sys.executable, "-m", "fc2conv", "export", self.name, "--quiet"]
         whole = []
         sources = self.weights_sources()
         for load in (False, True):

@@ -72,7 +72,7 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def model_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--weights, --input-size and --mode: how a model name is loaded and converted."""
+    """--weights, --input-size, --input-channels, --mode: how a model name is converted."""
     options = [
         click.option(
             "--weights",
@@ -88,6 +88,12 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
             metavar="HxW",
             callback=_size,
             help="Canonical input size of the classifier [default: the model's own].",
+        ),
+        click.option(
+            "--input-channels",
+            type=click.IntRange(1, None),
+            default=None,
+            help="Channels of the input images [default: from the model].",
         ),
         click.option(
             "--mode",
@@ -173,24 +179,25 @@ def list_models() -> None:
 @click.argument("model")
 @model_options
 @handles_errors
-def inspect(model: str, weights: str, input_size: tuple[int, int] | None, mode: str) -> None:
+def inspect(model: str, weights: str, input_size: Any, input_channels: Any, mode: str) -> None:
     """Show the rewrite plan and the geometry of MODEL, without exporting."""
     from .conversion import convert, plan
     from .sources import load_model
 
     loaded = load_model(model, weights)
     size = input_size or loaded.input_size
-    the_plan = plan(loaded.model, size, mode=mode, name=model)
+    options = {"mode": mode, "name": model, "input_channels": input_channels}
+    the_plan = plan(loaded.model, size, **options)
     click.echo(str(the_plan))
     if the_plan.convertible:
-        converted = convert(loaded.model, size, mode=mode, name=model, inplace=True)
+        converted = convert(loaded.model, size, inplace=True, **options)
         click.echo(f"geometry: {converted.geometry}")
 
 
 def _open(model: str, report: Reporter, **options: Any) -> Any:
     from .run import open_model
 
-    defaults = {"weights": "DEFAULT", "input_size": None, "mode": "window"}
+    defaults = {"weights": "DEFAULT", "input_size": None, "input_channels": None, "mode": "window"}
     ignored = [f"--{key.replace('_', '-')}" for key in defaults if options[key] != defaults[key]]
     if Path(model).is_file() and ignored:
         click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
@@ -273,14 +280,9 @@ def detect(
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     pixels = load_image(image)
+    thresholds = {"score_threshold": score_threshold, "iou_threshold": iou_threshold}
     with report.step("detecting over the image pyramid"):
-        found = run_detect(
-            runner,
-            pixels,
-            scales=scales or DEFAULT_SCALES,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-        )
+        found = run_detect(runner, pixels, scales=scales or DEFAULT_SCALES, **thresholds)
     save_detections(pixels, found, out)
     if json_path is not None:
         json_path.write_text(found.to_json())
@@ -291,7 +293,3 @@ def detect(
         report.line(
             f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
         )
-
-
-if __name__ == "__main__":
-    main()

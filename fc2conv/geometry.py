@@ -1,10 +1,13 @@
 """Where each cell of a class map comes from in the input image.
 
 Every conv/pool layer maps a size ``n`` to ``floor((n + a) / s) + b``; a chain of them composes to
-``floor((n - min_size) / stride) + 1``. So four numbers per axis describe a converted model:
-the output ``stride``, the ``min_size`` that yields one cell, and the image box a cell stands for
-(``offset`` and ``window``): cell ``i`` covers ``[offset + i*stride, offset + i*stride + window)``.
-The numbers are measured on the converted graph with fake tensors and the formula is checked.
+``floor((n - origin) / stride) + 1``. So a few numbers per axis describe a converted model: the
+output ``stride``, the ``origin`` of that formula, the ``min_size`` the model runs at, and the
+image box a cell stands for (``offset`` and ``window``): cell ``i`` covers
+``[offset + i*stride, offset + i*stride + window)``. Some models run only at certain sizes (a
+space-to-depth stem needs multiples of 4): ``size_step`` says which, the canonical size plus a
+multiple of it. The numbers are measured on the converted graph with meta or fake tensors, and
+the formula is checked at further sizes.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Geometry:
     offset: Pair
     min_size: Pair
     origin: Pair | None = None  # n with floor((n - origin)/stride) + 1 cells; min_size if None
+    size_step: Pair = (1, 1)  # valid inputs: canonical size plus a multiple of this
 
     def output_size(self, height: int, width: int, name: str = "model") -> Pair:
         """Rows and columns of the class map for an input of ``height``×``width``."""
@@ -45,8 +49,18 @@ class Geometry:
             (width - origin[1]) // self.stride[1] + 1,
         )
 
+    def usable_size(self, height: int, width: int) -> Pair:
+        """The largest size at most ``height``×``width`` that the model takes (the same where
+        every size is taken; else the canonical size plus a multiple of ``size_step``)."""
+        canonical, step = self.canonical_size, self.size_step
+        return (
+            height - (height - canonical[0]) % step[0],
+            width - (width - canonical[1]) % step[1],
+        )
+
     def check_input(self, height: int, width: int, name: str = "model") -> None:
-        """Raise InputSizeError when an input is too small for one cell."""
+        """Raise InputSizeError for an input that is too small for one cell, or of a size the
+        model does not take."""
         min_h, min_w = self.min_size
         if height < min_h or width < min_w:
             win_h, win_w = self.window
@@ -54,6 +68,13 @@ class Geometry:
                 f"{name}: input {height}x{width} is smaller than the {min_h}x{min_w} minimum "
                 f"for one heatmap cell (window {win_h}x{win_w}); pass an image of at least "
                 f"{min_h}x{min_w}"
+            )
+        if self.usable_size(height, width) != (height, width):
+            usable = self.usable_size(height, width)
+            raise InputSizeError(
+                f"{name}: input {height}x{width} is not a size this model takes (the canonical "
+                f"{self.canonical_size[0]}x{self.canonical_size[1]} plus multiples of "
+                f"{self.size_step[0]}x{self.size_step[1]}); crop it to {usable[0]}x{usable[1]}"
             )
 
     def cell_boxes(self, rows: int, cols: int) -> np.ndarray:
@@ -80,18 +101,22 @@ class Geometry:
         def pair(p: Pair) -> str:
             return f"{p[0]}x{p[1]}"
 
-        return (
+        text = (
             f"stride {pair(self.stride)}, window {pair(self.window)}, offset {pair(self.offset)}, "
             f"minimal input {pair(self.min_size)}, canonical input {pair(self.canonical_size)}"
         )
+        if self.size_step != (1, 1):
+            text += f", sizes in steps of {pair(self.size_step)}"
+        return text
 
 
 def measure_geometry(
     map_size: Callable[[int, int], Pair | None], canonical: Pair, mode: str, name: str
 ) -> Geometry:
-    """Measure stride and minimal size from ``map_size(height, width)`` (None: does not run).
+    """Measure stride, origin, size step and minimal size from ``map_size(height, width)``
+    (None: the model does not run at that size).
 
-    ``map_size`` should be cheap (meta tensors): about a dozen calls are made.
+    ``map_size`` should be cheap (meta tensors): a few dozen calls are made.
     """
 
     def cells(height: int, width: int) -> Pair:
@@ -108,8 +133,22 @@ def measure_geometry(
             f"{name}: at canonical size the converted model gives a "
             f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"
         )
-    far = 1 << 16  # on meta tensors a huge input costs nothing
-    grown = cells(canonical[0] + far, canonical[1] + far)
+    # The sizes the model takes: the first size above the canonical one at which it runs.
+    step = [0, 0]
+    for axis in (0, 1):
+        for extra in range(1, 65):
+            probe = [canonical[0], canonical[1]]
+            probe[axis] += extra
+            if min(cells(probe[0], probe[1])) >= 1:
+                step[axis] = extra
+                break
+        else:
+            raise UnsupportedModelError(
+                f"{name}: the converted model does not run on inputs up to 64 pixels larger "
+                "than the canonical size"
+            )
+    far = [step[axis] * (1 << 14) for axis in (0, 1)]  # on meta tensors this costs nothing
+    grown = cells(canonical[0] + far[0], canonical[1] + far[1])
     stride = [0, 0]
     for axis in (0, 1):
         growth = grown[axis] - canonical_cells[axis]
@@ -118,18 +157,24 @@ def measure_geometry(
                 f"{name}: the converted model does not run on larger inputs or its map does not "
                 "grow with them; its layers only accept certain sizes"
             )
-        stride[axis] = round(far / growth)
+        stride[axis] = round(far[axis] / growth)
+
+    def at(k: list[int]) -> Pair:
+        """The size ``k`` steps from the canonical one, per axis."""
+        return canonical[0] + k[0] * step[0], canonical[1] + k[1] * step[1]
 
     def smallest(low: list[int], high: list[int], holds: Callable[[Pair], Pair]) -> list[int]:
-        """Per axis, the smallest size in [low, high] at which ``holds`` (a monotone test of
-        the cells measured there) is true. One probe advances both axes' binary searches; when
-        one axis is too small for the model to run at all, the axes are probed apart."""
+        """Per axis, the smallest number of steps in [low, high] at which ``holds`` (a monotone
+        test of the cells measured there) is true. One probe advances both axes' binary
+        searches; when one axis is too small for the model to run at all, they are probed
+        apart."""
         low, high = list(low), list(high)
         while low != high:
             middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
-            measured = cells(middle[0], middle[1])
+            height, width = at(middle)
+            measured = cells(height, width)
             if min(measured) < 1:
-                measured = (cells(middle[0], canonical[1])[0], cells(canonical[0], middle[1])[1])
+                measured = (cells(height, canonical[1])[0], cells(canonical[0], width)[1])
             result = holds(measured)
             for axis in (0, 1):
                 if low[axis] < high[axis]:
@@ -139,28 +184,26 @@ def measure_geometry(
                         low[axis] = middle[axis] + 1
         return low
 
-    # Cells = floor((n - origin) / stride) + 1 for every size the model runs at. The origin is
+    # Cells = floor((n - origin) / stride) + 1 for every size the model takes. The origin is
     # read where the map gains its next row (column) above the canonical size, not from the
     # smallest size the model runs at: a layer that needs a minimum size can cut the map off
     # above the origin.
-    first_more = smallest(
-        [canonical[axis] + 1 for axis in (0, 1)],
-        [canonical[axis] + stride[axis] for axis in (0, 1)],
+    more = smallest(
+        [1, 1],
+        [-(-stride[axis] // step[axis]) for axis in (0, 1)],
         lambda measured: (
             measured[0] > canonical_cells[0],
             measured[1] > canonical_cells[1],
         ),
     )
+    first_more = at(more)
     origin = (
         first_more[0] - canonical_cells[0] * stride[0],
         first_more[1] - canonical_cells[1] * stride[1],
     )
-    runs = smallest(
-        [max(1, origin[axis]) for axis in (0, 1)],
-        list(canonical),
-        lambda measured: (measured[0] >= 1, measured[1] >= 1),
-    )
-    smallest_size = (runs[0], runs[1])
+    fewest = [-((canonical[axis] - max(1, origin[axis])) // step[axis]) for axis in (0, 1)]
+    runs = smallest(fewest, [0, 0], lambda measured: (measured[0] >= 1, measured[1] >= 1))
+    smallest_size = at(runs)
     window = canonical if mode == "window" else (stride[0], stride[1])
     geometry = Geometry(
         canonical,
@@ -169,23 +212,24 @@ def measure_geometry(
         (0, 0),
         smallest_size,
         None if origin == smallest_size else origin,
+        (step[0], step[1]),
     )
     probes = [
-        (canonical[0] + stride[0] + 5, canonical[1] + 2 * stride[1] + 7),
-        (2 * canonical[0] + 37, canonical[1] + 3),
+        at([-(-(stride[0] + 5) // step[0]), -(-(2 * stride[1] + 7) // step[1])]),
+        at([-(-(canonical[0] + 37) // step[0]), 1]),
         smallest_size,
-        (smallest_size[0] + stride[0] - 1, smallest_size[1] + 1),
+        at([runs[0] + max(1, stride[0] // step[0] - 1), runs[1] + 1]),
     ]
     for height, width in probes:
         measured = cells(height, width)
-        if height < 1 or width < 1 or measured != geometry.output_size(height, width, name):
+        if measured != geometry.output_size(height, width, name):
             raise UnsupportedModelError(
                 f"{name}: the converted model does not give a regular map at {height}x{width} "
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
     below = (
-        cells(smallest_size[0] - 1, canonical[1])[0] if smallest_size[0] > 1 else 0,
-        cells(canonical[0], smallest_size[1] - 1)[1] if smallest_size[1] > 1 else 0,
+        cells(smallest_size[0] - step[0], canonical[1])[0] if smallest_size[0] > step[0] else 0,
+        cells(canonical[0], smallest_size[1] - step[1])[1] if smallest_size[1] > step[1] else 0,
     )
     if max(below) >= 1:
         raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")

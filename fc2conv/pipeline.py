@@ -28,16 +28,20 @@ def prepare(
     weights: str = "DEFAULT",
     *,
     input_size: tuple[int, int] | None = None,
+    input_channels: int | None = None,
     mode: str = "window",
     progress: Progress = SILENT,
 ) -> Prepared:
     """Load ``name`` with ``weights`` (see :func:`fc2conv.sources.load_model`), convert it at
-    ``input_size`` (default: the model's own canonical size) and give the converted model the
-    source's metadata (class names, preprocessing). The original is left as it was."""
+    ``input_size`` with ``input_channels`` (default: the model's own) and give the converted
+    model the source's metadata (class names, preprocessing). The original is left as it was."""
     with progress.step(f"loading {name} ({describe_weights(name, weights)})"):
         loaded = load_model(name, weights)
     with progress.step("converting"):
         size = input_size or loaded.input_size
-        converted = convert(loaded.model, size, mode=mode, name=name, inplace=True)
+        channels = input_channels or loaded.input_channels
+        converted = convert(
+            loaded.model, size, mode=mode, name=name, inplace=True, input_channels=channels
+        )
         converted.metadata.update(loaded.metadata)
     return Prepared(loaded, converted)

@@ -218,7 +218,7 @@ def test_onnx_files_are_recognised_by_content(tmp_path: Path) -> None:
 def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "shapes.onnx"
     process = subprocess.Popen(
-        [sys.executable, "-m", "fc2conv.cli", "shapes", "--out", str(out)],
+        [sys.executable, "-m", "fc2conv", "shapes", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -191,3 +191,28 @@ def test_untraceable_forward_is_a_trace_error_with_a_hint() -> None:
     assert message.startswith("branchy: torch.fx cannot trace the forward")
     assert "data-dependent Python control flow" in message
     assert isinstance(info.value.__cause__, Exception)
+
+
+class SpaceToDepthStem(nn.Module):
+    """TResNet's stem: 4x4 pixel blocks become channels, so the first convolution reads 48."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(48, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pixel_unshuffle(x, 4)
+        return self.fc(F.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_input_channels_guessed_wrongly_says_how_to_pass_them() -> None:
+    with pytest.raises(fc2conv.TraceError) as info:
+        fc2conv.convert(SpaceToDepthStem(), (32, 32), name="s2d")
+    message = str(info.value)
+    assert message.startswith("s2d: the model does not run on a 48x32x32 input")
+    assert "The 48 input channels were read from its first layer, conv" in message
+    assert "pass input_channels= (--input-channels)" in message
+    converted, _ = convert_and_verify(reinit(SpaceToDepthStem()), (32, 32), input_channels=3)
+    assert converted.input_channels == 3
+    assert converted(torch.randn(2, 3, 64, 48)).shape == (2, 5, 9, 5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import reinit
 from torch import nn
 
@@ -80,3 +81,28 @@ def test_cell_count_when_the_smallest_size_is_above_the_maps_origin() -> None:
             maps = converted(torch.zeros(1, 1, size, size + 1))
             assert maps.shape[-2:] == converted.output_size(size, size + 1), size
     assert converted.output_size(9, 9) == (2, 2)
+
+
+class SpaceToDepth(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(12, 4, 3)
+        self.fc = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(F.relu(self.conv(F.pixel_unshuffle(x, 2))), 1))
+
+
+def test_a_model_that_takes_only_even_sizes() -> None:
+    converted = fc2conv.convert(reinit(SpaceToDepth()), (14, 14), input_channels=3)
+    geometry = converted.geometry
+    assert geometry.size_step == (2, 2) and geometry.stride == (2, 2)
+    assert "sizes in steps of 2x2" in str(geometry)
+    with torch.no_grad():
+        for size in range(geometry.min_size[0], geometry.min_size[0] + 3 * 2 + 1, 2):
+            maps = converted(torch.zeros(1, 3, size, size + 4))
+            assert maps.shape[-2:] == converted.output_size(size, size + 4), size
+    with pytest.raises(fc2conv.InputSizeError, match="crop it to 16x20"):
+        converted(torch.zeros(1, 3, 17, 21))
+    assert geometry.usable_size(17, 21) == (16, 20)
+    assert fc2conv.Geometry.from_dict(geometry.as_dict()) == geometry

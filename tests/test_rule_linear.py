@@ -96,3 +96,50 @@ def test_linear_conv_gives_the_same_sums_by_product_and_by_convolution() -> None
     assert relative_error(by_convolution, by_product) < RTOL
     window = images[:, :, 2:7, 3:8].flatten(1)
     assert relative_error(linear(window), by_product[:, :, 2, 3].detach()) < RTOL
+
+
+class NormalisedFlatten(nn.Module):
+    """BatchNorm1d (or a learnt per-feature scale and shift) on the flattened map, as some
+    older classifiers normalise the features they flatten."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self.style = style
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
+        self.norm = nn.BatchNorm1d(4 * 4 * 4)
+        self.scale = nn.Parameter(torch.rand(4 * 4 * 4) + 0.5)
+        self.shift = nn.Parameter(torch.randn(1, 4 * 4 * 4))
+        self.fc = nn.Linear(4 * 4 * 4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.features(x), 1)
+        if self.style == "batch-norm":
+            x = self.norm(x)
+        elif self.style == "scale-and-shift":
+            x = x * self.scale - self.shift
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("style", ["batch-norm", "scale-and-shift"])
+def test_per_feature_affine_on_the_flattened_map_folds_into_the_linear(style: str) -> None:
+    model = reinit(NormalisedFlatten(style))
+    converted, _ = convert_and_verify(model, (10, 10))
+    assert "folded into the next Linear" in str(converted.plan)
+    image = torch.randn(2, 3, 14, 12)
+    with torch.no_grad():
+        maps = converted(image)
+        assert maps.shape == (2, 6, 3, 2)
+        # no padding in the features: each cell is the classifier on its window
+        expected = model(image[:, :, 4:14, 2:12])
+    assert relative_error(expected, maps[:, :, 2, 1]) < RTOL
+    assert torch.equal(model.fc.weight, reinit(NormalisedFlatten(style)).fc.weight)  # unchanged
+
+
+class AffineThenActivation(NormalisedFlatten):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.norm(torch.flatten(self.features(x), 1))))
+
+
+def test_affine_on_the_flattened_map_needs_the_linear_right_after() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError, match="folds only into a Linear"):
+        fc2conv.convert(AffineThenActivation("batch-norm"), (10, 10))

@@ -23,6 +23,7 @@ EXPECTED_ORDER = (
     "adaptive-pool",  # before global-pool: see test_the_known_overlap_plans_the_same
     "global-pool",
     "flatten",
+    "flat-affine",
     "linear",
     "batch-norm",
     "layer-norm",

@@ -7,7 +7,8 @@ The planner gives every node of the graph a layout:
   that map permuted by ``order`` ((0, 1, 2, 3) for NCHW, (0, 2, 3, 1) for NHWC), or None when
   unknown.
 - ``Flat``: a row-major flatten of a map of C×H×W (original N×CHW) whose axes were in the order
-  ``axes`` (of 1, 2, 3 for C, H, W) when it was flattened; converted: the NCHW map.
+  ``axes`` (of 1, 2, 3 for C, H, W) when it was flattened, possibly scaled and shifted per
+  feature (``affine``); converted: the NCHW map.
 - ``PartlyPooled``: a map reduced over one spatial axis only (original N×C×H or N×C×W, or with
   that axis kept as 1); converted: N×C×rows×cols, the other axis still to pool.
 - ``Vec``: a per-image feature vector (original N×F); converted: N×F×rows×cols.
@@ -22,7 +23,8 @@ one value per image in the original and one value per cell after conversion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 #: the axis order of an NCHW tensor
 NCHW = (0, 1, 2, 3)
@@ -39,6 +41,9 @@ class Flat:
     height: int
     width: int
     axes: tuple[int, ...] = (1, 2, 3)
+    #: per-feature affine maps applied to the flattened features, to fold into the next Linear
+    #: (see :mod:`.rules.flat_affine`)
+    affine: tuple[Any, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -82,15 +82,16 @@ class Analysis:
     vector_input: bool
 
 
-def _input_features(gm: fx.GraphModule) -> tuple[bool, int]:
-    """(vector input?, channels or features), from the first conv or Linear of the graph."""
+def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:
+    """(vector input?, channels or features, the layer they were read from), from the first
+    convolution or Linear of the graph."""
     for node in gm.graph.nodes:
         if node.op == "call_module":
             module = gm.get_submodule(str(node.target))
             if isinstance(module, nn.Conv2d):
-                return False, module.in_channels
+                return False, module.in_channels, str(node.target)
             if isinstance(module, nn.Linear):
-                return True, module.in_features
+                return True, module.in_features, str(node.target)
         if node.op == "call_function" and node.target in (
             torch.nn.functional.conv2d,
             torch.conv2d,
@@ -99,7 +100,8 @@ def _input_features(gm: fx.GraphModule) -> tuple[bool, int]:
             weight = node.args[1]
             if isinstance(weight, fx.Node) and weight.op == "get_attr":
                 tensor = gm.get_parameter(str(weight.target))
-                return node.target is torch.nn.functional.linear, int(tensor.shape[1])
+                is_linear = node.target is torch.nn.functional.linear
+                return is_linear, int(tensor.shape[1]), node_name(node)
     raise TraceError("cannot tell the input's channels: the model has no Conv2d and no Linear")
 
 
@@ -291,14 +293,26 @@ def analyse(
     mode: str,
     name: str,
     rules: tuple[Rule, ...] = DEFAULT_RULES,
+    input_channels: int | None = None,
 ) -> Analysis:
-    """Trace ``model``, walk its graph with ``rules`` and return the plan with its context."""
+    """Trace ``model``, walk its graph with ``rules`` and return the plan with its context.
+    ``input_channels`` None: read from the model's first convolution (or Linear)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     gm = trace(model, name)
-    vector_input, channels = _input_features(gm)
+    vector_input, guessed, layer = _input_features(gm)
+    channels = input_channels or guessed
     input_shape = (2, channels) if vector_input else (2, channels, *input_size)
-    shapes = propagate_shapes(gm, input_shape, name)
+    size = "x".join(str(d) for d in input_size)
+    if input_channels is None and not vector_input:
+        hint = (
+            f"The {channels} input channels were read from its first layer, {layer}; if the "
+            "model takes another number, pass input_channels= (--input-channels); if it needs "
+            f"another size than {size}, pass input_size= (--input-size)."
+        )
+    else:
+        hint = f"If it needs another size than {size}, pass input_size= (--input-size)."
+    shapes = propagate_shapes(gm, input_shape, name, hint)
     ctx = Context(gm, shapes, {}, mode, name)
     walk = ClassifierWalk(ctx, rules, vector_input)
     walk.run()
@@ -367,6 +381,8 @@ def plan(
     mode: str = "window",
     name: str | None = None,
     rules: tuple[Rule, ...] = DEFAULT_RULES,
+    input_channels: int | None = None,
 ) -> Plan:
     """What :func:`fc2conv.convert` would change, keep and refuse; printable."""
-    return analyse(model, tuple(input_size), mode, name or type(model).__name__, rules).plan  # type: ignore[arg-type]
+    size = (int(input_size[0]), int(input_size[1]))
+    return analyse(model, size, mode, name or type(model).__name__, rules, input_channels).plan

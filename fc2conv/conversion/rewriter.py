@@ -54,6 +54,7 @@ def convert(
     inplace: bool = False,
     name: str | None = None,
     rules: tuple[Rule, ...] = DEFAULT_RULES,
+    input_channels: int | None = None,
 ) -> FullyConvolutionalModel:
     """Convert a classifier into an exactly equivalent fully convolutional model.
 
@@ -61,13 +62,15 @@ def convert(
     "window" (one cell per canonical-size window) or "cam" (a class-activation map; affine
     classifiers only). The result shares weights with ``model`` when ``inplace`` is true, and with
     a deep copy of it otherwise; ``model`` itself is never modified. ``rules`` are tried in order
-    on every node (see :mod:`fc2conv.conversion.rules`). Raises UnsupportedModelError listing every
-    layer in the way.
+    on every node (see :mod:`fc2conv.conversion.rules`). ``input_channels`` is the number of
+    channels of its input images (default: read from its first convolution). Raises
+    UnsupportedModelError listing every layer in the way.
     """
     name = name or type(model).__name__
     if not inplace:
         model = copy.deepcopy(model)
-    analysis = analyse(model, tuple(input_size), mode, name, rules)  # type: ignore[arg-type]
+    size = (int(input_size[0]), int(input_size[1]))
+    analysis = analyse(model, size, mode, name, rules, input_channels)
     the_plan = analysis.plan
     if the_plan.declines:
         raise UnsupportedModelError(

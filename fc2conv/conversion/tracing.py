@@ -133,8 +133,11 @@ class ShapeProbe:
         return meta_run(self.module, self.state, *shapes)
 
 
-def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str) -> dict:
-    """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``."""
+def propagate_shapes(
+    gm: fx.GraphModule, input_shape: tuple[int, ...], name: str, hint: str = ""
+) -> dict:
+    """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``.
+    ``hint`` ends the error message when it does not run."""
     recorder = _ShapeRecorder(gm)
     recording = _Interpreting(recorder)
     try:
@@ -145,9 +148,10 @@ def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...], name: str
             fake_run(recording, input_shape)
     except Exception as exc:
         size = "x".join(str(d) for d in input_shape[1:])
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise TraceError(
-            f"{name}: the model does not run on a {size} input ({type(exc).__name__}: {exc}). "
-            "Pass the model's canonical input size with input_size=(height, width)."
+            f"{name}: the model does not run on a {size} input ({type(exc).__name__}: "
+            f"{reason}). {hint or 'Pass its canonical input size with input_size=(height, width).'}"
         ) from exc
     return recorder.shapes
 

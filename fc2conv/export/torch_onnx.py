@@ -32,7 +32,8 @@ INPUT_NAME = "images"
 
 
 def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
-    """Canonical size, a non-square size off the stride grid, and a 3x2-cell size on the grid.
+    """Canonical size, a non-square size off the stride grid, and a 3x2-cell size on the grid
+    (all among the sizes the model takes).
 
     The two larger sizes stay close to the canonical one: a size's activations are the largest
     allocation of an export's checks, and these two already cover maps of several cells in both
@@ -40,12 +41,18 @@ def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
     """
     height, width = geometry.canonical_size
     stride_h, stride_w = geometry.stride
-    odd = (height + 37, width + 101)  # 261x325 for a 224x224 model
-    if odd[0] % stride_h == 0:
-        odd = (odd[0] + 1, odd[1])
-    if odd[1] % stride_w == 0:
-        odd = (odd[0], odd[1] + 1)
-    return [(height, width), odd, (height + 2 * stride_h, width + stride_w)]
+    step_h, step_w = geometry.size_step
+
+    def up(extra: int, step: int) -> int:  # the next multiple of the step
+        return extra + (-extra) % step
+
+    odd = [height + up(37, step_h), width + up(101, step_w)]  # 261x325 for 224x224 models
+    if odd[0] % stride_h == 0 and step_h < stride_h:
+        odd[0] += step_h
+    if odd[1] % stride_w == 0 and step_w < stride_w:
+        odd[1] += step_w
+    grid = (height + up(2 * stride_h, step_h), width + up(stride_w, step_w))
+    return [(height, width), (odd[0], odd[1]), grid]
 
 
 def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:

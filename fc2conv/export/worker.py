@@ -68,6 +68,7 @@ def stage(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
         request["source"],
         request["weights"],
         input_size=size,
+        input_channels=request.get("input_channels"),
         mode=request["mode"],
         progress=progress,
     )

@@ -86,9 +86,12 @@ class Runner:
         return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
 
     def logits(self, image: np.ndarray) -> np.ndarray:
-        """Class maps (classes × rows × cols) of an H×W×3 image in [0, 1]."""
-        height, width = image.shape[:2]
+        """Class maps (classes × rows × cols) of an H×W×3 image in [0, 1]. A model that takes
+        only certain sizes (see ``Geometry.size_step``) sees the image without its last rows
+        and columns beyond the largest such size; the cells keep their image boxes."""
+        height, width = self.geometry.usable_size(*image.shape[:2])
         self.geometry.check_input(height, width, self.name)
+        image = image[:height, :width]
         batch = self.preprocess(image)
         if self.module is not None:
             import torch
@@ -112,6 +115,7 @@ def open_model(
     *,
     weights: str = "DEFAULT",
     input_size: tuple[int, int] | None = None,
+    input_channels: int | None = None,
     mode: str = "window",
     progress: Any = None,
 ) -> Runner:
@@ -130,7 +134,14 @@ def open_model(
     from ..pipeline import prepare
 
     name = str(model)
-    prepared = prepare(name, weights, input_size=input_size, mode=mode, progress=progress)
+    prepared = prepare(
+        name,
+        weights,
+        input_size=input_size,
+        input_channels=input_channels,
+        mode=mode,
+        progress=progress,
+    )
     return Runner.from_model(prepared.converted)
 
 

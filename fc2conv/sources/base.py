@@ -19,3 +19,5 @@ class LoadedModel:
     input_size: tuple[int, int]
     weights: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: channels of the input images, where the source says (else read from the first layer)
+    input_channels: int | None = None

@@ -18,6 +18,7 @@ from .conv1x1 import Convolution1x1
 from .elementwise import Elementwise
 from .feature_axis import FeatureAxis
 from .feature_index import FeatureIndex
+from .flat_affine import FlatAffine
 from .flatten import Flatten
 from .global_pool import GlobalPool
 from .layer_norm import LayerNorm
@@ -29,6 +30,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     FixedAdaptivePool(),
     GlobalPool(),
     Flatten(),
+    FlatAffine(),
     LinearToConv(),
     BatchNorm(),
     LayerNorm(),

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..layouts import Map, Vec
+from ..layouts import Flat, Map, Vec
 from .base import Context, Decline, Rule, Step, function_is, module_is, replace_module
 
 
@@ -29,7 +29,8 @@ class BatchNorm(Rule[ToBatchNorm2d]):
         is_norm = module_is(node, ctx, nn.BatchNorm1d, nn.BatchNorm2d) or function_is(
             node, F.batch_norm
         )
-        return is_norm and bool(ctx.classifier_inputs(node))
+        on_flat = isinstance(ctx.layout(node.args[0]), Flat)  # see .flat_affine
+        return is_norm and bool(ctx.classifier_inputs(node)) and not on_flat
 
     def check(self, node: fx.Node, ctx: Context) -> Step[ToBatchNorm2d] | Decline:
         layout = ctx.layout(node.args[0])

@@ -32,6 +32,7 @@ from .base import (
     module_is,
     same_layout,
 )
+from .flat_affine import flat_constant
 
 AFFINE_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 NONLINEAR_MODULES = (
@@ -109,6 +110,8 @@ class Elementwise(Rule[PerFeature]):
     name = "elementwise"
 
     def match(self, node: fx.Node, ctx: Context) -> bool:
+        if flat_constant(node, ctx) is not None:
+            return False  # a per-feature affine map of a flattened map: see .flat_affine
         return bool(ctx.classifier_inputs(node)) and is_affine(node, ctx) is not None
 
     def check(self, node: fx.Node, ctx: Context) -> Step[PerFeature] | Decline:

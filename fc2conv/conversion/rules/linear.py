@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from ..layouts import ChannelsLastMap, Flat, Vec, on_classifier_path
 from ..linear_conv import conv_from_linear
 from .base import Context, Decline, Rule, Step, function_is, module_is, replace_module
+from .flat_affine import Affine
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,25 @@ class Kernel:
     channels: int
     size: tuple[int, int]
     axes: tuple[int, ...] = (1, 2, 3)
+    affine: tuple[Affine, ...] = ()  #: per-feature affine maps to fold in (see .flat_affine)
+
+
+def _folded(
+    linear: nn.Linear, affine: tuple[Affine, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The Linear's weight and bias with ``x * s + t`` maps before it folded in:
+    ``W (x s + t) + b = (W diag(s)) x + (W t + b)``."""
+    weight, bias = linear.weight.detach(), linear.bias
+    if not affine:
+        return weight, bias
+    scale = torch.ones(weight.shape[1], dtype=weight.dtype)
+    shift = torch.zeros(weight.shape[1], dtype=weight.dtype)
+    for step in affine:  # in the order they apply
+        scale, shift = scale * step.scale, shift * step.scale + step.shift
+    folded_bias = weight @ shift
+    if bias is not None:
+        folded_bias = folded_bias + bias.detach()
+    return weight * scale, folded_bias
 
 
 class LinearToConv(Rule[Kernel]):
@@ -70,7 +91,15 @@ class LinearToConv(Rule[Kernel]):
             )
             if layout.axes != (1, 2, 3):
                 action += ", weight columns reordered to NCHW (a copy)"
-            return self.step(node, action, Vec(), Kernel(layout.channels, size, layout.axes))
+            if layout.affine:
+                if node.op != "call_module":
+                    return self.decline(
+                        node,
+                        "a per-feature affine map before it folds only into an nn.Linear module",
+                    )
+                action += ", with the per-feature affine map folded in (a copy)"
+            kernel = Kernel(layout.channels, size, layout.axes, layout.affine)
+            return self.step(node, action, Vec(), kernel)
         if isinstance(layout, Vec):
             return self.step(
                 node,
@@ -96,21 +125,23 @@ class LinearToConv(Rule[Kernel]):
             linear = ctx.module(node)
             assert isinstance(linear, nn.Linear)
             module = conv_from_linear(linear, channels, height, width)
-            if axes != (1, 2, 3):
-                permuted = linear.weight.detach().view(-1, *flattened).permute(*to_nchw)
+            weight, bias = _folded(linear, step.payload.affine)
+            if axes != (1, 2, 3) or step.payload.affine:
+                permuted = weight.view(-1, *flattened).permute(*to_nchw)
                 module.weight = nn.Parameter(
                     permuted.contiguous(), requires_grad=linear.weight.requires_grad
                 )
+                module.bias = None if bias is None else nn.Parameter(bias)
             replace_module(ctx, node, module)
             return
         graph = ctx.gm.graph
-        source, weight = node.args[0], node.args[1]
-        bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
-        out_features = ctx.shapes[weight][0]  # type: ignore[index]
+        source, weight_node = node.args[0], node.args[1]
+        bias_node = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+        out_features = ctx.shapes[weight_node][0]  # type: ignore[index]
         with graph.inserting_before(node):
-            kernel = graph.call_method("view", (weight, out_features, *flattened))
+            kernel = graph.call_method("view", (weight_node, out_features, *flattened))
             if axes != (1, 2, 3):
                 kernel = graph.call_method("permute", (kernel, *to_nchw))
-            conv = graph.call_function(F.conv2d, (source, kernel, bias))
+            conv = graph.call_function(F.conv2d, (source, kernel, bias_node))
         node.replace_all_uses_with(conv)
         graph.erase_node(node)
