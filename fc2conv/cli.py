@@ -190,8 +190,12 @@ def inspect(model: str, weights: str, input_size: Any, input_channels: Any, mode
     the_plan = plan(loaded.model, size, **options)
     click.echo(str(the_plan))
     if the_plan.convertible:
+        from .conversion.receptive import receptive_field
+
         converted = convert(loaded.model, size, inplace=True, **options)
         click.echo(f"geometry: {converted.geometry}")
+        (top, left), (height, width) = receptive_field(converted)
+        click.echo(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")
 
 
 def _open(model: str, report: Reporter, **options: Any) -> Any:

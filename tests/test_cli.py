@@ -60,6 +60,8 @@ def test_inspect_prints_plan_and_geometry() -> None:
     assert "classifier.1: Linear(9216→4096) → Conv2d(256→4096, kernel 6x6)" in output
     assert "AdaptiveAvgPool2d(6x6) removed" in output
     assert "geometry: stride 32x32, window 224x224" in output
+    assert "pad their input or pool with ceil_mode" in output
+    assert "a cell reads " in output
 
 
 def test_export_from_a_safetensors_file(tmp_path: Path) -> None:

@@ -216,3 +216,63 @@ def test_input_channels_guessed_wrongly_says_how_to_pass_them() -> None:
     converted, _ = convert_and_verify(reinit(SpaceToDepthStem()), (32, 32), input_channels=3)
     assert converted.input_channels == 3
     assert converted(torch.randn(2, 3, 64, 48)).shape == (2, 5, 9, 5)
+
+
+class FaceStage(nn.Module):
+    """A face detector's second stage as published (24x24 input): PReLU convolutions with
+    ceil_mode pools, a Caffe-order flatten, and two heads: box offsets and face probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 28, 3),
+            nn.PReLU(28),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(28, 48, 3),
+            nn.PReLU(48),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(48, 64, 2),
+            nn.PReLU(64),
+        )
+        self.dense = nn.Linear(576, 128)
+        self.prelu = nn.PReLU(128)
+        self.boxes = nn.Linear(128, 4)
+        self.faces = nn.Linear(128, 2)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.features(x)
+        x = x.permute(0, 3, 2, 1).contiguous()
+        x = self.prelu(self.dense(x.view(x.size(0), -1)))
+        return self.boxes(x), self.softmax(self.faces(x))
+
+
+def test_face_detector_stage_converts_exactly() -> None:
+    model = reinit(FaceStage())
+    converted, _ = convert_and_verify(model, (24, 24))
+    plan = str(converted.plan)
+    assert "weight columns reordered to NCHW" in plan
+    boxes, faces = converted(torch.randn(2, 3, 60, 50))
+    rows, cols = converted.output_size(60, 50)
+    assert boxes.shape == (2, 4, rows, cols) and faces.shape == (2, 2, rows, cols)
+    assert torch.allclose(faces.sum(1), torch.ones(2, rows, cols), atol=1e-5)
+
+
+def test_ceil_mode_cells_read_beyond_their_window_and_the_plan_says_so() -> None:
+    """At 24x24 the last pooling windows are cut at the border; inside a larger image they are
+    whole, so each cell reads 25x25 pixels and equals the classifier on no 24x24 crop."""
+    from fc2conv.conversion.receptive import receptive_field
+
+    converted = fc2conv.convert(reinit(FaceStage()), (24, 24))
+    assert receptive_field(converted) == ((0, 0), (25, 25))
+    assert any("pool with ceil_mode" in note for note in converted.plan.notes)
+
+
+def test_padding_free_cells_read_exactly_their_window() -> None:
+    from test_rule_flatten import PaddingFree
+
+    from fc2conv.conversion.receptive import receptive_field
+
+    converted = fc2conv.convert(reinit(PaddingFree()), (16, 12))
+    assert receptive_field(converted) == ((0, 0), (16, 12))
+    assert not converted.plan.notes

@@ -18,6 +18,7 @@ from torch import fx, nn
 
 from ..errors import TraceError
 from .layouts import NCHW, Map, NotTensor, Trunk, Vec, on_classifier_path
+from .receptive import reads_beyond_window
 from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
 from .rules.base import function_is, method_is, module_is
 from .tracing import node_name, output_leaves, propagate_shapes, trace
@@ -361,6 +362,15 @@ def analyse(
         the_plan.notes.append(
             f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
             "(e.g. squeeze-and-excitation) and stay global"
+        )
+    beyond = reads_beyond_window(gm)
+    if beyond and mode == "window" and not vector_input:
+        shown = ", ".join(beyond[:3]) + (f" and {len(beyond) - 3} more" if len(beyond) > 3 else "")
+        the_plan.notes.append(
+            f"{shown} pad their input or pool with ceil_mode: at the canonical size the cell is "
+            "exactly the classifier, but inside a larger image a cell also reads pixels beyond "
+            "its window where the classifier sees padding or a partial pooling window "
+            "(`fc2conv inspect` measures the region a cell reads)"
         )
     if (
         not any(s.rule.name == "linear" for s in the_plan.steps)

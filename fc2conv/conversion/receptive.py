@@ -1,0 +1,61 @@
+"""The region of the image that one cell of a converted model really reads.
+
+A cell stands for one canonical-size window, and at the canonical size the single cell is
+exactly the classifier. Inside a larger image a cell can read beyond its window: where the
+classifier on the canonical input sees zero padding, or a ceil_mode pool's partial window at the
+border, the cell sees the real pixels next to its window. Only a trunk without padding and
+without ceil_mode pooling gives cells equal to the classifier on their crop.
+
+The region is measured, not derived: the gradient of one interior cell with respect to the image,
+over two random images, is non-zero exactly where the cell reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from ..geometry import Pair
+from .tracing import output_leaves
+
+__all__ = ["reads_beyond_window", "receptive_field"]
+
+
+def reads_beyond_window(gm: fx.GraphModule) -> list[str]:
+    """The trunk layers that pad their input or pool with ceil_mode (by dotted name)."""
+    found = []
+    for name, module in gm.named_modules():
+        padding: Any = getattr(module, "padding", 0)
+        pads = padding not in (0, (0, 0), "valid") if isinstance(module, nn.Conv2d) else False
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            pads = module.padding not in (0, (0, 0)) or bool(module.ceil_mode)
+        if pads:
+            found.append(name)
+    return found
+
+
+def receptive_field(converted: Any, index: int = 0) -> tuple[Pair, Pair]:
+    """(offset, size) of the region an interior cell reads, relative to the top-left corner of
+    its window, for output ``index`` of ``converted`` (a FullyConvolutionalModel)."""
+    geometry = converted.geometry
+    size = geometry.usable_size(
+        geometry.min_size[0] + 2 * geometry.stride[0] + geometry.window[0],
+        geometry.min_size[1] + 2 * geometry.stride[1] + geometry.window[1],
+    )
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(2, converted.input_channels, *size, generator=generator)
+    images.requires_grad_(True)
+    maps = output_leaves(converted(images))[index]
+    row, col = maps.shape[-2] // 2, maps.shape[-1] // 2
+    maps[:, :, row, col].abs().sum().backward()
+    assert images.grad is not None
+    touched = images.grad.abs().sum((0, 1)) > 0
+    rows = torch.nonzero(touched.any(1)).flatten()
+    cols = torch.nonzero(touched.any(0)).flatten()
+    top = geometry.offset[0] + row * geometry.stride[0]
+    left = geometry.offset[1] + col * geometry.stride[1]
+    offset = (int(rows.min()) - top, int(cols.min()) - left)
+    extent = (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1)
+    return offset, extent
