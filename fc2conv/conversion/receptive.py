@@ -38,11 +38,25 @@ def reads_beyond_window(gm: fx.GraphModule) -> list[str]:
 
 def receptive_field(converted: Any, index: int = 0) -> tuple[Pair, Pair]:
     """(offset, size) of the region an interior cell reads, relative to the top-left corner of
-    its window, for output ``index`` of ``converted`` (a FullyConvolutionalModel)."""
+    its window, for output ``index`` of ``converted`` (a FullyConvolutionalModel). The image is
+    made larger until that region no longer touches its border."""
+    geometry = converted.geometry
+    margin = [
+        geometry.window[0] // 2 + geometry.stride[0],
+        geometry.window[1] // 2 + geometry.stride[1],
+    ]
+    for _ in range(4):
+        measured = _measure(converted, index, margin)
+        if measured is not None:
+            return measured
+        margin = [2 * m for m in margin]
+    raise ValueError(f"{converted.name}: a cell reads more than the whole image it was measured on")
+
+
+def _measure(converted: Any, index: int, margin: list[int]) -> tuple[Pair, Pair] | None:
     geometry = converted.geometry
     size = geometry.usable_size(
-        geometry.min_size[0] + 2 * geometry.stride[0] + geometry.window[0],
-        geometry.min_size[1] + 2 * geometry.stride[1] + geometry.window[1],
+        geometry.min_size[0] + 2 * margin[0], geometry.min_size[1] + 2 * margin[1]
     )
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(2, converted.input_channels, *size, generator=generator)
@@ -54,6 +68,8 @@ def receptive_field(converted: Any, index: int = 0) -> tuple[Pair, Pair]:
     touched = images.grad.abs().sum((0, 1)) > 0
     rows = torch.nonzero(touched.any(1)).flatten()
     cols = torch.nonzero(touched.any(0)).flatten()
+    if rows.min() == 0 or cols.min() == 0 or rows.max() == size[0] - 1 or cols.max() == size[1] - 1:
+        return None  # the region may go on beyond the image
     top = geometry.offset[0] + row * geometry.stride[0]
     left = geometry.offset[1] + col * geometry.stride[1]
     offset = (int(rows.min()) - top, int(cols.min()) - left)
