@@ -96,6 +96,10 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Channels of the input images [default: from the model].",
         ),
         click.option(
+            "--num-classes", type=click.IntRange(1, None), help="Classes of your weights."
+        ),
+        click.option("--classes", type=click.Path(exists=True), help="File: a class name a line."),
+        click.option(
             "--mode",
             type=click.Choice(["window", "cam"]),
             default="window",
@@ -147,20 +151,7 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     if Path(model).is_file() and looks_like_onnx(model):
         raise Fc2ConvError(f"{model}: converting ONNX classifiers is not supported yet")
     report = Reporter(quiet)
-    result = export_model(model, out, check=not no_verify, progress=report, **options)
-    size = f"{result.bytes / 1e6:.1f} MB"
-    if result.external_data:
-        size += f", weights in {result.external_data.name}"
-    report.line(f"wrote {out} ({size})")
-    report.line(f"geometry: {result.geometry}")
-    if result.verified is not None:
-        report.line(f"PyTorch: {result.verified}")
-    for check in result.checks:
-        rows, cols = check.map_size
-        report.line(
-            f"onnxruntime at {check.height}x{check.width}: {rows}x{cols} map, "
-            f"relative error {check.relative_error:.1e}"
-        )
+    report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
 
 
 @main.command("list")
@@ -179,12 +170,14 @@ def list_models() -> None:
 @click.argument("model")
 @model_options
 @handles_errors
-def inspect(model: str, weights: str, input_size: Any, input_channels: Any, mode: str) -> None:
+def inspect(
+    model: str, weights: str, input_size: Any, input_channels: Any, mode: str, **classes: Any
+) -> None:
     """Show the rewrite plan and the geometry of MODEL, without exporting."""
     from .conversion import convert, plan
     from .sources import load_model
 
-    loaded = load_model(model, weights)
+    loaded = load_model(model, weights, num_classes=classes["num_classes"])
     size = input_size or loaded.input_size
     options = {"mode": mode, "name": model, "input_channels": input_channels}
     the_plan = plan(loaded.model, size, **options)
@@ -201,8 +194,11 @@ def inspect(model: str, weights: str, input_size: Any, input_channels: Any, mode
 def _open(model: str, report: Reporter, **options: Any) -> Any:
     from .run import open_model
 
-    defaults = {"weights": "DEFAULT", "input_size": None, "input_channels": None, "mode": "window"}
-    ignored = [f"--{key.replace('_', '-')}" for key in defaults if options[key] != defaults[key]]
+    ignored = [
+        f"--{key.replace('_', '-')}"
+        for key, value in options.items()
+        if value not in (None, "DEFAULT", "window")
+    ]
     if Path(model).is_file() and ignored:
         click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
     return open_model(model, progress=report, **options)

@@ -144,8 +144,8 @@ def measure_geometry(
                 break
         else:
             raise UnsupportedModelError(
-                f"{name}: the converted model does not run on inputs up to 64 pixels larger "
-                "than the canonical size"
+                f"{name}: the converted model runs at no size from 1 to 64 pixels larger than "
+                "the canonical size; its layers only accept certain sizes"
             )
     far = [step[axis] * (1 << 14) for axis in (0, 1)]  # on meta tensors this costs nothing
     grown = cells(canonical[0] + far[0], canonical[1] + far[1])

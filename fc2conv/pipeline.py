@@ -6,9 +6,12 @@ any source reaches the exporter and the run stage with the same metadata.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .conversion import FullyConvolutionalModel, convert
+from .errors import ModelLoadError
 from .progress import SILENT, Progress
 from .sources import LoadedModel, describe_weights, load_model
 
@@ -29,19 +32,58 @@ def prepare(
     *,
     input_size: tuple[int, int] | None = None,
     input_channels: int | None = None,
+    num_classes: int | None = None,
+    classes: list[str] | str | os.PathLike | None = None,
     mode: str = "window",
     progress: Progress = SILENT,
 ) -> Prepared:
     """Load ``name`` with ``weights`` (see :func:`fc2conv.sources.load_model`), convert it at
     ``input_size`` with ``input_channels`` (default: the model's own) and give the converted
-    model the source's metadata (class names, preprocessing). The original is left as it was."""
+    model the source's metadata (class names, preprocessing). ``classes`` (a list, or a file
+    with one name per line) names the model's classes where the source does not. The original
+    is left as it was."""
+    names = read_class_names(classes) if classes is not None else None
     with progress.step(f"loading {name} ({describe_weights(name, weights)})"):
-        loaded = load_model(name, weights)
+        loaded = load_model(name, weights, num_classes=num_classes)
     with progress.step("converting"):
         size = input_size or loaded.input_size
         channels = input_channels or loaded.input_channels
         converted = convert(
             loaded.model, size, mode=mode, name=name, inplace=True, input_channels=channels
         )
-        converted.metadata.update(loaded.metadata)
+        converted.metadata.update({k: v for k, v in loaded.metadata.items() if v is not None})
+    count = class_count(converted)
+    if names is not None:
+        if len(names) != count:
+            raise ModelLoadError(
+                f"{name}: {len(names)} class names for a model with {count} classes"
+            )
+        converted.metadata["classes"] = names
+    elif len(converted.metadata.get("classes") or []) not in (0, count):
+        del converted.metadata["classes"]  # names of another head (e.g. ImageNet's 1000)
     return Prepared(loaded, converted)
+
+
+def read_class_names(classes: list[str] | str | os.PathLike) -> list[str]:
+    """Class names from a list or from a text file with one name per line."""
+    if isinstance(classes, list):
+        return [str(name) for name in classes]
+    path = Path(classes)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"cannot read class names from {path}: {exc}") from exc
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise ModelLoadError(f"{path} holds no class names (one per line)")
+    return names
+
+
+def class_count(converted: FullyConvolutionalModel) -> int:
+    """Channels of the converted model's class map, measured on meta tensors."""
+    from .conversion.tracing import ShapeProbe, output_leaves
+
+    height, width = converted.geometry.canonical_size
+    probe = ShapeProbe(converted.graph_module)
+    shape = (1, converted.input_channels, height, width)
+    return int(output_leaves(probe(shape))[0].shape[1])

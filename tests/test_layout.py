@@ -21,7 +21,7 @@ STAGES = [
     ("export", ["export"]),
     ("run", ["run"]),
     ("demo", ["shapes.scenes", "shapes.train", "shapes.__main__", "shapes.quality"]),
-    ("command line", ["cli"]),
+    ("command line", ["cli", "__main__"]),
 ]
 #: modules that must not import torch at their top level (the run path, the file checks)
 TORCH_FREE = [

@@ -99,3 +99,35 @@ def test_state_dict_files_load_exactly(tmp_path: Path, name: str) -> None:
     images = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(loaded(images), original(images))
+
+
+def test_fine_tuned_checkpoint_gets_its_number_of_classes_and_names(tmp_path: Path) -> None:
+    tuned = torchvision.models.resnet18(num_classes=10)
+    names = [f"kind {i}" for i in range(10)]
+    torch.save({"state_dict": tuned.state_dict(), "classes": names}, tmp_path / "r18_10.pth")
+    loaded = load_model("resnet18", str(tmp_path / "r18_10.pth"))
+    assert loaded.model.fc.out_features == 10
+    assert loaded.metadata["classes"] == names
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), tuned.eval()(images))
+
+
+def test_the_official_checkpoint_file_keeps_its_class_names(tmp_path: Path) -> None:
+    file = tmp_path / "resnet18-f37072fd.pth"  # the name torchvision's DEFAULT weights have
+    torch.save(torchvision.models.resnet18().state_dict(), file)
+    loaded = load_model("resnet18", str(file))
+    assert len(loaded.metadata["classes"]) == 1000 and loaded.metadata["classes"][0] == "tench"
+
+
+def test_class_names_from_a_file_must_match_the_model(tmp_path: Path) -> None:
+    import fc2conv
+    from fc2conv.pipeline import prepare
+
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pth")
+    (tmp_path / "names.txt").write_text("cat\ndog\n\nbird\n")
+    prepared = prepare("resnet18", str(tmp_path / "r18.pth"), classes=tmp_path / "names.txt")
+    assert prepared.converted.metadata["classes"] == ["cat", "dog", "bird"]
+    (tmp_path / "two.txt").write_text("cat\ndog\n")
+    with pytest.raises(fc2conv.ModelLoadError, match="2 class names for a model with 3 classes"):
+        prepare("resnet18", str(tmp_path / "r18.pth"), classes=tmp_path / "two.txt")

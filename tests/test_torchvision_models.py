@@ -93,7 +93,7 @@ def test_squeezenet_keeps_its_convolutional_classifier() -> None:
     converted = fc2conv.convert(model, name="squeezenet1_0")
     text = str(converted.plan)
     assert "no Linear on the classifier path" in text
-    assert "global avg pool over 13x13 → AvgPool2d(kernel 13x13, stride 1)" in text
+    assert "global avg pool over 13x13 (1000 channels) → AvgPool2d(kernel 13x13, stride 1)" in text
 
 
 @pytest.mark.zoo

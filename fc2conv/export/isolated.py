@@ -61,6 +61,20 @@ class ExportReport:
     geometry: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        size = f"{self.bytes / 1e6:.1f} MB"
+        if self.external_data:
+            size += f", weights in {self.external_data.name}"
+        lines = [f"wrote {self.path} ({size})", f"geometry: {self.geometry}"]
+        if self.verified is not None:
+            lines.append(f"PyTorch: {self.verified}")
+        lines += [
+            f"onnxruntime at {c.height}x{c.width}: {c.map_size[0]}x{c.map_size[1]} map, "
+            f"relative error {c.relative_error:.1e}"
+            for c in self.checks
+        ]
+        return "\n".join(lines)
+
 
 class WorkerError(ExportError):
     """The export's child process failed unexpectedly; ``details`` holds what it printed."""
@@ -205,6 +219,8 @@ def export_model(
     weights: str = "DEFAULT",
     input_size: tuple[int, int] | None = None,
     input_channels: int | None = None,
+    num_classes: int | None = None,
+    classes: list[str] | str | os.PathLike | None = None,
     mode: str = "window",
     opset: int = 18,
     rtol: float = 1e-4,
@@ -228,6 +244,8 @@ def export_model(
             "weights": weights,
             "input_size": list(input_size) if input_size else None,
             "input_channels": input_channels,
+            "num_classes": num_classes,
+            "classes": classes if classes is None or isinstance(classes, list) else str(classes),
             "mode": mode,
             "opset": opset,
             "rtol": rtol,

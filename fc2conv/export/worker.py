@@ -69,6 +69,8 @@ def stage(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
         request["weights"],
         input_size=size,
         input_channels=request.get("input_channels"),
+        num_classes=request.get("num_classes"),
+        classes=request.get("classes"),
         mode=request["mode"],
         progress=progress,
     )

@@ -36,12 +36,10 @@ class Runner:
     @classmethod
     def from_model(cls, model: Any) -> Runner:
         """A runner for a :class:`fc2conv.FullyConvolutionalModel` (runs in PyTorch)."""
-        from ..conversion.tracing import ShapeProbe, output_leaves
+        from ..pipeline import class_count
 
         meta = model.metadata
-        height, width = model.geometry.canonical_size
-        probe = ShapeProbe(model.graph_module)
-        count = int(output_leaves(probe((1, model.input_channels, height, width)))[0].shape[1])
+        count = class_count(model)
         return cls(
             model.name,
             model.geometry,
@@ -116,6 +114,8 @@ def open_model(
     weights: str = "DEFAULT",
     input_size: tuple[int, int] | None = None,
     input_channels: int | None = None,
+    num_classes: int | None = None,
+    classes: Any = None,
     mode: str = "window",
     progress: Any = None,
 ) -> Runner:
@@ -139,6 +139,8 @@ def open_model(
         weights,
         input_size=input_size,
         input_channels=input_channels,
+        num_classes=num_classes,
+        classes=classes,
         mode=mode,
         progress=progress,
     )

@@ -90,16 +90,19 @@ def describe_weights(name: str, weights: str) -> str:
     return weights
 
 
-def load_model(name: str, weights: str = "DEFAULT") -> LoadedModel:
+def load_model(
+    name: str, weights: str = "DEFAULT", *, num_classes: int | None = None
+) -> LoadedModel:
     """Build ``name`` with ``weights``: "DEFAULT" (pretrained, via torch hub's cache), "none"
-    (random) or a state-dict file path."""
+    (random) or a state-dict file path. A fine-tuned file's number of classes is read from it;
+    ``num_classes`` gives it where it cannot be read (and for random weights)."""
     if name == BUNDLED:
         from .bundled import load_shapes
 
-        return load_shapes(weights)
+        return load_shapes(weights, num_classes)
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)
     from .torchvision import load_torchvision
 
-    return load_torchvision(entry, weights)
+    return load_torchvision(entry, weights, num_classes)

@@ -11,11 +11,14 @@ from .files import load_state_dict
 __all__ = ["load_shapes"]
 
 
-def load_shapes(weights: str = "DEFAULT") -> LoadedModel:
-    """The bundled classifier: "DEFAULT" (the shipped weights), "none" (random) or a file."""
+def load_shapes(weights: str = "DEFAULT", num_classes: int | None = None) -> LoadedModel:
+    """The bundled classifier: "DEFAULT" (the shipped weights), "none" (random) or a file;
+    ``num_classes`` other than its six only with weights of your own."""
     from safetensors.torch import load_file
 
-    model = ShapesNet()
+    if num_classes not in (None, len(CLASSES)) and weights.upper() == "DEFAULT":
+        raise ModelLoadError(f"the bundled weights have {len(CLASSES)} classes, not {num_classes}")
+    model = ShapesNet(num_classes or len(CLASSES))
     if weights.upper() == "DEFAULT":
         if not WEIGHTS.is_file():
             raise ModelLoadError(
@@ -33,7 +36,7 @@ def load_shapes(weights: str = "DEFAULT") -> LoadedModel:
         except RuntimeError as exc:
             raise ModelLoadError(f"weights {weights} are not for shapes: {str(exc)[:300]}") from exc
     metadata = {
-        "classes": CLASSES,
+        "classes": CLASSES if model.classifier[-1].out_features == len(CLASSES) else None,
         "mean": MEAN,
         "std": STD,
         "box_fraction": BOX_FRACTION,

@@ -4,6 +4,7 @@ a model built on the meta device so that every weight exists once."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,66 @@ from torch import nn
 
 from ..errors import ModelLoadError
 
-__all__ = ["apply_state_dict", "load_state_dict"]
+__all__ = [
+    "Checkpoint",
+    "apply_state_dict",
+    "checkpoint_classes",
+    "head_size",
+    "load_checkpoint",
+    "load_state_dict",
+]
+
+#: where training scripts keep class names beside the weights
+CLASS_KEYS = ("classes", "class_names", "categories", "labels", "idx_to_class", "class_to_idx")
+
+
+def checkpoint_classes(checkpoint: Any) -> list[str] | None:
+    """Class names saved beside the weights (``{"state_dict": ..., "classes": [...]}`` and the
+    like), in class-index order, or None."""
+    if not isinstance(checkpoint, dict):
+        return None
+    for key in CLASS_KEYS:
+        value = checkpoint.get(key)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            return list(value)
+        if isinstance(value, dict) and value:
+            pairs = [(k, v) for k, v in value.items()]
+            if key == "class_to_idx" and all(isinstance(v, int) for _, v in pairs):
+                return [name for name, _ in sorted(pairs, key=lambda pair: pair[1])]
+            if key == "idx_to_class" and all(isinstance(k, int) for k, _ in pairs):
+                return [str(name) for _, name in sorted(pairs)]
+    return None
+
+
+def head_size(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> int | None:
+    """The number of classes of a fine-tuned checkpoint: when every tensor that does not fit
+    the stock model differs only in its first axis, and by the same size, that size."""
+    sizes = set()
+    for key in set(state) & set(expected):
+        got, want = state[key].shape, expected[key].shape
+        if got != want:
+            if len(got) != len(want) or got[1:] != want[1:]:
+                return None
+            sizes.add(int(got[0]))
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+@dataclass
+class Checkpoint:
+    """A weights file: its state dict, and the class names saved beside it (or None)."""
+
+    state: dict[str, torch.Tensor]
+    classes: list[str] | None
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth/.pt (tensors only, no code) or .safetensors file.
+    """The state dict of a weights file (see :func:`load_checkpoint`)."""
+    return load_checkpoint(path).state
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """A state dict from a .pth/.pt (tensors only, no code) or .safetensors file, and the class
+    names saved beside it.
 
     .pth/.pt files are memory-mapped where their format allows, so the tensors can become the
     model's weights without a copy (see ``apply_state_dict``).
@@ -41,6 +97,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"weights file {file} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); "
             "pass a state dict saved with torch.save(model.state_dict(), path) or safetensors"
         ) from exc
+    classes = checkpoint_classes(state)
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -49,7 +106,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if state and all(key.startswith("module.") for key in state):
         for key in list(state):  # in place: keeps the version metadata some modules read
             state[key.removeprefix("module.")] = state.pop(key)
-    return state
+    return Checkpoint(state, classes)
 
 
 def apply_state_dict(

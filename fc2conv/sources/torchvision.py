@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import ModelLoadError
 from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
 from .catalogue import TorchvisionModel
-from .files import apply_state_dict, load_state_dict
+from .files import apply_state_dict, head_size, load_checkpoint, load_state_dict
 
 __all__ = ["load_torchvision"]
 
@@ -93,19 +93,27 @@ def _pretrained(entry: TorchvisionModel, checkpoint: Path, default: Any) -> Load
     return LoadedModel(name, model.eval(), (entry.size, entry.size), str(default), metadata)
 
 
-def load_torchvision(entry: TorchvisionModel, weights: str) -> LoadedModel:
+def load_torchvision(
+    entry: TorchvisionModel, weights: str, num_classes: int | None = None
+) -> LoadedModel:
     """``entry``'s model with ``weights``: "DEFAULT" (torch hub cache, downloaded when missing),
     "none" (torchvision's random initialisation) or a state-dict file. A file named like the
     DEFAULT checkpoint (e.g. ``vgg16-397923af.pth``) is taken as that checkpoint, class names
-    and all."""
+    and all. A fine-tuned file gets a model with its number of classes (read from the file, or
+    ``num_classes``) and the class names saved in it, if any."""
     import torchvision
 
     name = entry.name
     default = torchvision.models.get_model_weights(name).DEFAULT
-    if weights.upper() == "DEFAULT":
-        return _pretrained(entry, _hub_checkpoint(name, default.url), default)
-    if weights.lower() != "none" and Path(weights).name == entry.checkpoint:
-        return _pretrained(entry, Path(weights), default)
+    official = weights.lower() != "none" and Path(weights).name == entry.checkpoint
+    if weights.upper() == "DEFAULT" or (official and num_classes in (None, 1000)):
+        if num_classes not in (None, 1000):
+            raise ModelLoadError(
+                f"{name}: the DEFAULT weights have 1000 classes, not {num_classes}; pass your "
+                "own weights file with --weights"
+            )
+        file = _hub_checkpoint(name, default.url) if not official else Path(weights)
+        return _pretrained(entry, file, default)
     builder_kwargs: dict[str, Any] = {}
     if name in ("googlenet", "inception_v3"):
         builder_kwargs["init_weights"] = False
@@ -114,7 +122,23 @@ def load_torchvision(entry: TorchvisionModel, weights: str) -> LoadedModel:
     metadata: dict[str, Any] = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     size = (entry.size, entry.size)
     if weights.lower() == "none":
+        if num_classes:
+            builder_kwargs["num_classes"] = num_classes
         model = torchvision.models.get_model(name, weights=None, **builder_kwargs)
         return LoadedModel(name, model.eval(), size, "none (random)", metadata)
-    model = _build(name, load_state_dict(weights), weights, **builder_kwargs)
+    checkpoint = load_checkpoint(weights)
+    if num_classes is None:
+        with torch.device("meta"):
+            try:
+                stock = torchvision.models.get_model(name, weights=None, **builder_kwargs)
+            except NotImplementedError:
+                stock = None
+        if stock is not None:
+            found = head_size(checkpoint.state, stock.state_dict())
+            num_classes = found if found != 1000 else None
+    if num_classes:
+        builder_kwargs["num_classes"] = num_classes
+    model = _build(name, checkpoint.state, weights, **builder_kwargs)
+    if checkpoint.classes:
+        metadata["classes"] = checkpoint.classes
     return LoadedModel(name, model.eval(), size, str(weights), metadata)
