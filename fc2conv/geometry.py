@@ -133,13 +133,15 @@ def measure_geometry(
             f"{name}: at canonical size the converted model gives a "
             f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"
         )
-    # The sizes the model takes: the first size above the canonical one at which it runs.
+    # The sizes the model takes: the smallest step at which it runs at the canonical size plus
+    # several multiples of it (one odd size that happens to work is not enough).
     step = [0, 0]
     for axis in (0, 1):
         for extra in range(1, 65):
-            probe = [canonical[0], canonical[1]]
-            probe[axis] += extra
-            if min(cells(probe[0], probe[1])) >= 1:
+            sizes = [[canonical[0], canonical[1]] for _ in range(4)]
+            for size, multiple in zip(sizes, (1, 2, 3, 7), strict=True):
+                size[axis] += multiple * extra
+            if all(min(cells(size[0], size[1])) >= 1 for size in sizes):
                 step[axis] = extra
                 break
         else:
@@ -163,11 +165,10 @@ def measure_geometry(
         """The size ``k`` steps from the canonical one, per axis."""
         return canonical[0] + k[0] * step[0], canonical[1] + k[1] * step[1]
 
-    def smallest(low: list[int], high: list[int], holds: Callable[[Pair], Pair]) -> list[int]:
-        """Per axis, the smallest number of steps in [low, high] at which ``holds`` (a monotone
-        test of the cells measured there) is true. One probe advances both axes' binary
-        searches; when one axis is too small for the model to run at all, they are probed
-        apart."""
+    def smallest(low: list[int], high: list[int], holds: Callable[[Pair, Pair], Pair]) -> list[int]:
+        """Per axis, the smallest number of steps in [low, high] at which ``holds(size, cells)``
+        (a monotone test) is true. One probe advances both axes' binary searches; when one
+        axis is too small for the model to run at all, they are probed apart."""
         low, high = list(low), list(high)
         while low != high:
             middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
@@ -175,7 +176,7 @@ def measure_geometry(
             measured = cells(height, width)
             if min(measured) < 1:
                 measured = (cells(height, canonical[1])[0], cells(canonical[0], width)[1])
-            result = holds(measured)
+            result = holds((height, width), measured)
             for axis in (0, 1):
                 if low[axis] < high[axis]:
                     if result[axis]:
@@ -191,7 +192,7 @@ def measure_geometry(
     more = smallest(
         [1, 1],
         [-(-stride[axis] // step[axis]) for axis in (0, 1)],
-        lambda measured: (
+        lambda size, measured: (
             measured[0] > canonical_cells[0],
             measured[1] > canonical_cells[1],
         ),
@@ -202,7 +203,18 @@ def measure_geometry(
         first_more[1] - canonical_cells[1] * stride[1],
     )
     fewest = [-((canonical[axis] - max(1, origin[axis])) // step[axis]) for axis in (0, 1)]
-    runs = smallest(fewest, [0, 0], lambda measured: (measured[0] >= 1, measured[1] >= 1))
+
+    def regular(size: Pair, measured: Pair) -> Pair:
+        """Whether the model runs there and gives the cells the formula predicts: below the
+        smallest such size a model may not run, or may run otherwise (pooling its map up to
+        the size it needs, as timm's VGG head does)."""
+        expected = [(size[axis] - origin[axis]) // stride[axis] + 1 for axis in (0, 1)]
+        return (
+            expected[0] >= 1 and measured[0] == expected[0],
+            expected[1] >= 1 and measured[1] == expected[1],
+        )
+
+    runs = smallest(fewest, [0, 0], regular)
     smallest_size = at(runs)
     window = canonical if mode == "window" else (stride[0], stride[1])
     geometry = Geometry(
@@ -214,23 +226,17 @@ def measure_geometry(
         None if origin == smallest_size else origin,
         (step[0], step[1]),
     )
-    probes = [
+    further = [
         at([-(-(stride[0] + 5) // step[0]), -(-(2 * stride[1] + 7) // step[1])]),
         at([-(-(canonical[0] + 37) // step[0]), 1]),
         smallest_size,
         at([runs[0] + max(1, stride[0] // step[0] - 1), runs[1] + 1]),
     ]
-    for height, width in probes:
+    for height, width in further:
         measured = cells(height, width)
         if measured != geometry.output_size(height, width, name):
             raise UnsupportedModelError(
                 f"{name}: the converted model does not give a regular map at {height}x{width} "
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
-    below = (
-        cells(smallest_size[0] - step[0], canonical[1])[0] if smallest_size[0] > step[0] else 0,
-        cells(canonical[0], smallest_size[1] - step[1])[1] if smallest_size[1] > step[1] else 0,
-    )
-    if max(below) >= 1:
-        raise UnsupportedModelError(f"{name}: the converted model's minimal input is irregular")
     return geometry

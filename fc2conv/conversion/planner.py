@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -83,6 +84,25 @@ class Analysis:
     vector_input: bool
 
 
+def _weight_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
+    """The parameter a weight argument comes from, also when the model computes the weight from
+    it in forward (weight standardisation: ``F.conv2d(x, standardise(self.weight))``)."""
+    queue = [node] if isinstance(node, fx.Node) else []
+    seen: set[fx.Node] = set()
+    while queue:
+        current = queue.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "get_attr":
+            owner, _, name = str(current.target).rpartition(".")
+            value = getattr(gm.get_submodule(owner), name, None)
+            if isinstance(value, torch.Tensor) and value.dim() >= 2:
+                return value
+        queue.extend(current.all_input_nodes)
+    return None
+
+
 def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:
     """(vector input?, channels or features, the layer they were read from), from the first
     convolution or Linear of the graph."""
@@ -98,9 +118,8 @@ def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:
             torch.conv2d,
             torch.nn.functional.linear,
         ):
-            weight = node.args[1]
-            if isinstance(weight, fx.Node) and weight.op == "get_attr":
-                tensor = gm.get_parameter(str(weight.target))
+            tensor = _weight_tensor(gm, node.args[1])
+            if tensor is not None:
                 is_linear = node.target is torch.nn.functional.linear
                 return is_linear, int(tensor.shape[1]), node_name(node)
     raise TraceError("cannot tell the input's channels: the model has no Conv2d and no Linear")
@@ -123,11 +142,50 @@ def permutation(node: fx.Node, rank: int) -> tuple[int, ...] | None:
     return None
 
 
+def axis_orders(
+    gm: fx.GraphModule, input_shape: tuple[int, ...], shapes: dict[fx.Node, tuple[int, ...]]
+) -> dict[fx.Node, tuple[int, ...]]:
+    """For every 4-D tensor whose axes the model's own shapes tell apart, its order (as in
+    :class:`.layouts.Trunk`): run the model (on meta tensors) once with a larger batch, once
+    twice as high and once twice as wide; the axis that follows the batch is the batch axis,
+    those that follow the height and width are H and W, and the one that follows none holds
+    the channels. Tensors whose axes are ambiguous (a pooled 1x1 map, attention windows) are
+    left out, and so are all when the model does not run at those sizes."""
+    batch, channels, height, width = input_shape
+    probes = [(batch + 3, channels, height, width), (batch, channels, 2 * height, width)]
+    probes.append((batch, channels, height, 2 * width))
+    try:
+        varied = [propagate_shapes(gm, probe, "") for probe in probes]
+    except TraceError:
+        return {}
+    orders = {}
+    for node, shape in shapes.items():
+        others = [other.get(node) for other in varied]
+        if len(shape) != 4 or any(other is None or len(other) != 4 for other in others):
+            continue
+        follows = [
+            [axis for axis in range(4) if other[axis] != shape[axis]]  # type: ignore[index]
+            for other in others
+        ]
+        if any(len(moved) != 1 for moved in follows):
+            continue
+        batch_axis, height_axis, width_axis = (moved[0] for moved in follows)
+        rest = set(range(4)) - {batch_axis, height_axis, width_axis}
+        if len(rest) != 1:
+            continue
+        roles = {batch_axis: 0, rest.pop(): 1, height_axis: 2, width_axis: 3}
+        orders[node] = tuple(roles[axis] for axis in range(4))
+    return orders
+
+
 def _trunk_order(node: fx.Node, ctx: Context) -> tuple[int, ...] | None:
-    """How a 4-D trunk tensor's axes relate to NCHW (see :class:`.layouts.Trunk`)."""
+    """How a 4-D trunk tensor's axes relate to NCHW (see :class:`.layouts.Trunk`): from the
+    model's shapes where they tell, else by following permutes from a known NCHW tensor."""
     shape = ctx.shape(node)
     if shape is None or len(shape) != 4:
         return None
+    if node in ctx.orders:
+        return ctx.orders[node]
     if node.op == "call_module" and isinstance(
         ctx.module(node),
         (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d),
@@ -230,6 +288,35 @@ class ClassifierWalk:
             self.entries[node] = frozenset({node})
 
 
+def _why_not_features(source: fx.Node, ctx: Context) -> str:
+    """Why the input of an unconverted Linear is not a map's features: the construct it comes
+    from, found by walking back through the per-image layers (dropout, norms, activations)."""
+    node = source
+    for _ in range(16):
+        inputs = [a for a in node.all_input_nodes if ctx.shape(a) and a.op != "get_attr"]
+        parent = inputs[0] if inputs else None
+        rank = len(ctx.shape(parent) or ())
+        if node.target is operator.getitem and rank == 3:
+            return (
+                f"its input is one token of a sequence ({node_name(node)}, x[:, i] of a "
+                "tokens tensor): the model classifies a token, as transformers do, not a "
+                "convolutional feature map"
+            )
+        if (method_is(node, "mean") or function_is(node, torch.mean)) and rank == 3:
+            return (
+                f"its input is the mean of a sequence of tokens ({node_name(node)}): the model "
+                "mixes tokens across the whole image (attention or token-mixing layers), so its "
+                "tokens are not per-position features"
+            )
+        if parent is None or len(ctx.shape(node) or ()) != 2 or rank != 2:
+            break
+        node = parent
+    return (
+        f"its input comes from {node_name(source)} ({len(ctx.shape(source) or ())}-D), not "
+        "from a flattened or pooled convolutional feature map"
+    )
+
+
 def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]:
     """Linears that compute a 2-D model output but were not reached by any rule."""
     found: list[tuple[str, str]] = []
@@ -245,19 +332,7 @@ def _unconverted_linears(output: fx.Node, ctx: Context) -> list[tuple[str, str]]
         if is_linear and isinstance(ctx.layout(node), Trunk):
             source = node.args[0]
             assert isinstance(source, fx.Node)
-            parent = source.all_input_nodes[0] if source.all_input_nodes else None
-            if source.target is operator.getitem and len(ctx.shape(parent) or ()) == 3:
-                why = (
-                    "its input is one token of a sequence (x[:, 0]): the model classifies a "
-                    "token, as transformers do, not a convolutional feature map"
-                )
-            else:
-                why = (
-                    f"its input comes from {node_name(source)} "
-                    f"({len(ctx.shape(source) or ())}-D), not from a flattened or pooled "
-                    "convolutional feature map"
-                )
-            found.append((node_name(node), why))
+            found.append((node_name(node), _why_not_features(source, ctx)))
         stack.extend(node.all_input_nodes)
     return sorted(found)
 
@@ -301,7 +376,8 @@ def analyse(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     gm = trace(model, name)
-    vector_input, guessed, layer = _input_features(gm)
+    guessed_vector, guessed, layer = _input_features(gm)
+    vector_input = guessed_vector and input_channels is None  # given channels: images
     channels = input_channels or guessed
     input_shape = (2, channels) if vector_input else (2, channels, *input_size)
     size = "x".join(str(d) for d in input_size)
@@ -314,7 +390,8 @@ def analyse(
     else:
         hint = f"If it needs another size than {size}, pass input_size= (--input-size)."
     shapes = propagate_shapes(gm, input_shape, name, hint)
-    ctx = Context(gm, shapes, {}, mode, name)
+    orders = {} if vector_input else axis_orders(gm, input_shape, shapes)
+    ctx = Context(gm, shapes, {}, mode, name, orders)
     walk = ClassifierWalk(ctx, rules, vector_input)
     walk.run()
     the_plan = Plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from ..errors import TraceError
+from .linear_conv import LinearConv2d
 
 __all__ = [
     "ShapeProbe",
@@ -23,12 +25,35 @@ __all__ = [
 ]
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, treating the given module types as leaves (calls not traced into)."""
+
+    def __init__(self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...]) -> None:
+        super().__init__(autowrap_functions=autowrap)
+        self.leaf_types = leaf_types
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
+
+
+def _untraceable() -> tuple[tuple[type, ...], tuple[Callable, ...]]:
+    """Module types and functions that libraries ask torch.fx not to trace into (timm registers
+    those that compute padding or branch on sizes in Python), when such a library is loaded."""
+    if "timm" not in sys.modules:
+        return (), ()
+    import timm.layers
+
+    return tuple(timm.layers.get_notrace_modules()), tuple(timm.layers.get_notrace_functions())
+
+
 def trace(model: nn.Module, name: str) -> fx.GraphModule:
-    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules."""
+    """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules.
+    Modules and functions that timm marks as not traceable stay whole (leaves)."""
     was_training = model.training
     model.eval()
     try:
-        return fx.symbolic_trace(model)
+        graph = _Tracer(*_untraceable()).trace(model)
+        return fx.GraphModule(model, graph, type(model).__name__)
     except Exception as exc:
         raise TraceError(
             f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: "
@@ -92,7 +117,7 @@ class _ShapeOnly(fx.Interpreter):
         module = self.fetch_attr(target)
         if isinstance(module, SHAPE_PRESERVING) and args:
             return args[0]
-        if isinstance(module, nn.Conv2d):  # plain convolution, whatever a subclass computes
+        if isinstance(module, LinearConv2d):  # its matrix-product path is for real tensors
             return nn.Conv2d.forward(module, *args, **kwargs)
         return super().call_module(target, args, kwargs)
 

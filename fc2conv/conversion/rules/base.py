@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
@@ -60,6 +60,9 @@ class Context:
     layouts: dict[fx.Node, Layout]
     mode: str
     name: str
+    #: for 4-D tensors, which of their axes hold the batch, channels, height and width, where
+    #: probing the model at other sizes told (see ``planner.axis_orders``)
+    orders: dict[fx.Node, tuple[int, ...]] = field(default_factory=dict)
 
     def module(self, node: fx.Node) -> nn.Module:
         return self.gm.get_submodule(str(node.target))
