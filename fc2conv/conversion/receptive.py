@@ -6,8 +6,10 @@ classifier on the canonical input sees zero padding, or a ceil_mode pool's parti
 border, the cell sees the real pixels next to its window. Only a trunk without padding and
 without ceil_mode pooling gives cells equal to the classifier on their crop.
 
-The region is measured, not derived: the gradient of one interior cell with respect to the image,
-over two random images, is non-zero exactly where the cell reads.
+The region is measured, not derived: the gradient of one interior cell with respect to the
+image is non-zero where the cell reads. So that it is non-zero wherever a path exists, whatever
+the model's own weights (zero-initialised residual branches, dead activations), the measurement
+runs with positive random weights on a positive image.
 """
 
 from __future__ import annotations
@@ -59,9 +61,16 @@ def _measure(converted: Any, index: int, margin: list[int]) -> tuple[Pair, Pair]
         geometry.min_size[0] + 2 * margin[0], geometry.min_size[1] + 2 * margin[1]
     )
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(2, converted.input_channels, *size, generator=generator)
+    images = torch.rand(1, converted.input_channels, *size, generator=generator) + 0.1
     images.requires_grad_(True)
-    maps = output_leaves(converted(images))[index]
+    module = converted.graph_module
+    positive = {
+        key: torch.rand(value.shape, generator=generator, dtype=value.dtype) + 0.1
+        if value.is_floating_point()
+        else value
+        for key, value in [*module.named_parameters(), *module.named_buffers()]
+    }
+    maps = output_leaves(torch.func.functional_call(module, positive, (images,)))[index]
     row, col = maps.shape[-2] // 2, maps.shape[-1] // 2
     maps[:, :, row, col].abs().sum().backward()
     assert images.grad is not None

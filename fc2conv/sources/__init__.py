@@ -1,5 +1,5 @@
-"""Where models come from: torchvision's classifiers, weight files, and the bundled ``shapes``
-classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
+"""Where models come from: torchvision's classifiers, timm's (``timm:NAME``), weight files, and
+the bundled ``shapes`` classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
 the metadata an exported file carries)."""
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def _unknown(name: str) -> ModelLoadError:
 def check_model_name(name: str, *, exporting: bool = False) -> None:
     """Raise ModelLoadError for an unknown name and, with ``exporting``, for a model known not to
     export (before any work is done)."""
-    if name == BUNDLED:
-        return
+    if name == BUNDLED or name.startswith("timm:"):
+        return  # timm's names are checked when the model is built
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)
@@ -100,6 +100,10 @@ def load_model(
         from .bundled import load_shapes
 
         return load_shapes(weights, num_classes)
+    if name.startswith("timm:"):
+        from .timm import load_timm
+
+        return load_timm(name.removeprefix("timm:"), weights, num_classes)
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)

@@ -1,0 +1,100 @@
+"""timm's models: a few small ones of different families convert exactly; timm as a source.
+
+``python benchmarks/timm_zoo.py`` sweeps one small model per timm family into docs/timm.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import RTOL, assert_order_one, reinit, relative_error
+
+import fc2conv
+from fc2conv.sources import load_model
+
+timm = pytest.importorskip("timm")
+
+SMALL = {
+    "resnet18": "plain convolutional trunk, global pool",
+    "tf_mobilenetv3_small_minimal_100": "TensorFlow 'same' padding computed in forward",
+    "convnext_atto": "LayerNorm2d and a pooled channels-last head",
+    "mambaout_femto": "channels-last trunk, pooled by mean over (1, 2)",
+    "nf_resnet26": "weights standardised in forward; channels read through them",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_small_timm_models_convert_exactly(name: str) -> None:
+    loaded = load_model(f"timm:{name}", "none")
+    model = reinit(loaded.model)
+    converted = fc2conv.convert(
+        model, loaded.input_size, name=name, inplace=True, input_channels=loaded.input_channels
+    )
+    report = fc2conv.verify(model, converted, rtol=RTOL)
+    assert_order_one(report)
+    height, width = loaded.input_size
+    size = converted.geometry.usable_size(height + 37, width + 101)
+    with torch.no_grad():
+        maps = converted(torch.randn(1, 3, *size))
+    assert maps.shape[-2:] == converted.output_size(*size)
+
+
+def test_token_heads_are_refused_naming_the_token_read() -> None:
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(timm.create_model("vit_tiny_patch16_224"), name="vit", inplace=True)
+    assert "head: its input is one token of a sequence" in str(info.value)
+
+
+def test_weights_file_with_its_own_classes(tmp_path: Path) -> None:
+    tuned = timm.create_model("resnet18", num_classes=7)
+    torch.save(
+        {"model": tuned.state_dict(), "class_to_idx": {f"c{i}": i for i in range(7)}},
+        tmp_path / "tuned.pth",
+    )
+    loaded = load_model("timm:resnet18", str(tmp_path / "tuned.pth"))
+    assert loaded.model.num_classes == 7 and loaded.metadata["classes"][3] == "c3"
+    assert loaded.metadata["interpolation"] == "bicubic" and loaded.input_channels == 3
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert relative_error(tuned.eval()(images), loaded.model(images)) == 0
+
+
+def test_pretrained_weights_come_from_the_hugging_face_cache(tmp_path: Path) -> None:
+    """timm's DEFAULT weights, offline, from a cache laid out as huggingface_hub lays it out."""
+    from safetensors.torch import save_file
+
+    model = timm.create_model("resnet18")
+    repository = tmp_path / "hub" / "models--timm--resnet18.a1_in1k"
+    commit = "0" * 40
+    (repository / "snapshots" / commit).mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(commit)
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(state, str(repository / "snapshots" / commit / "model.safetensors"))
+    out = tmp_path / "r18.onnx"
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fc2conv", "timm:resnet18", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    metadata = fc2conv.read_metadata(out)
+    assert metadata["model"] == "timm:resnet18" and len(metadata["classes"]) == 1000
+    assert metadata["mean"] == [0.485, 0.456, 0.406]
+    empty = {**env, "HF_HOME": str(tmp_path / "empty")}
+    done = subprocess.run(
+        [sys.executable, "-m", "fc2conv", "timm:resnet18", "--out", str(tmp_path / "x.onnx")],
+        capture_output=True,
+        text=True,
+        env=empty,
+    )
+    assert done.returncode == 1
+    assert "cannot get timm's pretrained weights" in done.stderr
+    assert "timm/resnet18.a1_in1k" in done.stderr and "--weights PATH" in done.stderr
