@@ -25,11 +25,18 @@ import torchvision
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import onnxruntime_agrees, reinit  # noqa: E402
+from helpers import calibrate, onnxruntime_agrees  # noqa: E402
 from test_torchvision_models import ALL_MODELS, CNN_MODELS, check_model  # noqa: E402
 
 import fc2conv  # noqa: E402
 from fc2conv.sources import load_model, supported_models  # noqa: E402
+
+
+def cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def conversion_rows() -> list[str]:
@@ -59,7 +66,7 @@ def export_rows(folder: Path) -> list[str]:
         start = time.perf_counter()
         try:
             loaded = load_model(name, "DEFAULT" if name == "shapes" else "none")
-            model = loaded.model if name == "shapes" else reinit(loaded.model)
+            model = loaded.model if name == "shapes" else calibrate(loaded.model, loaded.input_size)
             converted = fc2conv.convert(model, loaded.input_size, name=name, inplace=True)
             report = fc2conv.export_onnx(converted, folder / f"{name}.onnx", force=True)
             height, width = converted.geometry.canonical_size
@@ -101,11 +108,11 @@ def main() -> None:
         "",
         f"Written by `{command}` in {minutes:.0f} minutes (torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, onnxruntime {onnxruntime.__version__}, "
-        f"{platform.machine()}). Random He-normal weights with non-trivial batch-norm "
-        "statistics, batch 2, float32.",
+        f"{platform.machine()}, {cpu()}). Random He-normal weights, batch 2, float32.",
         "",
         "## Conversion",
         "",
+        "With non-trivial batch-norm statistics drawn at random (`reinit` in tests/helpers.py). "
         "Relative error is max|a-b| / max|a| against the original logits at the canonical size; "
         "time is `fc2conv.convert(..., inplace=True)`. Swin converts and runs at any size in "
         "PyTorch but is not exported (see the README).",
@@ -120,6 +127,10 @@ def main() -> None:
             "",
             "## Export",
             "",
+            "With batch-norm statistics measured on random images, as training leaves them "
+            "(`calibrate` in tests/helpers.py): with random statistics, deep gated networks "
+            "(EfficientNet-B3 and larger, RegNet-Y) give logits of 1e9 that float32 cannot "
+            "compute stably, and the export refuses to check them. "
             "`fc2conv.export_onnx` of every model in `fc2conv list`: onnx.checker's full check, "
             "then onnxruntime against PyTorch at the three check sizes (relative error; the "
             "tolerance is 1e-4, or ten times PyTorch's own float32 noise where that is larger, "

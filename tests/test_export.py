@@ -131,6 +131,25 @@ def test_failed_check_leaves_nothing(tmp_path: Path, small, monkeypatch) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+def test_numerically_unstable_weights_are_refused_not_passed(
+    tmp_path: Path, small, monkeypatch
+) -> None:
+    """When PyTorch disagrees with itself by more than 1e-3, any tolerance wide enough to pass
+    would pass anything: the check says so instead of passing."""
+    real = torch_onnx.reference_cases
+
+    def chaotic(*args, **kwargs):
+        cases = real(*args, **kwargs)
+        for case in cases:
+            case.noise = 0.5
+        return cases
+
+    monkeypatch.setattr(torch_onnx, "reference_cases", chaotic)
+    with pytest.raises(fc2conv.ExportError, match="numerically unstable"):
+        fc2conv.export_onnx(small, tmp_path / "small.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_single_file_is_the_same_message_as_onnx_writes(tmp_path: Path, small) -> None:
     staged = torch_onnx.stage(small, tmp_path, "small.onnx", cases=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.onnx"]

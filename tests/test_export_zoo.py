@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import onnxruntime_agrees, reinit
+from helpers import calibrate, onnxruntime_agrees
 
 import fc2conv
 from fc2conv.sources import load_model, supported_models
@@ -19,7 +19,7 @@ from fc2conv.sources import load_model, supported_models
 @pytest.mark.parametrize("name", supported_models())
 def test_export_passes_the_checks(name: str, tmp_path: Path) -> None:
     loaded = load_model(name, "DEFAULT" if name == "shapes" else "none")
-    model = loaded.model if name == "shapes" else reinit(loaded.model)
+    model = loaded.model if name == "shapes" else calibrate(loaded.model, loaded.input_size)
     converted = fc2conv.convert(model, loaded.input_size, name=name, inplace=True)
     report = fc2conv.export_onnx(converted, tmp_path / f"{name}.onnx")
     assert len(report.checks) == 3
