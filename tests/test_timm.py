@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,60 @@ def test_pretrained_weights_come_from_the_hugging_face_cache(tmp_path: Path) -> 
     assert done.returncode == 1
     assert "cannot get timm's pretrained weights" in done.stderr
     assert "timm/resnet18.a1_in1k" in done.stderr and "--weights PATH" in done.stderr
+
+
+#: size words in timm's model names, smallest first
+SIZE_WORDS = ("atto", "femto", "pico", "nano", "minimal", "tiny", "mini", "xxs", "xs", "small")
+
+
+def _size_rank(name: str) -> tuple[int, int, str]:
+    words = [i for i, word in enumerate(SIZE_WORDS) if word in name]
+    digits = "".join(c if c.isdigit() else " " for c in name).split()
+    number = int(digits[-1]) if digits else 1000
+    return (words[0] if words else len(SIZE_WORDS), number, name)
+
+
+def family_models() -> dict[str, str]:
+    """One small model per timm family (module): the one whose name says smallest."""
+    chosen = {}
+    for family in timm.list_modules():
+        names = timm.list_models(module=family)
+        if names:
+            chosen[family] = min(names, key=_size_rank)
+    return chosen
+
+
+def check_timm_model(name: str) -> dict[str, object]:
+    """Convert and verify one timm model; a mismatch raises EquivalenceError."""
+    from helpers import calibrate
+
+    start = time.perf_counter()
+    try:
+        loaded = load_model(f"timm:{name}", "none")
+        model = calibrate(loaded.model, loaded.input_size)
+    except Exception as exc:  # the model itself does not build or run here
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}"
+        return {"result": "failed", "reason": reason, "seconds": time.perf_counter() - start}
+    try:
+        converted = fc2conv.convert(
+            model, loaded.input_size, name=name, inplace=True, input_channels=loaded.input_channels
+        )
+    except (fc2conv.UnsupportedModelError, fc2conv.TraceError) as exc:
+        reason = "; ".join(f"{layer}: {why}" for layer, why in getattr(exc, "reasons", [])[:2])
+        reason = (reason or str(exc).splitlines()[0])[:240].replace("|", "/")
+        return {"result": "refused", "reason": reason, "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    report = fc2conv.verify(model, converted, rtol=RTOL)
+    return {
+        "result": "converted",
+        "relative error": report.relative_error,
+        "geometry": str(converted.geometry),
+        "seconds": seconds,
+    }
+
+
+@pytest.mark.timm_zoo
+@pytest.mark.parametrize("name", sorted(family_models().values()))
+def test_timm_family(name: str) -> None:
+    """Converted exactly, or refused with a reason; never a silent mismatch."""
+    check_timm_model(name)
