@@ -31,6 +31,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import fc2conv
+from fc2conv.runtime import open_session
 from fc2conv.sources import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,13 +115,9 @@ class Bench:
         self.onnx_path = folder / f"{name}.onnx"
         fc2conv.export_onnx(self.fcn, self.onnx_path, force=True)
 
-    def session(self, level: ort.GraphOptimizationLevel, threads: int) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = level
-        options.intra_op_num_threads = threads
-        return ort.InferenceSession(
-            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+    def session(self, level: str, threads: int) -> ort.InferenceSession:
+        """fc2conv's session (``open_session``) with the given optimisation and threads."""
+        return open_session(self.onnx_path, optimization=level, threads=threads or None)
 
     def dense_vs_sliding(self) -> list[str]:
         height, width = self.canonical
@@ -154,16 +151,11 @@ class Bench:
         ]
 
     def growth_and_runtimes(self) -> tuple[list[str], list[str], list[str]]:
-        levels = {
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
         probe = torch.randn(1, 3, *self.sizes[1]).numpy()
         configs = []
-        for level_name, level in levels.items():
+        for level_name in ("basic", "extended", "all"):
             for threads in (0, os.cpu_count() or 1):
-                session = self.session(level, threads)
+                session = self.session(level_name, threads)
                 samples = times(lambda s=session: s.run(None, {"images": probe}), self.repeats)
                 configs.append((statistics.median(samples), level_name, threads, samples))
         configs.sort()
@@ -174,7 +166,7 @@ class Bench:
             for c in configs
             for _, level, threads, samples in [c]
         ]
-        session = self.session(levels[best[1]], best[2])
+        session = self.session(best[1], best[2])
         growth, runtimes = [], []
         first_eager = first_onnx = None
         for size in self.sizes:
@@ -384,7 +376,7 @@ class Bench:
                 f"accepts {height}x{width} inputs, so Grad-CAM cannot run on this image | | | |"
             ]
         cam = GradCAM(model=self.model, target_layers=[layer])
-        session = self.session(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 0)
+        session = self.session("all", 0)
         pixels = image.numpy()
 
         def dense() -> None:
