@@ -489,7 +489,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     names = ["shapes"] if args.smoke else args.models.split(",")
-    repeats = 2 if args.smoke else max(5, args.repeats)
+    repeats = 2 if args.smoke else max(3, args.repeats)
     command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
     sections: dict[str, list[str]] = {
         key: []
