@@ -12,7 +12,6 @@ timm_zoo`` runs the same check and fails on any mismatch (a converted model that
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_timm import check_timm_model, family_models  # noqa: E402
+from zoo import cpu  # noqa: E402
 
 
 def main() -> None:
@@ -48,19 +48,11 @@ def main() -> None:
             f"{geometry} | {row['seconds']:.1f} s |"
         )
     minutes = (time.perf_counter() - started) / 60
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     lines = [
         "# timm: one small model per family",
         "",
         f"Written by `python benchmarks/timm_zoo.py` in {minutes:.0f} minutes (timm "
-        f"{timm.__version__}, torch {torch.__version__}, {cpu}). Random weights with batch-norm "
+        f"{timm.__version__}, torch {torch.__version__}, {cpu()}). Random weights with batch-norm "
         "statistics measured on random images; converted at the model's configured input size "
         "(`pretrained_cfg`); relative error max|a-b| / max|a| against the original at that size, "
         "batch 2. A refusal names the construct in the way.",
