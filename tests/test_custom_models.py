@@ -206,9 +206,10 @@ class SpaceToDepthStem(nn.Module):
         return self.fc(F.relu(self.conv(x)).mean((2, 3)))
 
 
-def test_input_channels_guessed_wrongly_says_how_to_pass_them() -> None:
+def test_input_channels_guessed_wrongly_says_how_to_pass_them(capfd) -> None:
     with pytest.raises(fc2conv.TraceError) as info:
         fc2conv.convert(SpaceToDepthStem(), (32, 32), name="s2d")
+    assert capfd.readouterr().err == ""  # the error says it all; nothing logged besides
     message = str(info.value)
     assert message.startswith("s2d: the model does not run on a 48x32x32 input")
     assert "The 48 input channels were read from its first layer, conv" in message

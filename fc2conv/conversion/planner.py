@@ -155,7 +155,7 @@ def axis_orders(
     probes = [(batch + 3, channels, height, width), (batch, channels, 2 * height, width)]
     probes.append((batch, channels, height, 2 * width))
     try:
-        varied = [propagate_shapes(gm, probe, "") for probe in probes]
+        varied = [propagate_shapes(gm, probe, "", fake_fallback=False) for probe in probes]
     except TraceError:
         return {}
     orders = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -82,10 +83,17 @@ def meta_run(module: nn.Module, state: dict[str, torch.Tensor], *shapes: tuple[i
 
 
 def fake_run(module: Callable[..., Any], *shapes: tuple[int, ...]) -> Any:
-    """Run ``module`` on fake inputs of the given shapes: only shapes are computed."""
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
-        inputs = [mode.from_tensor(torch.empty(shape)) for shape in shapes]
-        return module(*inputs)
+    """Run ``module`` on fake inputs of the given shapes: only shapes are computed. A failure
+    is raised, not logged (the fake-tensor machinery logs each failing operator otherwise)."""
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.no_grad():
+            inputs = [mode.from_tensor(torch.empty(shape)) for shape in shapes]
+            return module(*inputs)
+    finally:
+        logger.setLevel(level)
 
 
 SHAPE_PRESERVING = (
@@ -159,16 +167,24 @@ class ShapeProbe:
 
 
 def propagate_shapes(
-    gm: fx.GraphModule, input_shape: tuple[int, ...], name: str, hint: str = ""
+    gm: fx.GraphModule,
+    input_shape: tuple[int, ...],
+    name: str,
+    hint: str = "",
+    *,
+    fake_fallback: bool = True,
 ) -> dict:
     """Shape of every tensor-valued node when ``gm`` runs on an input of ``input_shape``.
-    ``hint`` ends the error message when it does not run."""
+    ``hint`` ends the error message when it does not run. Meta tensors first; fake tensors
+    where the model holds constants that are not parameters or buffers (``fake_fallback``)."""
     recorder = _ShapeRecorder(gm)
     recording = _Interpreting(recorder)
     try:
         try:
             meta_run(recording, meta_state(recording), input_shape)
-        except Exception:  # constants that are not parameters or buffers: fall back to fakes
+        except Exception:
+            if not fake_fallback:
+                raise
             recorder.shapes.clear()
             fake_run(recording, input_shape)
     except Exception as exc:
