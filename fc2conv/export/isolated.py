@@ -84,7 +84,7 @@ class WorkerError(ExportError):
         self.details = details
 
 
-# --- the child process -------------------------------------------------------------------------
+# --- running the child process -----------------------------------------------------------------
 
 
 def _no_detail(detail: str) -> None:
