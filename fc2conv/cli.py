@@ -114,6 +114,9 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
 
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 image_argument = click.argument("image", type=click.Path(exists=True, dir_okay=False))
+output_option = click.option(
+    "--output", "output", default=None, help="Output with the class scores (index or name)."
+)
 picture_option = click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The PNG."
 )
@@ -122,11 +125,8 @@ picture_option = click.option(
 @click.group(cls=ModelFirstGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fc2conv")
 def main() -> None:
-    """Turn an image classifier into a fully convolutional network and export it to ONNX.
-
-    `fc2conv MODEL --out PATH` (the export command) converts MODEL and writes a dynamic-size
-    ONNX model; the other commands list, inspect and run models.
-    """
+    """Turn an image classifier into a fully convolutional network and export it to ONNX:
+    `fc2conv MODEL --out PATH` (export); the other commands list, inspect and run models."""
 
 
 @main.command(cls=ExportCommand)
@@ -197,7 +197,7 @@ def _open(model: str, report: Reporter, **options: Any) -> Any:
     ignored = [
         f"--{key.replace('_', '-')}"
         for key, value in options.items()
-        if value not in (None, "DEFAULT", "window")
+        if value not in (None, "DEFAULT", "window") and key != "output"
     ]
     if Path(model).is_file() and ignored:
         click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
@@ -212,6 +212,7 @@ def _open(model: str, report: Reporter, **options: Any) -> Any:
 )
 @picture_option
 @click.option("--top", default=4, show_default=True, help="Classes shown without --class.")
+@output_option
 @model_options
 @quiet_option
 @handles_errors
@@ -258,6 +259,7 @@ def heatmap(
     metavar="S1,S2,...",
     help="Image pyramid scales [default: 1.5,1.25,1.0,0.8,0.64,0.5].",
 )
+@output_option
 @model_options
 @quiet_option
 @handles_errors
@@ -280,7 +282,10 @@ def detect(
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     pixels = load_image(image)
-    thresholds = {"score_threshold": score_threshold, "iou_threshold": iou_threshold}
+    thresholds: dict[str, Any] = {
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+    }
     with report.step("detecting over the image pyramid"):
         found = run_detect(runner, pixels, scales=scales or DEFAULT_SCALES, **thresholds)
     save_detections(pixels, found, out)

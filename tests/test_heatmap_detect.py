@@ -54,9 +54,11 @@ def test_heatmap_shapes_and_boxes(shapes) -> None:
 
 def test_heatmap_accepts_arrays_tensors_and_class_subsets(shapes) -> None:
     scene = draw_scene(4, width=160, height=120)
-    from_array = fc2conv.heatmap(shapes, scene.image, classes=["circle", "cross"], softmax=False)
+    from_array = fc2conv.heatmap(
+        shapes, scene.image, classes=["circle", "cross"], probabilities=False
+    )
     tensor = torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255
-    from_tensor = fc2conv.heatmap(shapes, tensor, classes=[1, 5], softmax=False)
+    from_tensor = fc2conv.heatmap(shapes, tensor, classes=[1, 5], probabilities=False)
     assert from_array.classes == ["circle", "cross"]
     assert np.allclose(from_array.scores, from_tensor.scores, atol=1e-5)
 
@@ -105,7 +107,9 @@ def test_cli_heatmap_and_detect(shapes_onnx, tmp_path: Path) -> None:
     runner = CliRunner()
     overlay = tmp_path / "overlay.png"
     result = runner.invoke(
-        main, ["heatmap", str(shapes_onnx), str(image), "--class", "star", "--out", str(overlay)]
+        main,
+        ["heatmap", str(shapes_onnx), str(image), "--class", "star", "--output", "scores"]
+        + ["--out", str(overlay)],
     )
     assert result.exit_code == 0, result.output
     assert "star: peak" in result.output and Image.open(overlay).size[0] > 300
@@ -148,3 +152,67 @@ def test_demo_writes_its_pictures(tmp_path: Path) -> None:
         assert Image.open(tmp_path / picture).size[0] >= 640
     found = json.loads((tmp_path / "detections.json").read_text())
     assert {item["class"] for item in found} == {"circle", "square", "triangle", "star", "cross"}
+
+
+def test_multi_output_model_reads_its_class_scores_and_no_second_softmax(tmp_path: Path) -> None:
+    """The face stage returns (box offsets, face probabilities from nn.Softmax): heatmaps read
+    the probabilities as they are, from PyTorch and from the exported file."""
+    from helpers import reinit
+    from test_custom_models import FaceStage
+
+    converted = fc2conv.convert(reinit(FaceStage()), (24, 24), name="faces")
+    assert [(o.name, o.channels, o.ending) for o in converted.outputs] == [
+        ("output_0", 4, "scores"),
+        ("output_1", 2, "softmax"),
+    ]
+    path = tmp_path / "faces.onnx"
+    fc2conv.export_onnx(converted, path)
+    image = np.random.default_rng(0).random((60, 50, 3)).astype(np.float32)
+    with torch.no_grad():
+        expected = converted(torch.from_numpy(image.transpose(2, 0, 1))[None])[1][0].numpy()
+    for model in (converted, path):
+        maps = fc2conv.heatmap(model, image)
+        assert maps.scores.shape == (2, *converted.output_size(60, 50))
+        assert np.allclose(maps.scores, expected, atol=1e-5)  # no second softmax
+        boxes = fc2conv.heatmap(model, image, output="output_0", probabilities=False)
+        assert boxes.scores.shape[0] == 4
+    import onnx
+
+    assert [o.name for o in onnx.load(str(path)).graph.output] == ["output_0", "output_1"]
+
+
+class TwoScores(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.a = torch.nn.Linear(4, 3)
+        self.b = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.conv(x).mean((2, 3))
+        return {"species": self.a(pooled), "colour": self.b(pooled)}
+
+
+def test_ambiguous_outputs_are_listed_and_chosen_by_name() -> None:
+    converted = fc2conv.convert(TwoScores(), (16, 16))
+    image = np.zeros((20, 20, 3), np.float32)
+    with pytest.raises(fc2conv.Fc2ConvError) as info:
+        fc2conv.heatmap(converted, image)
+    message = str(info.value)
+    assert "cannot tell which output holds the class scores" in message
+    assert "0: species (3 channels, scores), 1: colour (3 channels, scores)" in message
+    assert fc2conv.heatmap(converted, image, output="colour").scores.shape == (3, 5, 5)
+    with pytest.raises(fc2conv.Fc2ConvError, match="no output named 'size'"):
+        fc2conv.heatmap(converted, image, output="size")
+
+
+def test_sigmoid_heads_give_per_class_probabilities() -> None:
+    class MultiLabel(TwoScores):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return torch.sigmoid(self.a(self.conv(x).mean((2, 3))))
+
+    converted = fc2conv.convert(MultiLabel(), (16, 16))
+    assert converted.outputs[0].ending == "sigmoid"
+    maps = fc2conv.heatmap(converted, np.random.default_rng(1).random((20, 20, 3)))
+    assert not np.allclose(maps.scores.sum(0), 1)  # independent, not a softmax
+    assert maps.scores.min() > 0 and maps.scores.max() < 1

@@ -9,6 +9,7 @@ from torch import fx, nn
 
 from ..errors import InputSizeError
 from ..geometry import Geometry
+from .outputs import OutputInfo
 from .planner import Plan
 
 __all__ = ["FullyConvolutionalModel"]
@@ -33,6 +34,7 @@ class FullyConvolutionalModel(nn.Module):
         plan: Plan,
         input_channels: int,
         vector_input: bool,
+        outputs: list[OutputInfo] | None = None,
     ) -> None:
         super().__init__()
         self.graph_module = graph_module
@@ -42,6 +44,8 @@ class FullyConvolutionalModel(nn.Module):
         self.mode = plan.mode
         self.input_channels = input_channels
         self.vector_input = vector_input
+        #: what each output holds (name, channels, class map or not, what it ends in)
+        self.outputs = outputs or []
         self.metadata: dict[str, Any] = {}
 
     def forward(self, images: torch.Tensor) -> Any:

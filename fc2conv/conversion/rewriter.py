@@ -6,6 +6,7 @@ import contextlib
 import copy
 import functools
 import io
+from dataclasses import replace
 
 from torch import fx, nn
 
@@ -13,6 +14,7 @@ from ..errors import UnsupportedModelError
 from ..geometry import measure_geometry
 from .layouts import Map, Vec
 from .model import FullyConvolutionalModel
+from .outputs import describe_outputs
 from .planner import Analysis, analyse
 from .rules import DEFAULT_RULES, Rule
 from .tracing import ShapeProbe, fake_run, output_leaves
@@ -78,6 +80,9 @@ def convert(
             [(d.layer, d.reason) for d in the_plan.declines],
         )
     map_index = _map_output(analysis, analysis.context.gm.graph)
+    outputs = describe_outputs(analysis.context)
+    if the_plan.already_convolutional:  # its 4-D outputs are maps already
+        outputs = [replace(o, class_map=o.class_map or o.channels is not None) for o in outputs]
     gm = _apply(analysis)
     channels = analysis.input_channels
     canonical = the_plan.input_size
@@ -102,5 +107,7 @@ def convert(
     # an already convolutional model has no single canonical cell: measure it as a CAM
     geometry_mode = "cam" if the_plan.already_convolutional else mode
     geometry = measure_geometry(map_size, canonical, geometry_mode, name)
-    converted = FullyConvolutionalModel(gm, geometry, the_plan, channels, analysis.vector_input)
+    converted = FullyConvolutionalModel(
+        gm, geometry, the_plan, channels, analysis.vector_input, outputs
+    )
     return converted.eval()

@@ -207,6 +207,23 @@ def output_leaves(output: Any) -> list[Any]:
     return [output]
 
 
+def output_names(output: Any) -> list[str]:
+    """A name for each leaf of ``output`` (see :func:`output_leaves`): "scores" for a single
+    tensor, the keys of a dict (joined by dots when nested), else "output_0", "output_1", ..."""
+    if not isinstance(output, (tuple, list, dict)):
+        return ["scores"]
+
+    def names(item: Any, prefix: str) -> list[str]:
+        if isinstance(item, dict):
+            return [n for key, value in item.items() for n in names(value, f"{prefix}{key}.")]
+        if isinstance(item, (tuple, list)):
+            return [n for i, value in enumerate(item) for n in names(value, f"{prefix}{i}.")]
+        return [prefix.rstrip(".")]
+
+    found = names(output, "")
+    return [name if not name[0].isdigit() else f"output_{name}" for name in found]
+
+
 def node_name(node: fx.Node) -> str:
     """A dotted layer name a user recognises, e.g. ``classifier.0`` or ``features.3 (mean)``."""
     if node.op == "call_module":

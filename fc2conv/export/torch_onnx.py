@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
         "version": __version__,
         "model": converted.name,
         "mode": converted.mode,
+        "outputs": [asdict(output) for output in converted.outputs],
         "geometry": converted.geometry.as_dict(),
         "input_channels": converted.input_channels,
     }
@@ -91,6 +93,7 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
             dynamo=True,
             opset_version=opset,
             input_names=[INPUT_NAME],
+            output_names=[output.name for output in converted.outputs] or None,
             dynamic_shapes=dynamic,
             verbose=False,
             optimize=False,

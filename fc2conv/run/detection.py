@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import InputSizeError
 from .boxes import area, batched_nms, intersection
-from .heatmaps import class_probabilities
 from .images import ImageLike, load_image, resize
 from .runner import as_runner
 
@@ -52,17 +51,19 @@ def detect(
     scales: tuple[float, ...] = DEFAULT_SCALES,
     score_threshold: float = 0.6,
     iou_threshold: float = 0.3,
+    output: int | str | None = None,
 ) -> Detections:
     """Boxes, scores and labels of the objects in ``image``.
 
     Each scale resizes the image and runs the model once; every cell whose class probability
-    reaches ``score_threshold`` proposes its window (shrunk to the model's ``box_fraction``
+    (see :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that
+    holds the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's ``box_fraction``
     metadata, the share of a window its objects filled in training; 1 when unknown). Proposals
     are merged per class by non-maximum suppression; then a box that overlaps a better one of
     another class (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label.
     A class named in the ``background`` metadata is never reported.
     """
-    runner = as_runner(model)
+    runner = as_runner(model, output)
     pixels = load_image(image)
     height, width = pixels.shape[:2]
     fraction = float(runner.metadata.get("box_fraction", 1.0))
@@ -78,7 +79,7 @@ def detect(
         )
     all_boxes, all_scores, all_labels = [], [], []
     for scale, size in usable.items():
-        probabilities = class_probabilities(runner.logits(resize(pixels, size)))
+        probabilities = runner.probabilities(resize(pixels, size))
         rows, cols = probabilities.shape[-2:]
         cells = runner.geometry.cell_boxes(rows, cols) / scale
         centre = (cells[..., :2] + cells[..., 2:]) / 2

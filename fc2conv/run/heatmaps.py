@@ -11,14 +11,7 @@ from ..errors import Fc2ConvError
 from .images import ImageLike, load_image
 from .runner import as_runner
 
-__all__ = ["Heatmap", "class_index", "class_probabilities", "heatmap"]
-
-
-def class_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the classes (axis 0) of a classes × rows × cols map."""
-    axis = 0
-    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    return shifted / shifted.sum(axis=axis, keepdims=True)
+__all__ = ["Heatmap", "class_index", "heatmap"]
 
 
 def class_index(classes: list[str], name: str | int) -> int:
@@ -111,18 +104,20 @@ def heatmap(
     image: ImageLike,
     *,
     classes: list[str | int] | None = None,
-    softmax: bool = True,
+    output: int | str | None = None,
+    probabilities: bool = True,
 ) -> Heatmap:
     """Per-class maps of ``image`` (any size ≥ the model's minimum; no centre crop).
 
     ``model`` is a converted model, a :class:`~fc2conv.run.runner.Runner`, or an exported .onnx
-    file. Preprocessing (mean/std) comes from the model's metadata. ``softmax`` turns scores
-    into probabilities over all classes.
+    file; ``output`` chooses which of its outputs holds the class scores (default: the one that
+    does, see :func:`~fc2conv.run.runner.choose_output`). Preprocessing (mean/std) comes from
+    the model's metadata. ``probabilities``: class probabilities as the model defines them (its
+    own softmax or sigmoid, or a softmax over raw scores); else the output as it is.
     """
-    runner = as_runner(model)
+    runner = as_runner(model, output)
     pixels = load_image(image)
-    logits = runner.logits(pixels)
-    scores = class_probabilities(logits) if softmax else logits
+    scores = runner.probabilities(pixels) if probabilities else runner.logits(pixels)
     rows, cols = scores.shape[-2:]
     boxes = runner.geometry.cell_boxes(rows, cols)
     names = list(runner.classes)

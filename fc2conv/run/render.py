@@ -40,7 +40,7 @@ def save_heatmaps(
         spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
         dense = result.dense(name, spread)
         # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
-        # (softmax=False) from their minimum to their maximum
+        # (probabilities=False) from their minimum to their maximum
         probabilities = result.scores.min() >= 0 and result.scores.max() <= 1
         low = 0.0 if probabilities else float(dense.min())
         high = 1.0 if probabilities else max(float(dense.max()), low + 1e-6)

@@ -17,12 +17,46 @@ import numpy as np
 from ..errors import Fc2ConvError
 from ..geometry import Geometry
 
-__all__ = ["Runner", "as_runner", "open_model"]
+__all__ = ["Output", "Runner", "as_runner", "choose_output", "open_model"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a converted model (see :mod:`fc2conv.conversion.outputs`)."""
+
+    name: str
+    channels: int | None
+    class_map: bool
+    ending: str  #: "softmax", "log-softmax", "sigmoid" or "scores"
+
+
+def choose_output(outputs: list[Output], classes: list[str] | None, name: str) -> int:
+    """The output that holds the class scores: the only class map; else the only one that ends
+    in a softmax, log-softmax or sigmoid; else the only one with as many channels as there are
+    class names. When none of these decides, the error lists the outputs to choose from."""
+    maps = [i for i, output in enumerate(outputs) if output.class_map]
+    rules = [
+        maps,
+        [i for i in maps if outputs[i].ending != "scores"],
+        [i for i in maps if classes and outputs[i].channels == len(classes)],
+    ]
+    for candidates in rules:
+        if len(candidates) == 1:
+            return candidates[0]
+    listed = ", ".join(
+        f"{i}: {o.name} ({o.channels} channels, {o.ending})" for i, o in enumerate(outputs)
+    )
+    raise Fc2ConvError(
+        f"{name}: cannot tell which output holds the class scores; choose one with "
+        f"output= (--output), by index or name: {listed}"
+    )
 
 
 @dataclass
 class Runner:
-    """A converted model, from PyTorch or onnxruntime, with what it needs to read images."""
+    """A converted model, from PyTorch or onnxruntime, with what it needs to read images: the
+    geometry, preprocessing, and the output that holds the class scores (``output``) with its
+    class names."""
 
     name: str
     geometry: Geometry
@@ -32,26 +66,56 @@ class Runner:
     metadata: dict[str, Any] = field(default_factory=dict)
     module: Any = None  #: a FullyConvolutionalModel, or None
     session: Any = None  #: an onnxruntime InferenceSession, or None
+    outputs: list[Output] = field(default_factory=list)
+    output: int = 0  #: the index of the output read as class scores
 
     @classmethod
-    def from_model(cls, model: Any) -> Runner:
-        """A runner for a :class:`fc2conv.FullyConvolutionalModel` (runs in PyTorch)."""
-        from ..pipeline import class_count
-
-        meta = model.metadata
-        count = class_count(model)
+    def _create(
+        cls,
+        name: str,
+        geometry: Geometry,
+        meta: dict,
+        outputs: list[Output],
+        choice: Any,
+        **kw: Any,
+    ) -> Runner:
+        names = meta.get("classes")
+        if choice is None:
+            index = choose_output(outputs, names, name)
+        elif isinstance(choice, int) or str(choice).lstrip("-").isdigit():
+            index = int(choice)
+            if not -len(outputs) <= index < len(outputs):
+                raise Fc2ConvError(f"{name}: no output {index}; it has {len(outputs)}")
+            index %= len(outputs)
+        else:
+            found = [i for i, output in enumerate(outputs) if output.name == choice]
+            if not found:
+                listed = ", ".join(output.name for output in outputs)
+                raise Fc2ConvError(f"{name}: no output named '{choice}'; it has: {listed}")
+            index = found[0]
+        count = outputs[index].channels or 0
         return cls(
-            model.name,
-            model.geometry,
-            _names(meta.get("classes"), count),
+            name,
+            geometry,
+            _names(names, count),
             list(meta.get("mean") or [0.0] * 3),
             list(meta.get("std") or [1.0] * 3),
             dict(meta),
-            module=model.eval(),
+            outputs=outputs,
+            output=index,
+            **kw,
         )
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike) -> Runner:
+    def from_model(cls, model: Any, output: int | str | None = None) -> Runner:
+        """A runner for a :class:`fc2conv.FullyConvolutionalModel` (runs in PyTorch)."""
+        outputs = [Output(**vars(info)) for info in model.outputs]
+        return cls._create(
+            model.name, model.geometry, model.metadata, outputs, output, module=model.eval()
+        )
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, output: int | str | None = None) -> Runner:
         """A runner for a model exported by fc2conv (runs in onnxruntime, no PyTorch)."""
         from ..export.onnx_file import read_metadata
         from ..runtime import open_session
@@ -66,16 +130,20 @@ class Runner:
                 "model with `fc2conv MODEL --out FILE.onnx` or fc2conv.export_onnx"
             )
         session = open_session(file)
-        count = session.get_outputs()[0].shape[1]
-        return cls(
-            str(meta.get("model", file.stem)),
-            meta["geometry"],
-            _names(meta.get("classes"), count if isinstance(count, int) else 0),
-            list(meta.get("mean") or [0.0] * 3),
-            list(meta.get("std") or [1.0] * 3),
-            meta,
-            session=session,
-        )
+        if "outputs" in meta:
+            outputs = [Output(**info) for info in meta["outputs"]]
+        else:  # written before fc2conv recorded its outputs: raw scores, as they were read
+            outputs = [
+                Output(
+                    value.name,
+                    value.shape[1] if isinstance(value.shape[1], int) else None,
+                    True,
+                    "scores",
+                )
+                for value in session.get_outputs()
+            ]
+        name = str(meta.get("model", file.stem))
+        return cls._create(name, meta["geometry"], meta, outputs, output, session=session)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std."""
@@ -83,10 +151,16 @@ class Runner:
         std = np.asarray(self.std, np.float32)
         return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
 
+    @property
+    def ending(self) -> str:
+        """What the chosen output ends in: softmax, log-softmax, sigmoid or scores."""
+        return self.outputs[self.output].ending if self.outputs else "scores"
+
     def logits(self, image: np.ndarray) -> np.ndarray:
-        """Class maps (classes × rows × cols) of an H×W×3 image in [0, 1]. A model that takes
-        only certain sizes (see ``Geometry.size_step``) sees the image without its last rows
-        and columns beyond the largest such size; the cells keep their image boxes."""
+        """The chosen output (classes × rows × cols) for an H×W×3 image in [0, 1], as the model
+        computes it. A model that takes only certain sizes (``Geometry.size_step``) sees the
+        image without its rows and columns beyond the largest such size; the cells keep their
+        image boxes."""
         height, width = self.geometry.usable_size(*image.shape[:2])
         self.geometry.check_input(height, width, self.name)
         image = image[:height, :width]
@@ -97,9 +171,21 @@ class Runner:
             from ..conversion.tracing import output_leaves
 
             with torch.no_grad():
-                output = output_leaves(self.module(torch.from_numpy(batch)))[0]
+                output = output_leaves(self.module(torch.from_numpy(batch)))[self.output]
             return output[0].numpy()
-        return self.session.run(None, {self.session.get_inputs()[0].name: batch})[0][0]
+        return self.session.run(None, {self.session.get_inputs()[0].name: batch})[self.output][0]
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Class probabilities per cell: the model's own softmax or sigmoid where it ends in
+        one (a sigmoid gives independent per-class probabilities), the exponential of a
+        log-softmax, and a softmax over the classes of raw scores; never a second softmax."""
+        values = self.logits(image)
+        if self.ending in ("softmax", "sigmoid"):
+            return values
+        if self.ending == "log-softmax":
+            return np.exp(values)
+        shifted = np.exp(values - values.max(axis=0, keepdims=True))
+        return shifted / shifted.sum(axis=0, keepdims=True)
 
 
 def _names(classes: Any, count: int) -> list[str]:
@@ -117,6 +203,7 @@ def open_model(
     num_classes: int | None = None,
     classes: Any = None,
     mode: str = "window",
+    output: int | str | None = None,
     progress: Any = None,
 ) -> Runner:
     """A runner for an exported ONNX file (recognised by its content, whatever its name) or for
@@ -130,7 +217,7 @@ def open_model(
         if not looks_like_onnx(model):
             raise Fc2ConvError(f"{model} is not an ONNX model; pass an .onnx file or a model name")
         with progress.step(f"loading {model} in onnxruntime"):
-            return Runner.from_onnx(model)
+            return Runner.from_onnx(model, output)
     from ..pipeline import prepare
 
     name = str(model)
@@ -144,15 +231,26 @@ def open_model(
         mode=mode,
         progress=progress,
     )
-    return Runner.from_model(prepared.converted)
+    return Runner.from_model(prepared.converted, output)
 
 
-def as_runner(model: Any) -> Runner:
-    """A Runner for a converted model, a Runner, or the path of an exported .onnx file."""
+def as_runner(model: Any, output: int | str | None = None) -> Runner:
+    """A Runner for a converted model, a Runner, or the path of an exported .onnx file;
+    ``output`` chooses the output that holds class scores (default: see ``choose_output``)."""
     if isinstance(model, Runner):
-        return model
+        if output is None:
+            return model
+        return Runner._create(
+            model.name,
+            model.geometry,
+            model.metadata,
+            model.outputs,
+            output,
+            module=model.module,
+            session=model.session,
+        )
     if isinstance(model, (str, os.PathLike)):
-        return Runner.from_onnx(model)
+        return Runner.from_onnx(model, output)
     if hasattr(model, "graph_module") and hasattr(model, "geometry"):
-        return Runner.from_model(model)
+        return Runner.from_model(model, output)
     raise TypeError(f"expected a converted model or an .onnx path, got {type(model).__name__}")
