@@ -59,9 +59,11 @@ def conversion_rows() -> list[str]:
     return rows
 
 
-def export_rows(folder: Path) -> list[str]:
+def export_rows(folder: Path, only: set[str] | None = None) -> list[str]:
     rows = []
     for name in supported_models():
+        if only and name not in only:
+            continue
         print(f"exporting {name}", flush=True)
         start = time.perf_counter()
         try:
@@ -94,7 +96,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", action="store_true", help="also export every listed model")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "zoo.md")
+    parser.add_argument(
+        "--exports-only",
+        default=None,
+        metavar="NAMES",
+        help="re-export these models (comma-separated) and print their rows; writes nothing",
+    )
     args = parser.parse_args()
+    if args.exports_only:
+        with tempfile.TemporaryDirectory() as folder:
+            for row in export_rows(Path(folder), set(args.exports_only.split(","))):
+                print(row)
+        return
     started = time.perf_counter()
     conversions = conversion_rows()
     exports: list[str] = []

@@ -242,9 +242,9 @@ def write_single_file(model: Any, target: Path, read: WeightReader) -> None:
 
 @dataclass
 class Case:
-    """Check inputs, the PyTorch outputs they must give, and PyTorch's own float32 noise there:
-    the relative error between two evaluations of the same images (batch 2 and one image at a
-    time), which differ only in the order of their float32 sums."""
+    """Check inputs, the PyTorch outputs they must give, and PyTorch's own float32 noise: the
+    relative error between evaluations of the same images that differ only in the order of
+    their float32 sums (see ``torch_onnx.reference_cases``)."""
 
     images: np.ndarray
     outputs: list[np.ndarray]
@@ -332,7 +332,7 @@ def check_file(
         if case.noise > MAX_NOISE:
             raise ExportError(
                 f"{name}: PyTorch's own float32 outputs differ by {case.noise:.1e} (relative) "
-                "between two evaluations of the same images, one at a time and as a batch: "
+                "between evaluations of the same images that differ only in their order of sums: "
                 "with these weights the model is numerically unstable, so no check can tell "
                 "onnxruntime's rounding from a wrong export; export it with trained weights"
             )
