@@ -76,20 +76,26 @@ def onnxruntime_agrees(
 ) -> float:
     """Run an exported file in onnxruntime at ``size`` (batch 2) and compare it with PyTorch:
     the relative error must be within 1e-4, or ten times PyTorch's own float32 noise (the same
-    images one at a time against the batch) where that is larger. Returns the error."""
+    images one at a time against the batch, and without oneDNN) where that is larger, as the
+    export's own check allows. Returns the error."""
+    import warnings
+
     import onnxruntime as ort
 
     images = torch.randn(
         2, converted.input_channels, *size, generator=torch.Generator().manual_seed(1)
     )
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         batched = converted(images)
         single = torch.cat([converted(images[i : i + 1]) for i in range(2)])
+        with torch.backends.mkldnn.flags(enabled=False):
+            native = converted(images)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (maps,) = session.run(None, {"images": images.numpy()})
     assert maps.shape == (2, batched.shape[1], *converted.output_size(*size))
     error = relative_error(single, torch.from_numpy(maps))
-    noise = relative_error(single, batched)
+    noise = max(relative_error(single, batched), relative_error(batched, native))
     assert error <= max(1e-4, 10 * noise), (error, noise)
     return error
 

@@ -108,8 +108,10 @@ def test_cli_heatmap_and_detect(shapes_onnx, tmp_path: Path) -> None:
     overlay = tmp_path / "overlay.png"
     result = runner.invoke(
         main,
-        ["heatmap", str(shapes_onnx), str(image), "--class", "star", "--output", "scores"]
-        + ["--out", str(overlay)],
+        [
+            *["heatmap", str(shapes_onnx), str(image), "--class", "star"],
+            *["--output", "scores", "--out", str(overlay)],
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "star: peak" in result.output and Image.open(overlay).size[0] > 300
