@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 import fc2conv
-from fc2conv.run import DEFAULT_SCALES, Runner, load_image
+from fc2conv.run import Runner, load_image
 from fc2conv.run.render import save_detections, save_heatmaps
 from fc2conv.shapes.scenes import draw_scene
 from fc2conv.shapes.spec import CLASSES
@@ -48,21 +48,17 @@ def main() -> None:
     print(f"exported {onnx_path} ({report.bytes / 1e6:.1f} MB); geometry: {report.geometry}")
 
     runner = Runner.from_onnx(onnx_path)  # everything below runs in onnxruntime
-    maps = fc2conv.heatmap(runner, pixels)
-    if args.model == "shapes":
-        shown = CLASSES[1:]
-        scales = DEFAULT_SCALES
-    else:
-        shown = maps.top_classes(4)
-        scales = (1.0, 0.75, 0.5)
+    maps = fc2conv.heatmap(runner, pixels)  # over the image pyramid (default scales)
+    shown = CLASSES[1:] if args.model == "shapes" else maps.top_classes(4)
     save_heatmaps(pixels, maps, args.out / "heatmaps.png", shown)
-    found = fc2conv.detect(runner, pixels, scales=scales)
+    found = fc2conv.detect(runner, pixels)
     save_detections(pixels, found, args.out / "detections.png")
     (args.out / "detections.json").write_text(found.to_json())
-    print(
-        f"heatmap: {maps.scores.shape[1]}x{maps.scores.shape[2]} cells for "
-        f"{pixels.shape[0]}x{pixels.shape[1]} pixels"
-    )
+    scales = ", ".join(f"{scale:.2g}" for scale in maps.scales)
+    print(f"heatmap of {pixels.shape[0]}x{pixels.shape[1]} pixels at scales {scales}")
+    for name in shown:
+        peak = maps.peak(name)
+        print(f"  {name:>10} peak {peak.score:.2f} at scale {peak.scale:.2g}")
     for item in found.as_list():
         print(f"  {item['class']:>10} {item['score']:.2f}  box {item['box']}")
     if scene is not None:

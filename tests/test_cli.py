@@ -209,7 +209,9 @@ def test_onnx_files_are_recognised_by_content(tmp_path: Path) -> None:
     image = tmp_path / "scene.png"
     Image.fromarray(np.full((80, 90, 3), 200, np.uint8)).save(image)
     for model in (exported, renamed):
-        code, output = run("heatmap", str(model), str(image), "--out", str(tmp_path / "h.png"))
+        code, output = run(
+            "heatmap", str(model), str(image), "--out", str(tmp_path / "h.png"), "--force"
+        )
         assert code == 0, output
     not_onnx = tmp_path / "notes.onnx"
     not_onnx.write_text("hello")

@@ -43,13 +43,48 @@ def test_bundled_classifier_is_exact_and_small(shapes) -> None:
 
 def test_heatmap_shapes_and_boxes(shapes) -> None:
     scene = draw_scene(3, width=200, height=150)
-    result = fc2conv.heatmap(shapes, Image.fromarray(scene.image))
+    result = fc2conv.heatmap(shapes, Image.fromarray(scene.image), scales=(1.0,))
     rows, cols = shapes.output_size(150, 200)
-    assert result.scores.shape == (len(CLASSES), rows, cols)
-    assert np.allclose(result.scores.sum(0), 1, atol=1e-5)  # softmax over classes
-    assert result.boxes.shape == (rows, cols, 4)
-    assert result.boxes[0, 1].tolist() == [8, 0, 72, 64]
+    (level,) = result.levels
+    assert level.scores.shape == (len(CLASSES), rows, cols)
+    assert np.allclose(level.scores.sum(0), 1, atol=1e-5)  # softmax over classes
+    assert level.boxes.shape == (rows, cols, 4)
+    assert level.boxes[0, 1].tolist() == [8, 0, 72, 64]
     assert result.dense("star").shape == (150, 200)
+
+
+def test_heatmap_pyramid_levels_are_the_model_on_the_resized_image(shapes) -> None:
+    """Every level is the single-scale map of the resized image, its boxes scaled back; the
+    fused map is each pixel's maximum over the levels."""
+    from fc2conv.run.images import load_image, resize
+
+    scene = draw_scene(3, width=200, height=150)
+    result = fc2conv.heatmap(shapes, scene.image)
+    assert result.scales == fc2conv.run.pyramid_scales(shapes.geometry, (150, 200))
+    assert result.scales[0] == 2.0 and len(result.scales) >= 4
+    half = next(level for level in result.levels if level.scale == 0.5)
+    small = resize(load_image(scene.image), (75, 100))
+    (alone,) = fc2conv.heatmap(shapes, small, scales=(1.0,)).levels
+    assert np.allclose(half.scores, alone.scores, atol=1e-6)
+    assert np.allclose(half.boxes, alone.boxes * 2)
+    fused = result.dense("star")
+    singles = [
+        fc2conv.heatmap(shapes, scene.image, scales=(s,)).dense("star") for s in result.scales
+    ]
+    assert np.allclose(fused, np.max(singles, axis=0), atol=1e-6)
+    peak = result.peak("star")
+    best = max(result.levels, key=lambda level: level.scores[4].max())
+    assert peak.scale == best.scale and peak.score == pytest.approx(best.scores[4].max())
+
+
+def test_a_shape_larger_than_the_window_is_hot_on_the_pyramid(shapes) -> None:
+    """The demo scene's circle (65 px, over the 64 px window) is cold at scale 1 only."""
+    scene = draw_scene(9)
+    circle = scene.boxes[list(scene.labels).index(CLASSES.index("circle"))]
+    single = fc2conv.heatmap(shapes, scene.image, scales=(1.0,)).peak("circle")
+    peak = fc2conv.heatmap(shapes, scene.image).peak("circle")
+    assert peak.score >= 0.9 > single.score
+    assert circle[0] <= peak.x <= circle[2] and circle[1] <= peak.y <= circle[3]
 
 
 def test_heatmap_accepts_arrays_tensors_and_class_subsets(shapes) -> None:
@@ -60,21 +95,28 @@ def test_heatmap_accepts_arrays_tensors_and_class_subsets(shapes) -> None:
     tensor = torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255
     from_tensor = fc2conv.heatmap(shapes, tensor, classes=[1, 5], probabilities=False)
     assert from_array.classes == ["circle", "cross"]
-    assert np.allclose(from_array.scores, from_tensor.scores, atol=1e-5)
+    for one, other in zip(from_array.levels, from_tensor.levels, strict=True):
+        assert one.scores.shape[0] == 2
+        assert np.allclose(one.scores, other.scores, atol=1e-5)
 
 
 def test_onnx_and_torch_heatmaps_agree(shapes, shapes_onnx) -> None:
     scene = draw_scene(5, width=203, height=171)
-    torch_maps = fc2conv.heatmap(shapes, scene.image).scores
-    onnx_maps = fc2conv.heatmap(shapes_onnx, scene.image).scores
-    assert np.abs(torch_maps - onnx_maps).max() < 1e-4
+    torch_maps = fc2conv.heatmap(shapes, scene.image).levels
+    onnx_maps = fc2conv.heatmap(shapes_onnx, scene.image).levels
+    for one, other in zip(torch_maps, onnx_maps, strict=True):
+        assert np.abs(one.scores - other.scores).max() < 1e-4
 
 
 def test_too_small_image_is_a_clear_error(shapes, shapes_onnx) -> None:
     tiny = np.zeros((40, 100, 3), np.uint8)
     for model in (shapes, shapes_onnx):
-        with pytest.raises(fc2conv.InputSizeError, match="input 40x100 is smaller than the 64x64"):
-            fc2conv.heatmap(model, tiny)
+        with pytest.raises(
+            fc2conv.InputSizeError,
+            match=r"image 40x100 is smaller than the 64x64 minimum at every scale of \(1.0,\); add a scale of at least 1.60",
+        ):
+            fc2conv.heatmap(model, tiny, scales=(1.0,))
+        assert fc2conv.heatmap(model, tiny).scales == (2.0, 1.6)  # the default pyramid fits
 
 
 def test_detect_says_which_scale_a_small_image_needs(shapes) -> None:
@@ -89,8 +131,10 @@ def test_detect_finds_the_shapes_of_a_scene(shapes) -> None:
     found = fc2conv.detect(shapes, scene.image)
     assert len(found) >= len(scene.labels) - 1
     assert set(found.labels.tolist()) <= set(range(1, len(CLASSES)))  # never background
-    items = json.loads(found.to_json())
-    assert {"box", "score", "label", "class"} <= set(items[0])
+    data = json.loads(found.to_json())
+    assert {"box", "score", "label", "class"} <= set(data["detections"][0])
+    assert data["image_size"] == [480, 640] and data["model"] == "shapes"
+    assert data["scales"][0] == pytest.approx(1.25**3, abs=1e-4)
 
 
 def test_quality_on_seeded_scenes(shapes_onnx) -> None:
@@ -122,10 +166,11 @@ def test_cli_heatmap_and_detect(shapes_onnx, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert Image.open(boxes).size == (640, 480)
-    assert len(json.loads(data.read_text())) >= 4
+    assert len(json.loads(data.read_text())["detections"]) >= 4
 
     result = runner.invoke(
-        main, ["heatmap", "shapes", str(image), "--class", "hexagon", "--out", str(overlay)]
+        main,
+        ["heatmap", "shapes", str(image), "--class", "hexagon", "--out", str(overlay), "--force"],
     )
     assert result.exit_code == 1 and "no class 'hexagon'" in result.output
 
@@ -152,7 +197,7 @@ def test_demo_writes_its_pictures(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for picture in ("scene.png", "heatmaps.png", "detections.png"):
         assert Image.open(tmp_path / picture).size[0] >= 640
-    found = json.loads((tmp_path / "detections.json").read_text())
+    found = json.loads((tmp_path / "detections.json").read_text())["detections"]
     assert {item["class"] for item in found} == {"circle", "square", "triangle", "star", "cross"}
 
 
@@ -173,11 +218,11 @@ def test_multi_output_model_reads_its_class_scores_and_no_second_softmax(tmp_pat
     with torch.no_grad():
         expected = converted(torch.from_numpy(image.transpose(2, 0, 1))[None])[1][0].numpy()
     for model in (converted, path):
-        maps = fc2conv.heatmap(model, image)
+        (maps,) = fc2conv.heatmap(model, image, scales=(1.0,)).levels
         assert maps.scores.shape == (2, *converted.output_size(60, 50))
         assert np.allclose(maps.scores, expected, atol=1e-5)  # no second softmax
         boxes = fc2conv.heatmap(model, image, output="output_0", probabilities=False)
-        assert boxes.scores.shape[0] == 4
+        assert boxes.levels[0].scores.shape[0] == 4
     import onnx
 
     assert [o.name for o in onnx.load(str(path)).graph.output] == ["output_0", "output_1"]
@@ -203,7 +248,8 @@ def test_ambiguous_outputs_are_listed_and_chosen_by_name() -> None:
     message = str(info.value)
     assert "cannot tell which output holds the class scores" in message
     assert "0: species (3 channels, scores), 1: colour (3 channels, scores)" in message
-    assert fc2conv.heatmap(converted, image, output="colour").scores.shape == (3, 5, 5)
+    colour = fc2conv.heatmap(converted, image, output="colour", scales=(1.0,))
+    assert colour.levels[0].scores.shape == (3, 5, 5)
     with pytest.raises(fc2conv.Fc2ConvError, match="no output named 'size'"):
         fc2conv.heatmap(converted, image, output="size")
 
@@ -215,6 +261,7 @@ def test_sigmoid_heads_give_per_class_probabilities() -> None:
 
     converted = fc2conv.convert(MultiLabel(), (16, 16))
     assert converted.outputs[0].ending == "sigmoid"
-    maps = fc2conv.heatmap(converted, np.random.default_rng(1).random((20, 20, 3)))
+    image = np.random.default_rng(1).random((20, 20, 3))
+    (maps,) = fc2conv.heatmap(converted, image, scales=(1.0,)).levels
     assert not np.allclose(maps.scores.sum(0), 1)  # independent, not a softmax
     assert maps.scores.min() > 0 and maps.scores.max() < 1

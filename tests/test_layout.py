@@ -42,9 +42,12 @@ TORCH_FREE = [
     "run.detection",
     "run.heatmaps",
     "run.images",
+    "run.pyramid",
     "run.render",
     "run.runner",
     "cli",
+    "cli.options",
+    "cli.run",
 ]
 
 

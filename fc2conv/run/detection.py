@@ -4,27 +4,30 @@ covers object sizes, and per-class non-maximum suppression merges the windows.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputSizeError
+from ..errors import Fc2ConvError
 from .boxes import area, batched_nms, intersection
-from .images import ImageLike, load_image, resize
-from .runner import as_runner
+from .images import ImageLike, load_image
+from .pyramid import DEFAULT_MAX_SIZE, pyramid
+from .runner import as_runner, class_index
 
-__all__ = ["DEFAULT_SCALES", "Detections", "detect"]
-
-DEFAULT_SCALES = (1.5, 1.25, 1.0, 0.8, 0.64, 0.5)
+__all__ = ["Detections", "detect"]
 
 
 @dataclass
 class Detections:
+    """The boxes found in one image, best first, with how they were found."""
+
     boxes: np.ndarray  # N×4, x1 y1 x2 y2 in image pixels
     scores: np.ndarray  # N
     labels: np.ndarray  # N, class indices
     classes: list[str]
+    settings: dict[str, Any] = field(default_factory=dict)  #: model, image size, thresholds, scales
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -41,47 +44,54 @@ class Detections:
         ]
 
     def to_json(self) -> str:
-        return json.dumps(self.as_list(), indent=2)
+        """The settings (model, image size, thresholds, scales) and the detections, as JSON."""
+        return json.dumps({**self.settings, "detections": self.as_list()}, indent=2)
 
 
 def detect(
     model: Any,
     image: ImageLike,
     *,
-    scales: tuple[float, ...] = DEFAULT_SCALES,
+    scales: Sequence[float] | None = None,
     score_threshold: float = 0.6,
     iou_threshold: float = 0.3,
+    max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
 ) -> Detections:
     """Boxes, scores and labels of the objects in ``image``.
 
-    Each scale resizes the image and runs the model once; every cell whose class probability
-    (see :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that
-    holds the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's ``box_fraction``
-    metadata, the share of a window its objects filled in training; 1 when unknown). Proposals
-    are merged per class by non-maximum suppression; then a box that overlaps a better one of
-    another class (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label.
-    A class named in the ``background`` metadata is never reported.
+    Each scale of the image pyramid resizes the image and runs the model once; the default
+    scales go from 2× (objects of half a window) down to the scale at which the image is one
+    window, in steps of 1.25 (see :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger
+    than ``max_size`` pixels on its longer side. Every cell whose class probability (see
+    :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that holds
+    the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's
+    ``box_fraction`` metadata, the share of a window its objects filled in training; 1 when
+    unknown). Proposals are merged per class by non-maximum suppression; then a box that
+    overlaps a better one of another class (IoU ≥ 0.5, or mostly inside it) is dropped: one
+    object, one label. The class named in the ``background`` metadata is never reported.
     """
+    for name, value in (("score", score_threshold), ("IoU", iou_threshold)):
+        if not 0 <= value <= 1:
+            raise Fc2ConvError(f"the {name} threshold must lie in [0, 1], got {value}")
     runner = as_runner(model, output)
     pixels = load_image(image)
     height, width = pixels.shape[:2]
     fraction = float(runner.metadata.get("box_fraction", 1.0))
     background = runner.metadata.get("background")
-    min_h, min_w = runner.geometry.min_size
-    sizes = {scale: (round(height * scale), round(width * scale)) for scale in scales}
-    usable = {scale: size for scale, size in sizes.items() if size[0] >= min_h and size[1] >= min_w}
-    if not usable:
-        needed = max(min_h / height, min_w / width)
-        raise InputSizeError(
-            f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
-            f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
-        )
+    if background is not None:
+        background = class_index(runner.classes, background)
     all_boxes, all_scores, all_labels = [], [], []
-    for scale, size in usable.items():
-        probabilities = runner.probabilities(resize(pixels, size))
-        rows, cols = probabilities.shape[-2:]
-        cells = runner.geometry.cell_boxes(rows, cols) / scale
+    settings: dict[str, Any] = {
+        "model": runner.name,
+        "image_size": [height, width],
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "scales": [],
+    }
+    for level in pyramid(runner, pixels, scales, step=1.25, max_size=max_size):
+        settings["scales"].append(round(level.scale, 4))
+        probabilities, cells = level.scores, level.boxes
         centre = (cells[..., :2] + cells[..., 2:]) / 2
         half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
         boxes = np.concatenate([centre - half, centre + half], axis=-1)
@@ -99,6 +109,7 @@ def detect(
             np.zeros(0, np.float32),
             np.zeros(0, np.int64),
             list(runner.classes),
+            settings,
         )
     boxes = np.concatenate(all_boxes).astype(np.float32)
     scores = np.concatenate(all_scores).astype(np.float32)
@@ -109,7 +120,7 @@ def detect(
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    return Detections(boxes, scores, labels, list(runner.classes))
+    return Detections(boxes, scores, labels, list(runner.classes), settings)
 
 
 def _suppress_contained(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6) -> np.ndarray:

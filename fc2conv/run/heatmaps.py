@@ -1,42 +1,34 @@
-"""Class heatmaps: per-class score maps of an image of any size, with every cell's image box."""
+"""Class heatmaps: per-class score maps of an image of any size over an image pyramid, with every
+cell's box in the image, fused into one map per class in image pixels."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import Fc2ConvError
 from .images import ImageLike, load_image
-from .runner import as_runner
+from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
+from .runner import as_runner, class_index
 
-__all__ = ["Heatmap", "class_index", "heatmap"]
-
-
-def class_index(classes: list[str], name: str | int) -> int:
-    """Index of a class given by name or index; unknown names list the classes there are."""
-    if isinstance(name, (int, np.integer)):
-        if not -len(classes) <= name < len(classes):
-            raise Fc2ConvError(f"class index {name} is out of range: there are {len(classes)}")
-        return int(name)
-    if name not in classes:
-        shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
-        raise Fc2ConvError(f"no class '{name}'; pass one of: {shown}")
-    return classes.index(name)
+__all__ = ["Heatmap", "Peak", "heatmap"]
 
 
-def _bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``grid`` resampled to height×width with its corner cells on the corner pixels."""
-
-    def positions(count: int, size: int) -> np.ndarray:
-        return np.linspace(0, size - 1, count) if size > 1 else np.zeros(count)
-
-    rows, cols = grid.shape
-    by_row = np.stack([np.interp(positions(width, cols), np.arange(cols), r) for r in grid])
-    return np.stack(
-        [np.interp(positions(height, rows), np.arange(rows), c) for c in by_row.T], axis=1
-    )
+def _interpolation(positions: np.ndarray, count: int) -> np.ndarray:
+    """A len(positions) × count matrix that interpolates linearly between ``count`` samples at
+    the (fractional) sample ``positions``, holding the end samples beyond the ends."""
+    positions = np.clip(positions, 0, count - 1)
+    low = np.floor(positions).astype(np.int64)
+    high = np.minimum(low + 1, count - 1)
+    weight = positions - low
+    matrix = np.zeros((len(positions), count))
+    rows = np.arange(len(positions))
+    np.add.at(matrix, (rows, low), 1 - weight)
+    np.add.at(matrix, (rows, high), weight)
+    return matrix
 
 
 def _neighbourhood_max(grid: np.ndarray, size: int) -> np.ndarray:
@@ -47,56 +39,112 @@ def _neighbourhood_max(grid: np.ndarray, size: int) -> np.ndarray:
     return windows.max(axis=(-2, -1))
 
 
+class Peak(NamedTuple):
+    """A class's best cell: its box centre (x, y), score, box (x1, y1, x2, y2) and the scale
+    it was found at."""
+
+    x: float
+    y: float
+    score: float
+    box: tuple[float, float, float, float]
+    scale: float
+
+
 @dataclass
 class Heatmap:
-    """Scores (classes × rows × cols), the class names, and each cell's box (rows × cols × 4,
-    x1 y1 x2 y2 in image pixels) for an image of ``image_size`` (height, width)."""
+    """The class maps of an image of ``image_size`` (height, width) at each scale of the
+    pyramid (``levels``), with the class names. ``stride`` and ``window`` are the model's, in
+    the pixels of a level (divide by a level's scale for image pixels); ``probabilities`` says
+    whether the scores are class probabilities or the model's raw output."""
 
-    scores: np.ndarray
+    levels: list[Level]
     classes: list[str]
-    boxes: np.ndarray
     image_size: tuple[int, int]
     stride: tuple[int, int]
     window: tuple[int, int]
+    probabilities: bool = True
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        return tuple(level.scale for level in self.levels)
 
     def index(self, name: str | int) -> int:
         return class_index(self.classes, name)
 
-    def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
-        """One class's scores spread over the image (H×W): each cell's score sits at its box
-        centre, interpolated bilinearly in between and held constant beyond. ``spread`` > 1
-        first takes the maximum over ``spread``×``spread`` neighbouring cells (odd), so that
-        sharp maps show as blobs of about an object's size."""
-        grid = self.scores[self.index(name)].astype(np.float64)
-        if spread > 1:
-            grid = _neighbourhood_max(grid, spread | 1)
+    def _level_dense(self, level: Level, grid: np.ndarray) -> np.ndarray:
         height, width = self.image_size
-        centres = (self.boxes[..., :2] + self.boxes[..., 2:]) / 2
-        top, left = centres[0, 0, 1], centres[0, 0, 0]
-        bottom, right = centres[-1, -1, 1], centres[-1, -1, 0]
-        span_h = max(1, round(bottom - top) + 1)
-        span_w = max(1, round(right - left) + 1)
-        inner = _bilinear(grid, span_h, span_w)
-        pad_top = max(0, round(top))
-        pad_left = max(0, round(left))
-        pad_bottom = max(0, height - pad_top - span_h)
-        pad_right = max(0, width - pad_left - span_w)
-        full = np.pad(inner, ((pad_top, pad_bottom), (pad_left, pad_right)), mode="edge")
-        return full[:height, :width].astype(np.float32)
+        centres = (level.boxes[..., :2] + level.boxes[..., 2:]) / 2
+        (left, top), (right, bottom) = centres[0, 0], centres[-1, -1]
+        rows, cols = grid.shape
+        step_y = (bottom - top) / (rows - 1) if rows > 1 else 1.0
+        step_x = (right - left) / (cols - 1) if cols > 1 else 1.0
+        down = _interpolation((np.arange(height) + 0.5 - top) / step_y, rows)
+        across = _interpolation((np.arange(width) + 0.5 - left) / step_x, cols)
+        return down @ grid @ across.T
 
-    def top_classes(self, count: int, exclude: int | None = None) -> list[str]:
+    def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
+        """One class's scores over the image (H×W, float32), fused over the pyramid: at each
+        level every cell's score sits at its box centre, interpolated linearly in between and
+        held beyond; each pixel takes the maximum over the levels. ``spread`` > 1 first takes
+        the maximum over ``spread``×``spread`` neighbouring cells (odd), so that sharp maps
+        show as blobs of about an object's size."""
+        index = self.index(name)
+        fused = np.full(self.image_size, -np.inf)
+        for level in self.levels:
+            grid = level.scores[index].astype(np.float64)
+            if spread > 1:
+                grid = _neighbourhood_max(grid, spread | 1)
+            np.maximum(fused, self._level_dense(level, grid), out=fused)
+        return fused.astype(np.float32)
+
+    def _peaks(self) -> np.ndarray:
+        """Every class's best score over all levels."""
+        return np.max(
+            [level.scores.reshape(len(self.classes), -1).max(1) for level in self.levels], 0
+        )
+
+    def top_classes(self, count: int, exclude: int | str | None = None) -> list[str]:
         """The ``count`` classes with the highest peaks, best first, leaving out ``exclude``
-        (e.g. the background class)."""
-        peaks = self.scores.reshape(len(self.classes), -1).max(1)
-        order = [int(i) for i in np.argsort(-peaks, kind="stable") if int(i) != exclude]
+        (e.g. the background class, by name or index)."""
+        skip = self.index(exclude) if exclude is not None else None
+        order = [int(i) for i in np.argsort(-self._peaks(), kind="stable") if int(i) != skip]
         return [self.classes[i] for i in order[:count]]
 
-    def peak(self, name: str | int) -> tuple[float, float, float]:
-        """(x, y, score) of the best cell's box centre for one class."""
-        scores = self.scores[self.index(name)]
+    def peak(self, name: str | int) -> Peak:
+        """The best cell of one class over all levels."""
+        index = self.index(name)
+        best = max(self.levels, key=lambda level: float(level.scores[index].max()))
+        scores = best.scores[index]
         row, col = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        box = self.boxes[row, col]
-        return float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2, float(scores[row, col])
+        box = tuple(float(v) for v in best.boxes[row, col])
+        centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        return Peak(centre_x, centre_y, float(scores[row, col]), box, best.scale)  # type: ignore[arg-type]
+
+    def as_dict(self, classes: Sequence[str | int] | None = None) -> dict[str, Any]:
+        """The heatmap as JSON-ready data: image size, the model's stride and window, each
+        level's scale and map size, and each class's peak (score, centre, box, scale)."""
+        chosen = list(classes) if classes is not None else list(self.classes)
+        peaks = {}
+        for name in chosen:
+            peak = self.peak(name)
+            peaks[self.classes[self.index(name)]] = {
+                "score": round(peak.score, 4),
+                "x": round(peak.x, 1),
+                "y": round(peak.y, 1),
+                "box": [round(v, 1) for v in peak.box],
+                "scale": round(peak.scale, 4),
+            }
+        return {
+            "image_size": list(self.image_size),
+            "scores": "probabilities" if self.probabilities else "model output",
+            "stride": list(self.stride),
+            "window": list(self.window),
+            "levels": [
+                {"scale": round(level.scale, 4), "map_size": list(level.scores.shape[1:])}
+                for level in self.levels
+            ],
+            "peaks": peaks,
+        }
 
 
 def heatmap(
@@ -104,11 +152,17 @@ def heatmap(
     image: ImageLike,
     *,
     classes: list[str | int] | None = None,
+    scales: Sequence[float] | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
     probabilities: bool = True,
 ) -> Heatmap:
-    """Per-class maps of ``image`` (any size ≥ the model's minimum; no centre crop).
+    """Per-class maps of ``image`` over an image pyramid (no centre crop).
 
+    ``scales`` are the sizes the image is run at, relative to it; the default goes from 2×
+    (objects of half a window) down to the scale at which the image is one window, in steps of
+    √2 (see :func:`~fc2conv.run.pyramid.pyramid_scales`); ``scales=(1.0,)`` gives the model's
+    own single map. No level is larger than ``max_size`` pixels on its longer side.
     ``model`` is a converted model, a :class:`~fc2conv.run.runner.Runner`, or an exported .onnx
     file; ``output`` chooses which of its outputs holds the class scores (default: the one that
     does, see :func:`~fc2conv.run.runner.choose_output`). Preprocessing (mean/std) comes from
@@ -117,18 +171,20 @@ def heatmap(
     """
     runner = as_runner(model, output)
     pixels = load_image(image)
-    scores = runner.probabilities(pixels) if probabilities else runner.logits(pixels)
-    rows, cols = scores.shape[-2:]
-    boxes = runner.geometry.cell_boxes(rows, cols)
     names = list(runner.classes)
-    if classes is not None:
-        keep = [class_index(names, c) for c in classes]
-        scores, names = scores[keep], [names[i] for i in keep]
+    keep = [class_index(names, c) for c in classes] if classes is not None else None
+    levels = []
+    for level in pyramid(
+        runner, pixels, scales, step=math.sqrt(2), max_size=max_size, probabilities=probabilities
+    ):
+        if keep is not None:
+            level.scores = level.scores[keep]
+        levels.append(level)
     return Heatmap(
-        scores,
-        names,
-        boxes,
+        levels,
+        [names[i] for i in keep] if keep is not None else names,
         (pixels.shape[0], pixels.shape[1]),
         runner.geometry.stride,
         runner.geometry.window,
+        probabilities,
     )

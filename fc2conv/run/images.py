@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import Fc2ConvError
 
@@ -16,22 +16,37 @@ __all__ = ["ImageLike", "load_image", "resize"]
 ImageLike = Any
 
 
+def _from_pil(image: Image.Image) -> np.ndarray:
+    """A PIL image upright (its EXIF orientation applied) as H×W×3 floats in [0, 1]: 16- and
+    32-bit grey scaled by their own range, every other mode (palette, CMYK, grey with alpha,
+    …) through PIL's conversion to RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16") or image.mode == "I":
+        return _from_array(np.asarray(image).astype(np.float32)[:, :, None] / 65535)
+    if image.mode == "F":
+        return _from_array(np.asarray(image, dtype=np.float32)[:, :, None])
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+
 def load_image(image: ImageLike) -> np.ndarray:
     """Any supported image as an H×W×3 float32 array in [0, 1]."""
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError) as exc:
+                return _from_pil(opened)
+        except (OSError, ValueError, SyntaxError) as exc:
             raise Fc2ConvError(f"cannot read image {image}: {exc}") from exc
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+        return _from_pil(image)
     if hasattr(image, "detach") and hasattr(image, "permute"):  # a torch tensor
         tensor = image.detach().cpu()
         if tensor.dim() == 3 and tensor.shape[0] in (1, 3) and tensor.shape[-1] not in (1, 3):
             tensor = tensor.permute(1, 2, 0)
         image = tensor.numpy()
-    array = np.asarray(image)
+    return _from_array(np.asarray(image))
+
+
+def _from_array(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
@@ -40,7 +55,15 @@ def load_image(image: ImageLike) -> np.ndarray:
         array = np.repeat(array, 3, axis=2)
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255
-    return array.astype(np.float32)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535
+    array = array.astype(np.float32)
+    if array.size and not (float(array.min()) >= -1e-3 and float(array.max()) <= 1 + 1e-3):
+        raise Fc2ConvError(
+            f"image values must lie in [0, 1] for floats (uint8 and uint16 arrays are scaled), "
+            f"got {float(array.min()):g} to {float(array.max()):g}"
+        )
+    return array.clip(0, 1)
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

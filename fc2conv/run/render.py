@@ -15,7 +15,7 @@ from matplotlib import patches
 from .detection import Detections
 from .heatmaps import Heatmap
 
-__all__ = ["save_detections", "save_heatmaps"]
+__all__ = ["picture_formats", "save_detections", "save_heatmaps"]
 
 
 def save_heatmaps(
@@ -24,16 +24,26 @@ def save_heatmaps(
     path: str | os.PathLike,
     classes: Sequence[str | int] | None = None,
     columns: int = 3,
+    full_size: bool = False,
 ) -> None:
-    """The image with one class's heatmap per panel, overlaid with a colour map and a colour bar;
-    a white ring marks each class's peak."""
+    """The image with one class's heatmap per panel (fused over the pyramid), overlaid with a
+    colour map and a labelled colour bar; a white ring marks each class's peak. ``full_size``:
+    each panel shows the image at its own size in pixels (else about 420 pixels wide)."""
     chosen = list(classes) if classes is not None else list(result.classes)
     rows = (len(chosen) + columns - 1) // columns
     width = min(columns, len(chosen))
-    figure, axes = plt.subplots(rows, width, figsize=(4.2 * width, 3.4 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
+    height, image_width = image.shape[:2]
+    panel = image_width / 100 + 0.8 if full_size else 4.2
+    figure, axes = plt.subplots(
+        rows,
+        width,
+        figsize=(panel * width, panel * height / image_width * rows + 0.4 * rows),
+        squeeze=False,
+    )
+    for axis in axes.flat[len(chosen) :]:
+        figure.delaxes(axis)  # no empty panels
     for axis, name in zip(axes.flat, chosen, strict=False):
+        axis.axis("off")
         # fine maps (small stride) of position-sensitive classifiers are sharp: widen each peak
         # to about an object's size; coarse maps are smooth already
         fine = result.stride[0] < 16
@@ -41,19 +51,18 @@ def save_heatmaps(
         dense = result.dense(name, spread)
         # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
         # (probabilities=False) from their minimum to their maximum
-        probabilities = result.scores.min() >= 0 and result.scores.max() <= 1
-        low = 0.0 if probabilities else float(dense.min())
-        high = 1.0 if probabilities else max(float(dense.max()), low + 1e-6)
+        low = 0.0 if result.probabilities else float(dense.min())
+        high = 1.0 if result.probabilities else max(float(dense.max()), low + 1e-6)
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
         colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
         axis.imshow(image.mean(axis=2), cmap="gray", vmin=0, vmax=1.6)  # dimmed, for contrast
         axis.imshow(colours)
         shown = plt.cm.ScalarMappable(cmap="turbo", norm=matplotlib.colors.Normalize(low, high))
-        x, y, score = result.peak(name)
+        peak = result.peak(name)
         axis.plot(
-            [x],
-            [y],
+            [peak.x],
+            [peak.y],
             marker="o",
             markerfacecolor="none",
             markeredgecolor="white",
@@ -61,8 +70,10 @@ def save_heatmaps(
             mew=1.2,
         )
         label = result.classes[result.index(name)]
-        axis.set_title(f"{label} (peak {score:.2f})", fontsize=10)
-        figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
+        where = f", scale {peak.scale:.2g}" if len(result.levels) > 1 else ""
+        axis.set_title(f"{label} (peak {peak.score:.2f}{where})", fontsize=10)
+        bar = figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
+        bar.set_label("probability" if result.probabilities else "score", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -76,6 +87,17 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
     axis.imshow(image)
     axis.axis("off")
     colours = plt.get_cmap("tab10")
+    if not len(detections):
+        axis.text(
+            width / 2,
+            height / 2,
+            "no detections",
+            color="white",
+            fontsize=14,
+            ha="center",
+            va="center",
+            bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"},
+        )
     for box, score, label in zip(
         detections.boxes, detections.scores, detections.labels, strict=True
     ):
@@ -95,3 +117,10 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
         )
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def picture_formats() -> set[str]:
+    """The file extensions matplotlib can write a picture as (png, jpg, pdf, svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import Fc2ConvError
 from ..geometry import Geometry
 
-__all__ = ["Output", "Runner", "as_runner", "choose_output", "open_model"]
+__all__ = ["Output", "Runner", "as_runner", "choose_output", "class_index", "open_model"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,21 @@ def choose_output(outputs: list[Output], classes: list[str] | None, name: str) -
         f"{name}: cannot tell which output holds the class scores; choose one with "
         f"output= (--output), by index or name: {listed}"
     )
+
+
+def class_index(classes: list[str], name: str | int) -> int:
+    """Index of a class given by name or index (a number as text counts as an index where no
+    class has that name); unknown names list the classes there are."""
+    if isinstance(name, str) and name not in classes and name.lstrip("-").isdigit():
+        name = int(name)
+    if isinstance(name, (int, np.integer)):
+        if not -len(classes) <= name < len(classes):
+            raise Fc2ConvError(f"class index {name} is out of range: there are {len(classes)}")
+        return int(name) % len(classes)
+    if name not in classes:
+        shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
+        raise Fc2ConvError(f"no class '{name}'; pass one of: {shown}")
+    return classes.index(name)
 
 
 @dataclass

@@ -15,8 +15,9 @@ from ..run.detection import detect
 from ..run.heatmaps import heatmap
 from ..run.runner import as_runner
 from .scenes import draw_scene
+from .spec import INPUT_SIZE
 
-__all__ = ["HEATMAP_SIZES", "Quality", "evaluate"]
+__all__ = ["SIZES", "Quality", "evaluate"]
 
 
 @dataclass
@@ -42,22 +43,21 @@ class Quality:
         return self.peaks_inside / self.peaks if self.peaks else 0.0
 
 
-#: heatmaps are single-scale: their scenes hold shapes of the classifier's own scale
-HEATMAP_SIZES = (34.0, 54.0)
+#: shapes from half the window to 1.5 windows (the window is 64 px)
+SIZES = (0.5 * INPUT_SIZE, 1.5 * INPUT_SIZE)
 
 
 def evaluate(model: Any, seeds: range, iou: float = 0.5) -> Quality:
     """Detection precision/recall at ``iou`` and heatmap peak placement over seeded scenes.
 
-    ``model`` is a converted shapes model or its .onnx file. Detection scenes hold shapes of
-    30–80 px (the image pyramid covers them); heatmap scenes hold shapes of 34–54 px, the scale a
-    single-scale heatmap sees. A class's heatmap peak counts when it lies inside a shape of
-    that class.
+    ``model`` is a converted shapes model or its .onnx file. Scenes hold shapes of 32–96 px
+    (half a window to 1.5 windows); detection and heatmaps run their default image pyramids.
+    A class's heatmap peak counts when it lies inside a shape of that class.
     """
     runner = as_runner(model)
     tally = Quality(0, 0, 0, 0, 0, 0)
     for seed in seeds:
-        scene = draw_scene(seed)
+        scene = draw_scene(seed, sizes=SIZES)
         found = detect(runner, scene.image)
         truth = scene.boxes
         matched: set[int] = set()
@@ -75,13 +75,12 @@ def evaluate(model: Any, seeds: range, iou: float = 0.5) -> Quality:
                 tally.false_positives += 1
         tally.objects += len(truth)
         tally.scenes += 1
-        small = draw_scene(seed, sizes=HEATMAP_SIZES)
-        maps = heatmap(runner, small.image)
-        for label in sorted(set(small.labels.tolist())):
-            x, y, _ = maps.peak(int(label))
+        maps = heatmap(runner, scene.image)
+        for label in sorted(set(scene.labels.tolist())):
+            x, y = maps.peak(int(label))[:2]
             tally.peaks += 1
             tally.peaks_inside += any(
-                small.labels[i] == label and b[0] <= x <= b[2] and b[1] <= y <= b[3]
-                for i, b in enumerate(small.boxes)
+                scene.labels[i] == label and b[0] <= x <= b[2] and b[1] <= y <= b[3]
+                for i, b in enumerate(scene.boxes)
             )
     return tally

@@ -1,0 +1,107 @@
+"""The ``fc2conv`` command: parse, call the Python API, print."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import Fc2ConvError
+from .options import Reporter, handles_errors, model_options, quiet_option
+from .run import detect, heatmap
+
+
+class ModelFirstGroup(click.Group):
+    """``fc2conv MODEL --out PATH`` runs ``export``; other first words are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = args[0] if args else None
+        if first and first not in self.commands and not first.startswith("-"):
+            from ..sources import known_names
+
+            close = difflib.get_close_matches(first, list(self.commands), n=1, cutoff=0.75)
+            if close and first not in known_names() and not Path(first).exists():
+                ctx.fail(f"no such command '{first}'; did you mean {close[0]}?")
+            args = ["export", *args]
+        return super().parse_args(ctx, args)
+
+
+class ExportCommand(click.Command):
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage("fc2conv", "MODEL --out PATH [OPTIONS]")
+
+
+@click.group(cls=ModelFirstGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fc2conv")
+def main() -> None:
+    """Turn an image classifier into a fully convolutional network and export it to ONNX:
+    `fc2conv MODEL --out PATH` (export); the other commands list, inspect and run models."""
+
+
+@main.command(cls=ExportCommand)
+@click.argument("model")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@model_options
+@click.option("--opset", default=18, show_default=True, type=click.IntRange(18, None))
+@click.option("--rtol", default=1e-4, show_default=True, help="Relative error allowed.")
+@click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@quiet_option
+@handles_errors
+def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) -> None:
+    """Convert MODEL and write a dynamic-size ONNX model to --out.
+
+    The PyTorch part (loading, converting, verifying, exporting) runs in a child process; the
+    written file is checked here once that process has ended.
+    """
+    from ..export import export_model
+    from ..export.onnx_file import looks_like_onnx
+
+    if Path(model).is_file() and looks_like_onnx(model):
+        raise Fc2ConvError(f"{model}: converting ONNX classifiers is not supported yet")
+    report = Reporter(quiet)
+    report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
+
+
+@main.command("list")
+def list_models() -> None:
+    """The models fc2conv converts, their input size, and whether their weights are here."""
+    from ..sources import model_entries
+
+    click.echo(f"{'model':<22} {'input':>9}  pretrained weights")
+    for entry in model_entries():
+        size = f"{entry.input_size[0]}x{entry.input_size[1]}"
+        cached = "cached" if entry.weights_cached else "not downloaded"
+        click.echo(f"{entry.name:<22} {size:>9}  {cached}")
+
+
+@main.command()
+@click.argument("model")
+@model_options
+@handles_errors
+def inspect(
+    model: str, weights: str, input_size: Any, input_channels: Any, mode: str, **classes: Any
+) -> None:
+    """Show the rewrite plan and the geometry of MODEL, without exporting."""
+    from ..conversion import convert, plan
+    from ..sources import load_model
+
+    loaded = load_model(model, weights, num_classes=classes["num_classes"])
+    size = input_size or loaded.input_size
+    options = {"mode": mode, "name": model, "input_channels": input_channels}
+    the_plan = plan(loaded.model, size, **options)
+    click.echo(str(the_plan))
+    if the_plan.convertible:
+        from ..conversion.receptive import receptive_field
+
+        converted = convert(loaded.model, size, inplace=True, **options)
+        click.echo(f"geometry: {converted.geometry}")
+        (top, left), (height, width) = receptive_field(converted)
+        click.echo(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")
+
+
+main.add_command(heatmap)
+main.add_command(detect)

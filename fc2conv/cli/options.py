@@ -1,0 +1,147 @@
+"""What the commands share: option declarations, error handling, and writing output files
+all together or not at all."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import Fc2ConvError
+from ..progress import ConsoleProgress as Reporter
+
+__all__ = [
+    "Reporter",
+    "check_output",
+    "handles_errors",
+    "model_options",
+    "output_files",
+    "quiet_option",
+    "scales_option",
+]
+
+
+def _size(ctx: click.Context | None, param: object, text: str | None) -> tuple[int, int] | None:
+    found = re.fullmatch(r"([1-9]\d*)(?:[x,]([1-9]\d*))?", (text or "").lower())
+    if text is not None and not found:
+        raise click.BadParameter(f"'{text}' is not a size like 224 or 224x224")
+    return (int(found[1]), int(found[2] or found[1])) if found else None
+
+
+def scales_option(step: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--scales",
+        callback=_scales,
+        metavar="S1,S2,...",
+        help=f"Image pyramid scales [default: from 2 down to the image as one window, in steps "
+        f"of {step}].",
+    )
+
+
+def _scales(ctx: click.Context | None, param: object, text: str | None) -> tuple[float, ...] | None:
+    try:
+        scales = tuple(float(s) for s in text.split(",")) if text else None
+    except ValueError:
+        scales = ()
+    if scales is not None and (not scales or not all(0 < s < float("inf") for s in scales)):
+        raise click.BadParameter(f"'{text}' is not a list of positive numbers like 1.0,0.8")
+    return scales
+
+
+def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """A problem the user can fix is one line on stderr and exit code 1 (tracebacks: --debug)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, debug: bool, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except Fc2ConvError as exc:
+            if debug:
+                click.echo(getattr(exc, "details", ""), err=True, nl=False)
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing was written", err=True)
+            sys.exit(130)
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(run)
+
+
+def model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--weights, --input-size, --input-channels, --mode: how a model name is converted."""
+    options = [
+        click.option(
+            "--weights",
+            default="DEFAULT",
+            show_default=True,
+            metavar="DEFAULT|none|PATH",
+            help="DEFAULT: torchvision's pretrained weights (torch hub cache); none: random; "
+            "PATH: a state-dict file (.pth, .pt, .safetensors).",
+        ),
+        click.option(
+            "--input-size",
+            default=None,
+            metavar="HxW",
+            callback=_size,
+            help="Canonical input size of the classifier [default: the model's own].",
+        ),
+        click.option(
+            "--input-channels",
+            type=click.IntRange(1, None),
+            default=None,
+            help="Channels of the input images [default: from the model].",
+        ),
+        click.option(
+            "--num-classes", type=click.IntRange(1, None), help="Classes of your weights."
+        ),
+        click.option("--classes", type=click.Path(exists=True), help="File: a class name a line."),
+        click.option(
+            "--mode",
+            type=click.Choice(["window", "cam"]),
+            default="window",
+            show_default=True,
+            help="window: one cell per canonical-size window; cam: class-activation map.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+
+
+def check_output(path: Path, force: bool, kind: str = "file") -> None:
+    """Refuse, before any work, an output that cannot be written or would replace a file
+    without ``--force``."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise Fc2ConvError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise Fc2ConvError(f"cannot write {path}: folder {folder} is not writable")
+    if path.is_dir():
+        raise Fc2ConvError(f"cannot write {path}: it is a folder; name a {kind}")
+    if path.exists() and not force:
+        raise Fc2ConvError(f"{path} exists; pass --force to replace it")
+
+
+@contextmanager
+def output_files(paths: list[Path]) -> Iterator[list[Path]]:
+    """Temporary names next to ``paths`` (same suffix) to write into; they replace ``paths``
+    only when the block ends without an error, else they are removed: all outputs or none."""
+    partial = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in paths]
+    try:
+        yield partial
+        for temporary, path in zip(partial, paths, strict=True):
+            os.replace(temporary, path)
+    finally:
+        for temporary in partial:
+            temporary.unlink(missing_ok=True)

@@ -1,0 +1,134 @@
+"""The image pyramid: the scales an image is run at, and each level's class maps with every
+cell's box in the original image's pixels.
+
+A cell sees a window of fixed size, so an object is found best at the scale that makes it about
+as large as the objects the classifier was trained on. Heatmaps and detection run the same
+pyramid: from 2× (objects of half a window look like a whole one) down to the scale at which
+the whole image is one window, no level larger than ``max_size`` pixels on its longer side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import Fc2ConvError, InputSizeError
+from ..geometry import Geometry
+from .images import resize
+from .runner import Runner
+
+__all__ = ["DEFAULT_MAX_SIZE", "Level", "pyramid", "pyramid_scales"]
+
+#: the longest side, in pixels, of any image a model is run on (memory grows with it)
+DEFAULT_MAX_SIZE = 2048
+#: objects from half a window (seen at 2×) upwards
+LARGEST_SCALE = 2.0
+
+
+@dataclass
+class Level:
+    """One scale of the pyramid: the class maps (classes × rows × cols) of the image resized by
+    ``scale``, and every cell's box (rows × cols × 4, x1 y1 x2 y2) in the original image."""
+
+    scale: float
+    scores: np.ndarray
+    boxes: np.ndarray
+
+
+def _smallest_scale(geometry: Geometry, image_size: tuple[int, int]) -> float:
+    """The scale at which the image is just large enough for one cell on its tighter axis."""
+    (min_h, min_w), (height, width) = geometry.min_size, image_size
+    return max(min_h / height, min_w / width)
+
+
+def _check_image(geometry: Geometry, image_size: tuple[int, int], max_size: int, name: str) -> None:
+    if max_size < max(geometry.min_size):
+        raise Fc2ConvError(
+            f"max size {max_size} is below the model's minimal input "
+            f"{geometry.min_size[0]}x{geometry.min_size[1]}; raise it"
+        )
+    if image_size[0] < 1 or image_size[1] < 1:
+        raise InputSizeError(f"{name}: the image is empty ({image_size[0]}x{image_size[1]})")
+
+
+def pyramid_scales(
+    geometry: Geometry,
+    image_size: tuple[int, int],
+    *,
+    step: float = math.sqrt(2),
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> tuple[float, ...]:
+    """Scales from 2 down to the one at which the image is a single window, largest first: the
+    powers of ``step`` in that range, plus that smallest scale where it falls between two of
+    them. Scales that would make the image larger than ``max_size`` on its longer side are left
+    out, so a large image starts at the scale that fits it."""
+    _check_image(geometry, image_size, max_size, "model")
+    smallest = math.ceil(_smallest_scale(geometry, image_size) * 1e4) / 1e4
+    largest = math.floor(min(LARGEST_SCALE, max_size / max(image_size)) * 1e4) / 1e4
+    if largest < smallest:  # the image is too small even at 2x, or too thin to fit max_size
+        return (largest,)
+    top = math.floor(math.log(largest) / math.log(step) + 1e-9)
+    bottom = math.ceil(math.log(smallest) / math.log(step) - 1e-9)
+    scales = [round(step**k, 4) for k in range(top, bottom - 1, -1)]
+    if not scales or scales[0] < largest / step**0.5:
+        scales.insert(0, largest)  # the image is large: start at the size that fits
+    if scales[-1] > smallest * step**0.5:
+        scales.append(smallest)
+    return tuple(scales)
+
+
+def pyramid(
+    runner: Runner,
+    pixels: np.ndarray,
+    scales: Sequence[float] | None = None,
+    *,
+    step: float = math.sqrt(2),
+    max_size: int = DEFAULT_MAX_SIZE,
+    probabilities: bool = True,
+) -> Iterator[Level]:
+    """Run ``runner`` on ``pixels`` (H×W×3 in [0, 1]) at each scale (default:
+    :func:`pyramid_scales`), one level at a time. A scale whose image would be smaller than the
+    model's minimum is skipped; when none is left, or a scale is not positive or makes an image
+    larger than ``max_size``, the error says which scales would do."""
+    height, width = pixels.shape[:2]
+    geometry = runner.geometry
+    _check_image(geometry, (height, width), max_size, runner.name)
+    if scales is None:
+        scales = pyramid_scales(geometry, (height, width), step=step, max_size=max_size)
+    if not scales or any(not (scale > 0) for scale in scales):
+        raise Fc2ConvError(f"scales must be positive numbers, got {tuple(scales)}")
+    too_large = [s for s in scales if max(round(height * s), round(width * s)) > max_size]
+    if too_large:
+        raise Fc2ConvError(
+            f"scale {too_large[0]:g} makes the {height}x{width} image larger than the maximal "
+            f"size {max_size}; use scales up to {max_size / max(height, width):.3g} or raise "
+            "the maximal size"
+        )
+    sizes = [(max(1, round(height * s)), max(1, round(width * s))) for s in scales]
+    min_h, min_w = geometry.min_size
+    usable = [
+        (s, size)
+        for s, size in zip(scales, sizes, strict=True)
+        if size[0] >= min_h and size[1] >= min_w
+    ]
+    if not usable:
+        needed = _smallest_scale(geometry, (height, width))
+        raise InputSizeError(
+            f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
+            f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
+        )
+    largest = max(size for _, size in usable)
+    if (
+        largest[0] * largest[1] < height * width
+    ):  # a large image: scale it down once, then each level from that
+        pixels = resize(pixels, largest)
+    for scale, size in usable:
+        image = resize(pixels, size)
+        maps = runner.probabilities(image) if probabilities else runner.logits(image)
+        boxes = geometry.cell_boxes(*maps.shape[-2:])
+        boxes[..., 0::2] *= width / image.shape[1]
+        boxes[..., 1::2] *= height / image.shape[0]
+        yield Level(float(scale), maps, boxes)
