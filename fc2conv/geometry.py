@@ -111,10 +111,15 @@ class Geometry:
 
 
 def measure_geometry(
-    map_size: Callable[[int, int], Pair | None], canonical: Pair, mode: str, name: str
+    map_size: Callable[[int, int], Pair | None],
+    canonical: Pair,
+    mode: str,
+    name: str,
+    refined: bool = False,
 ) -> Geometry:
     """Measure stride, origin, size step and minimal size from ``map_size(height, width)``
-    (None: the model does not run at that size).
+    (None: the model does not run at that size). ``refined``: the stride was made finer than
+    the model's own, and a padded trunk may give more than one cell at the canonical size.
 
     ``map_size`` should be cheap (meta tensors): a few dozen calls are made.
     """
@@ -128,7 +133,7 @@ def measure_geometry(
         raise UnsupportedModelError(
             f"{name}: the converted model gives no output at canonical size"
         )
-    if mode == "window" and canonical_cells != (1, 1):
+    if mode == "window" and canonical_cells != (1, 1) and not refined:
         raise UnsupportedModelError(
             f"{name}: at canonical size the converted model gives a "
             f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"

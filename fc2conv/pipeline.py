@@ -35,10 +35,12 @@ def prepare(
     num_classes: int | None = None,
     classes: list[str] | str | os.PathLike | None = None,
     mode: str = "window",
+    stride: int | None = None,
     progress: Progress = SILENT,
 ) -> Prepared:
     """Load ``name`` with ``weights`` (see :func:`fc2conv.sources.load_model`), convert it at
-    ``input_size`` with ``input_channels`` (default: the model's own) and give the converted
+    ``input_size`` with ``input_channels`` (default: the model's own) and ``stride`` (a finer
+    output stride, see :func:`fc2conv.convert`) and give the converted
     model the source's metadata (class names, preprocessing). ``classes`` (a list, or a file
     with one name per line) names the model's classes where the source does not. The original
     is left as it was."""
@@ -49,7 +51,13 @@ def prepare(
         size = input_size or loaded.input_size
         channels = input_channels or loaded.input_channels
         converted = convert(
-            loaded.model, size, mode=mode, name=name, inplace=True, input_channels=channels
+            loaded.model,
+            size,
+            mode=mode,
+            name=name,
+            inplace=True,
+            input_channels=channels,
+            stride=stride,
         )
         converted.metadata.update({k: v for k, v in loaded.metadata.items() if v is not None})
     count = class_count(converted)

@@ -83,7 +83,13 @@ def list_models() -> None:
 @model_options
 @handles_errors
 def inspect(
-    model: str, weights: str, input_size: Any, input_channels: Any, mode: str, **classes: Any
+    model: str,
+    weights: str,
+    input_size: Any,
+    input_channels: Any,
+    mode: str,
+    stride: int | None,
+    **classes: Any,
 ) -> None:
     """Show the rewrite plan and the geometry of MODEL, without exporting."""
     from ..conversion import convert, plan
@@ -97,7 +103,10 @@ def inspect(
     if the_plan.convertible:
         from ..conversion.receptive import receptive_field
 
-        converted = convert(loaded.model, size, inplace=True, **options)
+        converted = convert(loaded.model, size, inplace=True, stride=stride, **options)
+        refined = [note for note in converted.plan.notes if note.startswith("stride refined")]
+        for note in refined:
+            click.echo(f"note: {note}")
         click.echo(f"geometry: {converted.geometry}")
         (top, left), (height, width) = receptive_field(converted)
         click.echo(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")

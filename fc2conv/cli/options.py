@@ -110,6 +110,12 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
             show_default=True,
             help="window: one cell per canonical-size window; cam: class-activation map.",
         ),
+        click.option(
+            "--stride",
+            type=click.IntRange(1, None),
+            default=None,
+            help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)

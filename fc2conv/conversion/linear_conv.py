@@ -32,11 +32,16 @@ class LinearConv2d(nn.Conv2d):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         height, width = self.kernel_size
-        rows, cols = input.shape[-2] - height + 1, input.shape[-1] - width + 1
-        if _tracing() or input.dim() != 4 or rows * cols > self.max_product_positions:
+        spread = self.dilation  # a finer stride spreads the kernel (see conversion.refine)
+        rows = input.shape[-2] - spread[0] * (height - 1)
+        cols = input.shape[-1] - spread[1] * (width - 1)
+        plain = self.stride == (1, 1) and self.padding == (0, 0)
+        if _tracing() or not plain or input.dim() != 4 or rows * cols > self.max_product_positions:
             return super().forward(input)
         windows = (
-            input.flatten(2) if (height, width) == (1, 1) else F.unfold(input, (height, width))
+            input.flatten(2)
+            if (height, width) == (1, 1)
+            else F.unfold(input, (height, width), dilation=spread)
         )
         output = torch.matmul(self.weight.view(self.out_channels, -1), windows)
         if self.bias is not None:

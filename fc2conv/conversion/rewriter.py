@@ -11,11 +11,12 @@ from dataclasses import replace
 from torch import fx, nn
 
 from ..errors import UnsupportedModelError
-from ..geometry import measure_geometry
+from ..geometry import Geometry, measure_geometry
 from .layouts import Map, Vec
 from .model import FullyConvolutionalModel
 from .outputs import describe_outputs
 from .planner import Analysis, analyse
+from .refine import refine_stride
 from .rules import DEFAULT_RULES, Rule
 from .tracing import ShapeProbe, fake_run, output_leaves
 
@@ -48,6 +49,37 @@ def _apply(analysis: Analysis) -> fx.GraphModule:
     return ctx.gm.eval()
 
 
+def _measure(
+    gm: fx.GraphModule,
+    channels: int,
+    canonical: tuple[int, int],
+    map_index: int,
+    mode: str,
+    name: str,
+    refined: bool = False,
+) -> Geometry:
+    """The geometry of ``gm``'s class map, measured on meta (or fake) tensors."""
+    probe = ShapeProbe(gm)
+    try:
+        first = probe((1, channels, *canonical))
+    except Exception:  # tensors the meta device cannot stand in for: use fake tensors
+        probe = functools.partial(fake_run, gm)  # type: ignore[assignment]
+        first = None
+
+    def map_size(height: int, width: int) -> tuple[int, int] | None:
+        if first is not None and (height, width) == canonical:
+            result = output_leaves(first)
+        else:
+            with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
+                try:
+                    result = output_leaves(probe((1, channels, height, width)))
+                except Exception:
+                    return None
+        return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
+
+    return measure_geometry(map_size, canonical, mode, name, refined)
+
+
 def convert(
     model: nn.Module,
     input_size: tuple[int, int] = (224, 224),
@@ -57,6 +89,7 @@ def convert(
     name: str | None = None,
     rules: tuple[Rule, ...] = DEFAULT_RULES,
     input_channels: int | None = None,
+    stride: int | None = None,
 ) -> FullyConvolutionalModel:
     """Convert a classifier into an exactly equivalent fully convolutional model.
 
@@ -65,7 +98,10 @@ def convert(
     classifiers only). The result shares weights with ``model`` when ``inplace`` is true, and with
     a deep copy of it otherwise; ``model`` itself is never modified. ``rules`` are tried in order
     on every node (see :mod:`fc2conv.conversion.rules`). ``input_channels`` is the number of
-    channels of its input images (default: read from its first convolution). Raises
+    channels of its input images (default: read from its first convolution). ``stride``: a
+    finer output stride than the model's own (a divisor of it, e.g. 16 or 8 for a stride-32
+    model), made exactly by the "à trous" trick (see :mod:`fc2conv.conversion.refine`): every
+    (own stride / ``stride``)-th cell equals the map at the model's own stride. Raises
     UnsupportedModelError listing every layer in the way.
     """
     name = name or type(model).__name__
@@ -86,27 +122,18 @@ def convert(
     gm = _apply(analysis)
     channels = analysis.input_channels
     canonical = the_plan.input_size
-    probe = ShapeProbe(gm)
-    try:
-        first = probe((1, channels, *canonical))
-    except Exception:  # tensors the meta device cannot stand in for: use fake tensors
-        probe = functools.partial(fake_run, gm)  # type: ignore[assignment]
-        first = None
-
-    def map_size(height: int, width: int) -> tuple[int, int] | None:
-        if first is not None and (height, width) == canonical:
-            result = output_leaves(first)
-        else:
-            with contextlib.redirect_stderr(io.StringIO()):  # fx prints the frames that fail
-                try:
-                    result = output_leaves(probe((1, channels, height, width)))
-                except Exception:
-                    return None
-        return int(result[map_index].shape[-2]), int(result[map_index].shape[-1])
-
     # an already convolutional model has no single canonical cell: measure it as a CAM
     geometry_mode = "cam" if the_plan.already_convolutional else mode
-    geometry = measure_geometry(map_size, canonical, geometry_mode, name)
+    geometry = _measure(gm, channels, canonical, map_index, geometry_mode, name)
+    if stride is not None and (stride, stride) != geometry.stride:
+        target = (int(stride), int(stride))
+        shape = (1, channels, *canonical)
+        origin = None if geometry_mode == "cam" else (geometry.origin or geometry.min_size)
+        gm, changes = refine_stride(gm, geometry.stride, target, origin, shape, map_index, name)
+        the_plan.notes.append(
+            f"stride refined from {geometry.stride[0]} to {stride} (à trous): " + "; ".join(changes)
+        )
+        geometry = _measure(gm, channels, canonical, map_index, geometry_mode, name, True)
     converted = FullyConvolutionalModel(
         gm, geometry, the_plan, channels, analysis.vector_input, outputs
     )

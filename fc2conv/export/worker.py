@@ -72,6 +72,7 @@ def stage(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
         num_classes=request.get("num_classes"),
         classes=request.get("classes"),
         mode=request["mode"],
+        stride=request.get("stride"),
         progress=progress,
     )
     verified = None

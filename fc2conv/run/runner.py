@@ -218,6 +218,7 @@ def open_model(
     num_classes: int | None = None,
     classes: Any = None,
     mode: str = "window",
+    stride: int | None = None,
     output: int | str | None = None,
     progress: Any = None,
 ) -> Runner:
@@ -244,6 +245,7 @@ def open_model(
         num_classes=num_classes,
         classes=classes,
         mode=mode,
+        stride=stride,
         progress=progress,
     )
     return Runner.from_model(prepared.converted, output)
