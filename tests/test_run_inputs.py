@@ -138,20 +138,38 @@ def test_heatmap_json_maps_and_full_size_picture(shapes_onnx, scene_png, tmp_pat
         main,
         [
             *["heatmap", str(shapes_onnx), str(scene_png), "--class", "circle", "--class", "5"],
+            *["--class", "square,triangle"],
             *["--out", str(out), "--json", str(data), "--maps", str(maps), "--full-size"],
         ],
     )
     assert result.exit_code == 0, result.output
     assert "circle: peak" in result.output and "cross: peak" in result.output
-    assert Image.open(out).size[0] >= 2 * 640  # two panels at the image's own size
+    assert "square+triangle: peak" in result.output
+    assert Image.open(out).size[0] >= 3 * 640  # three panels at the image's own size
     written = json.loads(data.read_text())
     assert written["model"] == "shapes" and written["image_size"] == [480, 640]
-    assert set(written["peaks"]) == {"circle", "cross"}
+    assert set(written["peaks"]) == {"circle", "cross", "square+triangle"}
+    assert [item["class"] for item in written["top"]][:1] == ["background"]
+    assert len(written["top"]) == 5
     assert written["peaks"]["circle"]["score"] >= 0.9
     assert len(written["levels"]) == len(written["levels"]) >= 5
     arrays = np.load(maps)
     assert list(arrays["classes"]) == fc2conv.read_metadata(shapes_onnx)["classes"]
     assert arrays["level_0"].shape == (6, *written["levels"][0]["map_size"])
+
+
+def test_class_groups_sum_their_members(shapes_onnx) -> None:
+    scene = draw_scene(9)
+    maps = fc2conv.heatmap(shapes_onnx, scene.image, scales=(1.0,))
+    grouped = maps.select(["circle,square", ["star", 5], "triangle"])
+    assert grouped.classes == ["circle+square", "star+cross", "triangle"]
+    (level,), (group,) = maps.levels, grouped.levels
+    assert np.allclose(group.scores[0], level.scores[1] + level.scores[2])
+    assert np.allclose(group.scores[1], level.scores[4] + level.scores[5])
+    direct = fc2conv.heatmap(shapes_onnx, scene.image, scales=(1.0,), classes=["circle,square"])
+    assert np.allclose(direct.levels[0].scores[0], group.scores[0])
+    with pytest.raises(fc2conv.Fc2ConvError, match="no class 'hexagon'"):
+        fc2conv.heatmap(shapes_onnx, scene.image, classes=["circle,hexagon"])
 
 
 def test_options_for_model_names_warn_with_an_onnx_file(shapes_onnx, scene_png, tmp_path) -> None:

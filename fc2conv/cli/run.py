@@ -103,7 +103,7 @@ def _say_scaled(report: Reporter, size: tuple[int, int], scales: tuple[float, ..
     "class_names",
     multiple=True,
     metavar="NAME",
-    help="Class to show, by name or index (repeatable).",
+    help='Class to show, by name or index (repeatable); "a,b,c" sums a group into one map.',
 )
 @picture_option
 @json_option
@@ -143,6 +143,7 @@ def heatmap(
 
     from ..run import heatmap as compute
     from ..run import load_image
+    from ..run.heatmaps import class_members
     from ..run.render import save_heatmaps
 
     if maps_path is not None and maps_path.suffix != ".npz":
@@ -150,16 +151,18 @@ def heatmap(
     paths = _check_outputs(out, [json_path, maps_path], force)
     report = Reporter(quiet)
     runner = _open(model, report, **options)
+    for name in class_names:  # unknown names fail before the model runs
+        class_members(runner.classes, name)
     pixels = load_image(image)
     with report.step("computing class maps over the image pyramid"):
         result = compute(runner, pixels, scales=scales, max_size=max_size)
-    chosen = list(class_names) or result.top_classes(top, runner.metadata.get("background"))
-    for name in chosen:
-        result.index(name)  # unknown names fail before drawing
+    background = runner.metadata.get("background")
+    chosen: list[Any] = list(class_names) or list(result.top_classes(top, background))
+    shown = result.select(chosen)
     with output_files(paths) as (picture, *others):
-        save_heatmaps(pixels, result, picture, chosen, full_size=full_size)
+        save_heatmaps(pixels, shown, picture, full_size=full_size)
         if json_path is not None:
-            data = {"model": runner.name, **result.as_dict(chosen)}
+            data = {"model": runner.name, **result.as_dict(chosen, top=max(top, 5))}
             others.pop(0).write_text(json.dumps(data, indent=2))
         if maps_path is not None:
             arrays: dict[str, Any] = {
@@ -171,9 +174,8 @@ def heatmap(
     _say_scaled(report, result.image_size, result.scales)
     scales_text = ", ".join(f"{s:.2g}" for s in result.scales)
     report.line(f"wrote {', '.join(map(str, paths))}: scales {scales_text}")
-    for name in chosen:
-        peak = result.peak(name)
-        label = result.classes[result.index(name)]
+    for label in shown.classes:
+        peak = shown.peak(label)
         report.line(
             f"{label}: peak {peak.score:.3f} at x={peak.x:.0f}, y={peak.y:.0f} (scale {peak.scale:.2g})"
         )

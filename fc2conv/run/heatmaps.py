@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -14,7 +14,10 @@ from .images import ImageLike, load_image
 from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
 from .runner import as_runner, class_index
 
-__all__ = ["Heatmap", "Peak", "heatmap"]
+__all__ = ["ClassChoice", "Heatmap", "Peak", "class_members", "heatmap"]
+
+#: a class by name or index, or a group of them summed into one map (a list, or "a,b,c")
+ClassChoice = str | int | Sequence[str | int]
 
 
 def _interpolation(positions: np.ndarray, count: int) -> np.ndarray:
@@ -37,6 +40,16 @@ def _neighbourhood_max(grid: np.ndarray, size: int) -> np.ndarray:
     padded = np.pad(grid, half, mode="constant", constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
     return windows.max(axis=(-2, -1))
+
+
+def class_members(classes: list[str], choice: ClassChoice) -> list[int]:
+    """The indices a class choice stands for: one class (name or index), or a group (a list,
+    or names joined by commas where no class has that whole name)."""
+    if isinstance(choice, (list, tuple)):
+        return [class_index(classes, name) for name in choice]
+    if isinstance(choice, str) and choice not in classes and "," in choice:
+        return [class_index(classes, name.strip()) for name in choice.split(",") if name.strip()]
+    return [class_index(classes, choice)]  # type: ignore[arg-type]
 
 
 class Peak(NamedTuple):
@@ -70,6 +83,28 @@ class Heatmap:
 
     def index(self, name: str | int) -> int:
         return class_index(self.classes, name)
+
+    def select(self, classes: Sequence[ClassChoice]) -> Heatmap:
+        """A heatmap of the given classes only, in that order. A class is a name or an index;
+        a group of them (a list, or names joined by commas, as in ``"tabby,tiger cat"``) is
+        one map: the sum of its members' scores (with probabilities, the probability that
+        the window holds any of them)."""
+        groups = [class_members(self.classes, choice) for choice in classes]
+        names = [
+            "+".join(self.classes[i] for i in members)
+            if len(members) > 1
+            else self.classes[members[0]]
+            for members in groups
+        ]
+        levels = [
+            Level(
+                level.scale,
+                np.stack([level.scores[members].sum(0) for members in groups]),
+                level.boxes,
+            )
+            for level in self.levels
+        ]
+        return replace(self, levels=levels, classes=names)
 
     def _level_dense(self, level: Level, grid: np.ndarray) -> np.ndarray:
         height, width = self.image_size
@@ -120,14 +155,16 @@ class Heatmap:
         centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         return Peak(centre_x, centre_y, float(scores[row, col]), box, best.scale)  # type: ignore[arg-type]
 
-    def as_dict(self, classes: Sequence[str | int] | None = None) -> dict[str, Any]:
+    def as_dict(self, classes: Sequence[str | int] | None = None, top: int = 5) -> dict[str, Any]:
         """The heatmap as JSON-ready data: image size, the model's stride and window, each
-        level's scale and map size, and each class's peak (score, centre, box, scale)."""
-        chosen = list(classes) if classes is not None else list(self.classes)
+        level's scale and map size, the ``top`` classes with their peak scores, and each
+        chosen class's peak (score, centre, box, scale)."""
+        best = self._peaks()
+        chosen = self.select(classes) if classes is not None else self
         peaks = {}
-        for name in chosen:
-            peak = self.peak(name)
-            peaks[self.classes[self.index(name)]] = {
+        for name in chosen.classes:
+            peak = chosen.peak(name)
+            peaks[name] = {
                 "score": round(peak.score, 4),
                 "x": round(peak.x, 1),
                 "y": round(peak.y, 1),
@@ -143,6 +180,10 @@ class Heatmap:
                 {"scale": round(level.scale, 4), "map_size": list(level.scores.shape[1:])}
                 for level in self.levels
             ],
+            "top": [
+                {"class": name, "score": round(float(best[self.index(name)]), 4)}
+                for name in self.top_classes(top)
+            ],
             "peaks": peaks,
         }
 
@@ -151,7 +192,7 @@ def heatmap(
     model: Any,
     image: ImageLike,
     *,
-    classes: list[str | int] | None = None,
+    classes: Sequence[ClassChoice] | None = None,
     scales: Sequence[float] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
@@ -171,20 +212,24 @@ def heatmap(
     """
     runner = as_runner(model, output)
     pixels = load_image(image)
-    names = list(runner.classes)
-    keep = [class_index(names, c) for c in classes] if classes is not None else None
-    levels = []
-    for level in pyramid(
-        runner, pixels, scales, step=math.sqrt(2), max_size=max_size, probabilities=probabilities
-    ):
-        if keep is not None:
-            level.scores = level.scores[keep]
-        levels.append(level)
-    return Heatmap(
+    for choice in classes or []:  # unknown names fail before the model runs
+        class_members(runner.classes, choice)
+    levels = list(
+        pyramid(
+            runner,
+            pixels,
+            scales,
+            step=math.sqrt(2),
+            max_size=max_size,
+            probabilities=probabilities,
+        )
+    )
+    result = Heatmap(
         levels,
-        [names[i] for i in keep] if keep is not None else names,
+        list(runner.classes),
         (pixels.shape[0], pixels.shape[1]),
         runner.geometry.stride,
         runner.geometry.window,
         probabilities,
     )
+    return result.select(classes) if classes is not None else result
