@@ -142,8 +142,8 @@ def heatmap(
     import numpy as np
 
     from ..run import heatmap as compute
-    from ..run import load_image
     from ..run.heatmaps import class_members
+    from ..run.images import read_image
     from ..run.render import save_heatmaps
 
     if maps_path is not None and maps_path.suffix != ".npz":
@@ -153,9 +153,9 @@ def heatmap(
     runner = _open(model, report, **options)
     for name in class_names:  # unknown names fail before the model runs
         class_members(runner.classes, name)
-    pixels = load_image(image)
+    pixels, size = read_image(image, max_size)
     with report.step("computing class maps over the image pyramid"):
-        result = compute(runner, pixels, scales=scales, max_size=max_size)
+        result = compute(runner, pixels, scales=scales, max_size=max_size, image_size=size)
     background = runner.metadata.get("background")
     chosen: list[Any] = list(class_names) or list(result.top_classes(top, background))
     shown = result.select(chosen)
@@ -205,18 +205,19 @@ def detect(
 ) -> None:
     """Detect objects in IMAGE; draw the boxes into a picture (and optionally write JSON)."""
     from ..run import detect as run_detect
-    from ..run import load_image
+    from ..run.images import read_image
     from ..run.render import save_detections
 
     paths = _check_outputs(out, [json_path], force)
     report = Reporter(quiet)
     runner = _open(model, report, **options)
-    pixels = load_image(image)
+    pixels, size = read_image(image, max_size)
     settings: dict[str, Any] = {
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "scales": scales,
         "max_size": max_size,
+        "image_size": size,
     }
     with report.step("detecting over the image pyramid"):
         found = run_detect(runner, pixels, **settings)
@@ -224,7 +225,7 @@ def detect(
         save_detections(pixels, found, picture)
         if json_path is not None:
             others[0].write_text(found.to_json())
-    _say_scaled(report, pixels.shape[:2], tuple(found.settings["scales"]))
+    _say_scaled(report, size, tuple(found.settings["scales"]))
     report.line(f"wrote {', '.join(map(str, paths))}: {len(found)} detection(s)")
     for item in found.as_list():
         x1, y1, x2, y2 = item["box"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import Fc2ConvError
 from .boxes import area, batched_nms, intersection
-from .images import ImageLike, load_image
+from .images import ImageLike, read_image
 from .pyramid import DEFAULT_MAX_SIZE, pyramid
 from .runner import as_runner, class_index
 
@@ -57,6 +57,7 @@ def detect(
     iou_threshold: float = 0.3,
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Detections:
     """Boxes, scores and labels of the objects in ``image``.
 
@@ -70,13 +71,15 @@ def detect(
     unknown). Proposals are merged per class by non-maximum suppression; then a box that
     overlaps a better one of another class (IoU ≥ 0.5, or mostly inside it) is dropped: one
     object, one label. The class named in the ``background`` metadata is never reported.
+    A larger image than ``max_size`` is read scaled down to it; boxes are in the whole image's
+    pixels (``image_size``: the size of the image that ``image`` is a scaled-down copy of).
     """
     for name, value in (("score", score_threshold), ("IoU", iou_threshold)):
         if not 0 <= value <= 1:
             raise Fc2ConvError(f"the {name} threshold must lie in [0, 1], got {value}")
     runner = as_runner(model, output)
-    pixels = load_image(image)
-    height, width = pixels.shape[:2]
+    pixels, size = read_image(image, max_size)
+    height, width = image_size or size
     fraction = float(runner.metadata.get("box_fraction", 1.0))
     background = runner.metadata.get("background")
     if background is not None:
@@ -89,7 +92,9 @@ def detect(
         "iou_threshold": iou_threshold,
         "scales": [],
     }
-    for level in pyramid(runner, pixels, scales, step=1.25, max_size=max_size):
+    for level in pyramid(
+        runner, pixels, scales, step=1.25, max_size=max_size, image_size=(height, width)
+    ):
         settings["scales"].append(round(level.scale, 4))
         probabilities, cells = level.scores, level.boxes
         centre = (cells[..., :2] + cells[..., 2:]) / 2

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .images import ImageLike, load_image
+from .images import ImageLike, read_image
 from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
 from .runner import as_runner, class_index
 
@@ -106,30 +106,36 @@ class Heatmap:
         ]
         return replace(self, levels=levels, classes=names)
 
-    def _level_dense(self, level: Level, grid: np.ndarray) -> np.ndarray:
+    def _level_dense(self, level: Level, grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         height, width = self.image_size
         centres = (level.boxes[..., :2] + level.boxes[..., 2:]) / 2
         (left, top), (right, bottom) = centres[0, 0], centres[-1, -1]
         rows, cols = grid.shape
         step_y = (bottom - top) / (rows - 1) if rows > 1 else 1.0
         step_x = (right - left) / (cols - 1) if cols > 1 else 1.0
-        down = _interpolation((np.arange(height) + 0.5 - top) / step_y, rows)
-        across = _interpolation((np.arange(width) + 0.5 - left) / step_x, cols)
+        ys = (np.arange(size[0]) + 0.5) * height / size[0]  # pixel centres, in the image
+        xs = (np.arange(size[1]) + 0.5) * width / size[1]
+        down = _interpolation((ys - top) / step_y, rows)
+        across = _interpolation((xs - left) / step_x, cols)
         return down @ grid @ across.T
 
-    def dense(self, name: str | int, spread: int = 1) -> np.ndarray:
-        """One class's scores over the image (H×W, float32), fused over the pyramid: at each
+    def dense(
+        self, name: str | int, spread: int = 1, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """One class's scores over the image (H×W, float32; or ``size``, the image scaled to
+        it, e.g. for a picture of a large photo), fused over the pyramid: at each
         level every cell's score sits at its box centre, interpolated linearly in between and
         held beyond; each pixel takes the maximum over the levels. ``spread`` > 1 first takes
         the maximum over ``spread``×``spread`` neighbouring cells (odd), so that sharp maps
         show as blobs of about an object's size."""
         index = self.index(name)
-        fused = np.full(self.image_size, -np.inf)
+        size = size or self.image_size
+        fused = np.full(size, -np.inf)
         for level in self.levels:
             grid = level.scores[index].astype(np.float64)
             if spread > 1:
                 grid = _neighbourhood_max(grid, spread | 1)
-            np.maximum(fused, self._level_dense(level, grid), out=fused)
+            np.maximum(fused, self._level_dense(level, grid, size), out=fused)
         return fused.astype(np.float32)
 
     def _peaks(self) -> np.ndarray:
@@ -197,13 +203,17 @@ def heatmap(
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
     probabilities: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> Heatmap:
     """Per-class maps of ``image`` over an image pyramid (no centre crop).
 
     ``scales`` are the sizes the image is run at, relative to it; the default goes from 2×
     (objects of half a window) down to the scale at which the image is one window, in steps of
     √2 (see :func:`~fc2conv.run.pyramid.pyramid_scales`); ``scales=(1.0,)`` gives the model's
-    own single map. No level is larger than ``max_size`` pixels on its longer side.
+    own single map. No level is larger than ``max_size`` pixels on its longer side; a larger
+    image is read scaled down to it (see :func:`~fc2conv.run.images.read_image`), and peaks
+    and boxes are given in the whole image's pixels. ``image_size``: the size of the image that
+    ``image`` is a scaled-down copy of, if it is one.
     ``model`` is a converted model, a :class:`~fc2conv.run.runner.Runner`, or an exported .onnx
     file; ``output`` chooses which of its outputs holds the class scores (default: the one that
     does, see :func:`~fc2conv.run.runner.choose_output`). Preprocessing (mean/std) comes from
@@ -211,7 +221,8 @@ def heatmap(
     own softmax or sigmoid, or a softmax over raw scores); else the output as it is.
     """
     runner = as_runner(model, output)
-    pixels = load_image(image)
+    pixels, size = read_image(image, max_size)
+    size = image_size or size
     for choice in classes or []:  # unknown names fail before the model runs
         class_members(runner.classes, choice)
     levels = list(
@@ -222,12 +233,13 @@ def heatmap(
             step=math.sqrt(2),
             max_size=max_size,
             probabilities=probabilities,
+            image_size=size,
         )
     )
     result = Heatmap(
         levels,
         list(runner.classes),
-        (pixels.shape[0], pixels.shape[1]),
+        size,
         runner.geometry.stride,
         runner.geometry.window,
         probabilities,

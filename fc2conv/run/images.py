@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -10,7 +11,7 @@ from PIL import Image, ImageOps
 
 from ..errors import Fc2ConvError
 
-__all__ = ["ImageLike", "load_image", "resize"]
+__all__ = ["ImageLike", "load_image", "read_image", "resize"]
 
 #: a path, a PIL image, an H×W(×C) array, or a C×H×W / H×W×C tensor (uint8 or floats in [0, 1])
 ImageLike = Any
@@ -64,6 +65,34 @@ def _from_array(array: np.ndarray) -> np.ndarray:
             f"got {float(array.min()):g} to {float(array.max()):g}"
         )
     return array.clip(0, 1)
+
+
+def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image as H×W×3 floats in [0, 1], scaled down to at most ``max_size`` pixels on its
+    longer side, and the (height, width) of the whole image. A JPEG file is decoded at a
+    reduced size where that suffices, so memory stays bounded for any photo."""
+    if isinstance(image, (str, os.PathLike)) and max_size is not None:
+        try:
+            with Image.open(image) as opened:
+                width, height = opened.size
+                if opened.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored turned
+                    width, height = height, width
+                factor = max_size / max(width, height)
+                if factor < 1 and opened.format == "JPEG":
+                    opened.draft(
+                        "RGB",
+                        (math.ceil(opened.size[0] * factor), math.ceil(opened.size[1] * factor)),
+                    )
+                pixels = _from_pil(opened)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise Fc2ConvError(f"cannot read image {image}: {exc}") from exc
+    else:
+        pixels = load_image(image)
+        height, width = pixels.shape[:2]
+    if max_size is not None and max(pixels.shape[:2]) > max_size:
+        factor = max_size / max(height, width)
+        pixels = resize(pixels, (max(1, round(height * factor)), max(1, round(width * factor))))
+    return pixels, (height, width)
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

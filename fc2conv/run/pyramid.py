@@ -88,12 +88,15 @@ def pyramid(
     step: float = math.sqrt(2),
     max_size: int = DEFAULT_MAX_SIZE,
     probabilities: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> Iterator[Level]:
     """Run ``runner`` on ``pixels`` (H×W×3 in [0, 1]) at each scale (default:
-    :func:`pyramid_scales`), one level at a time. A scale whose image would be smaller than the
-    model's minimum is skipped; when none is left, or a scale is not positive or makes an image
-    larger than ``max_size``, the error says which scales would do."""
-    height, width = pixels.shape[:2]
+    :func:`pyramid_scales`), one level at a time. ``image_size``: the size of the image that
+    ``pixels`` is a scaled-down copy of (see :func:`~fc2conv.run.images.read_image`); scales
+    and boxes refer to it (default: ``pixels``' own size). A scale whose image would be smaller
+    than the model's minimum is skipped; when none is left, or a scale is not positive or makes
+    an image larger than ``max_size``, the error says which scales would do."""
+    height, width = image_size or pixels.shape[:2]
     geometry = runner.geometry
     _check_image(geometry, (height, width), max_size, runner.name)
     if scales is None:
@@ -121,10 +124,8 @@ def pyramid(
             f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
         )
     largest = max(size for _, size in usable)
-    if (
-        largest[0] * largest[1] < height * width
-    ):  # a large image: scale it down once, then each level from that
-        pixels = resize(pixels, largest)
+    if largest[0] * largest[1] < pixels.shape[0] * pixels.shape[1]:
+        pixels = resize(pixels, largest)  # a large image: scaled down once, each level from that
     for scale, size in usable:
         image = resize(pixels, size)
         maps = runner.probabilities(image) if probabilities else runner.logits(image)

@@ -14,8 +14,12 @@ from matplotlib import patches
 
 from .detection import Detections
 from .heatmaps import Heatmap
+from .images import resize
 
 __all__ = ["picture_formats", "save_detections", "save_heatmaps"]
+
+#: the longest side of the image behind a heatmap panel (about twice the panel's pixels)
+PANEL_PIXELS = 840
 
 
 def save_heatmaps(
@@ -27,12 +31,17 @@ def save_heatmaps(
     full_size: bool = False,
 ) -> None:
     """The image with one class's heatmap per panel (fused over the pyramid), overlaid with a
-    colour map and a labelled colour bar; a white ring marks each class's peak. ``full_size``:
-    each panel shows the image at its own size in pixels (else about 420 pixels wide)."""
+    colour map and a labelled colour bar; a white ring marks each class's peak. ``image`` may
+    be a scaled-down copy of the image the heatmap is of. ``full_size``: each panel shows
+    ``image`` at its own size in pixels (else about 420 pixels wide)."""
     chosen = list(classes) if classes is not None else list(result.classes)
     rows = (len(chosen) + columns - 1) // columns
     width = min(columns, len(chosen))
+    if not full_size and max(image.shape[:2]) > PANEL_PIXELS:  # no more pixels than shown
+        factor = PANEL_PIXELS / max(image.shape[:2])
+        image = resize(image, (round(image.shape[0] * factor), round(image.shape[1] * factor)))
     height, image_width = image.shape[:2]
+    to_picture = image_width / result.image_size[1]
     panel = image_width / 100 + 0.8 if full_size else 4.2
     figure, axes = plt.subplots(
         rows,
@@ -48,7 +57,7 @@ def save_heatmaps(
         # to about an object's size; coarse maps are smooth already
         fine = result.stride[0] < 16
         spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
-        dense = result.dense(name, spread)
+        dense = result.dense(name, spread, size=(height, image_width))
         # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
         # (probabilities=False) from their minimum to their maximum
         low = 0.0 if result.probabilities else float(dense.min())
@@ -61,8 +70,8 @@ def save_heatmaps(
         shown = plt.cm.ScalarMappable(cmap="turbo", norm=matplotlib.colors.Normalize(low, high))
         peak = result.peak(name)
         axis.plot(
-            [peak.x],
-            [peak.y],
+            [peak.x * to_picture],
+            [peak.y * to_picture],
             marker="o",
             markerfacecolor="none",
             markeredgecolor="white",
@@ -80,8 +89,11 @@ def save_heatmaps(
 
 
 def save_detections(image: np.ndarray, detections: Detections, path: str | os.PathLike) -> None:
-    """The image with each detection's box, class and score."""
+    """The image with each detection's box, class and score. ``image`` may be a scaled-down
+    copy of the image the detections are in."""
     height, width = image.shape[:2]
+    whole = detections.settings.get("image_size") or [height, width]
+    to_picture = width / whole[1]
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     axis = figure.add_axes((0, 0, 1, 1))
     axis.imshow(image)
@@ -102,7 +114,7 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
         detections.boxes, detections.scores, detections.labels, strict=True
     ):
         colour = colours(int(label) % 10)
-        x1, y1, x2, y2 = (float(v) for v in box)
+        x1, y1, x2, y2 = (float(v) * to_picture for v in box)
         axis.add_patch(
             patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2)
         )
