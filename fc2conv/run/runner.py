@@ -144,7 +144,7 @@ class Runner:
                 f"{file} was not written by fc2conv (it has no geometry metadata); export the "
                 "model with `fc2conv MODEL --out FILE.onnx` or fc2conv.export_onnx"
             )
-        session = open_session(file)
+        session = open_session(file, memory_arena=False)  # a pyramid runs at many sizes
         if "outputs" in meta:
             outputs = [Output(**info) for info in meta["outputs"]]
         else:  # written before fc2conv recorded its outputs: raw scores, as they were read
