@@ -113,6 +113,16 @@ def test_bad_run_options_are_one_line_and_write_nothing(
     assert (tmp_path / "exists.png").read_bytes() == b"keep"
 
 
+def test_a_truncated_model_file_is_one_line(shapes_onnx, scene_png, tmp_path) -> None:
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(shapes_onnx.read_bytes()[:50_000])
+    result = CliRunner().invoke(
+        main, ["heatmap", str(cut), str(scene_png), "--out", str(tmp_path / "a.png")]
+    )
+    assert result.exit_code == 1 and "not a complete ONNX model" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "a.png").exists()
+
+
 def test_detect_thresholds_outside_zero_one_are_refused(shapes_onnx, scene_png, tmp_path) -> None:
     for option in ("--score-threshold", "--iou-threshold"):
         result = CliRunner().invoke(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..compare import relative_error
-from ..errors import ExportError
+from ..errors import ExportError, Fc2ConvError
 from ..geometry import Geometry
 from ..runtime import open_session
 
@@ -61,10 +61,18 @@ class SizeCheck:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """fc2conv's metadata from an exported model, decoded (no weights are loaded)."""
+    """fc2conv's metadata from an exported model, decoded (no weights are loaded). A file that
+    is not a complete ONNX model raises Fc2ConvError."""
     import onnx
+    from google.protobuf.message import DecodeError
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as exc:
+        raise Fc2ConvError(
+            f"cannot read {path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "
+            "export it again"
+        ) from exc
     result: dict[str, Any] = {}
     for prop in model.metadata_props:
         if prop.key.startswith(METADATA_PREFIX):
