@@ -491,6 +491,8 @@ def main() -> None:
     names = ["shapes"] if args.smoke else args.models.split(",")
     repeats = 2 if args.smoke else max(3, args.repeats)
     command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
+    if not args.smoke and repeats != 5:
+        command += f" --repeats {repeats}"
     sections: dict[str, list[str]] = {
         key: []
         for key in (

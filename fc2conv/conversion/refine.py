@@ -261,7 +261,10 @@ def refine_stride(
         if not denser:
             continue
         if out is None and isinstance(shapes.get(node.name), tuple) and node.op != "output":
-            problems.append(f"{node.name}: reduces a refined map over its positions")
+            problems.append(
+                f"{node.name}: reduces a refined map over its positions (e.g. a squeeze-"
+                "excitation gate): more positions enter it, so no cell stays exact"
+            )
         elif (module is not None and hasattr(module, "kernel_size") and not strided) or (
             node.op == "call_function" and node.target in SPATIAL_FUNCTIONS
         ):
