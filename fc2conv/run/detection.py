@@ -18,6 +18,9 @@ from .runner import as_runner, class_index
 
 __all__ = ["Detections", "detect"]
 
+#: a box that holds this share of a better box of its class is that box's object again
+HOLDS = 0.8
+
 
 @dataclass
 class Detections:
@@ -121,24 +124,34 @@ def detect(
     labels = np.concatenate(all_labels)
     keep = batched_nms(boxes, scores, labels, iou_threshold)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = _suppress_contained(boxes, scores)
+    keep = _suppress_contained(boxes, scores, labels)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
     return Detections(boxes, scores, labels, list(runner.classes), settings)
 
 
-def _suppress_contained(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6) -> np.ndarray:
+def _suppress_contained(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, overlap: float = 0.6
+) -> np.ndarray:
     """Indices of boxes kept after dropping any box (of any class) that overlaps a better one by
-    IoU ≥ 0.5 or lies mostly (``overlap`` of its area) inside it: one object, one label."""
+    IoU ≥ 0.5 or lies mostly (``overlap`` of its area) inside it: one object, one label; and
+    any box that holds a better box of its own class mostly inside it: the same object, seen
+    by a window at a scale where it looks smaller than the classifier's objects."""
     order = np.argsort(-scores, kind="stable")
-    boxes = boxes[order]
+    boxes, labels = boxes[order], labels[order]
     inter = intersection(boxes, boxes)
     sizes = area(boxes)
     iou = inter / (sizes[:, None] + sizes[None, :] - inter)
     inside = inter / sizes[None, :]  # share of box j inside box i
+    holds = inter / sizes[:, None]  # share of box i inside box j
     kept: list[int] = []
     for j in range(len(boxes)):
-        if all(iou[i, j] < 0.5 and inside[i, j] < overlap for i in kept):
+        if all(
+            iou[i, j] < 0.5
+            and inside[i, j] < overlap
+            and not (labels[i] == labels[j] and holds[i, j] >= HOLDS)
+            for i in kept
+        ):
             kept.append(j)
     return order[np.array(kept, dtype=np.int64)]
