@@ -19,6 +19,8 @@ from pathlib import Path
 import timm
 import torch
 
+import fc2conv
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -36,36 +38,54 @@ def main() -> None:
         wanted = set(args.families.split(","))
         chosen = {family: name for family, name in chosen.items() if family in wanted}
     started = time.perf_counter()
-    rows, counts = [], {"converted": 0, "refused": 0, "failed": 0}
-    for family, name in sorted(chosen.items()):
+    rows: list[str] = []
+    counts = {"converted": 0, "refused": 0, "failed": 0, "MISMATCH": 0}
+    families = sorted(chosen.items())
+    for done, (family, name) in enumerate(families):
         print(f"{family}: {name}", flush=True)
-        row = check_timm_model(name)
+        try:
+            row = check_timm_model(name)
+        except fc2conv.EquivalenceError as exc:  # a converted model that differs: recorded
+            row = {"result": "MISMATCH", "reason": str(exc).splitlines()[0][:240], "seconds": 0.0}
         counts[row["result"]] += 1
         geometry = row.get("geometry") or ""
         error = f"{row['relative error']:.1e}" if "relative error" in row else ""
+        reason = str(row.get("reason", "")).replace("|", "/")
         rows.append(
-            f"| {family} | {name} | {row['result']} | {row.get('reason', '')} | {error} | "
+            f"| {family} | {name} | {row['result']} | {reason} | {error} | "
             f"{geometry} | {row['seconds']:.1f} s |"
         )
-    minutes = (time.perf_counter() - started) / 60
+        left = [f for f, _ in families[done + 1 :]]
+        write(args.out, rows, counts, time.perf_counter() - started, left)  # never lose a row
+    print(f"wrote {args.out}: {counts}")
+
+
+def write(
+    out: Path, rows: list[str], counts: dict[str, int], seconds: float, left: list[str]
+) -> None:
+    status = (
+        f"Written by `python benchmarks/timm_zoo.py` in {seconds / 60:.0f} minutes"
+        if not left
+        else f"Partial: written by `python benchmarks/timm_zoo.py` after {seconds / 60:.0f} "
+        f"minutes, {len(left)} families still to run ({', '.join(left)})"
+    )
     lines = [
         "# timm: one small model per family",
         "",
-        f"Written by `python benchmarks/timm_zoo.py` in {minutes:.0f} minutes (timm "
-        f"{timm.__version__}, torch {torch.__version__}, {cpu()}). Random weights with batch-norm "
-        "statistics measured on random images; converted at the model's configured input size "
-        "(`pretrained_cfg`); relative error max|a-b| / max|a| against the original at that size, "
-        "batch 2. A refusal names the construct in the way.",
+        f"{status} (timm {timm.__version__}, torch {torch.__version__}, {cpu()}). Random "
+        "weights with batch-norm statistics measured on random images; converted at the "
+        "model's configured input size (`pretrained_cfg`); relative error max|a-b| / max|a| "
+        "against the original at that size, batch 2. A refusal names the construct in the way.",
         "",
         f"{counts['converted']} converted, {counts['refused']} refused, {counts['failed']} "
-        "failed otherwise (the model itself did not build or run here).",
+        "failed otherwise (the model itself did not build or run here), "
+        f"{counts['MISMATCH']} converted but differing from the original.",
         "",
         "| family | model | result | reason | relative error | geometry | time |",
         "|---|---|---|---|---:|---|---:|",
         *rows,
     ]
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}: {counts}")
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
