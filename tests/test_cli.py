@@ -215,7 +215,7 @@ def test_onnx_files_are_recognised_by_content(tmp_path: Path) -> None:
         assert code == 0, output
     not_onnx = tmp_path / "notes.onnx"
     not_onnx.write_text("hello")
-    code, output = run("heatmap", str(not_onnx), str(image), "--out", str(tmp_path / "h.png"))
+    code, output = run("heatmap", str(not_onnx), str(image), "--out", str(tmp_path / "n.png"))
     assert code == 1 and "notes.onnx is not an ONNX model" in output
 
 
