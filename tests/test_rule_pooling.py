@@ -189,3 +189,28 @@ def test_pooling_spelled_as_chains_and_sums_names_its_pools() -> None:
     assert "avg over the map's other spatial axis (7) → pool with kernel 7x1, stride 1" in plan
     plan = str(fc2conv.plan(Pooled("channels-last-mean"), (20, 20)))
     assert "global avg pool over 7x7 of a channels-last map (12 channels)" in plan
+
+
+class ChannelNorms(nn.Module):
+    """Reductions over the channels only (an RMS norm on NCHW, a mean over channels-last
+    features): per position, so part of the trunk, not a pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        x = x / (x.pow(2).mean(1, keepdim=True) + 1e-5).sqrt()
+        last = x.permute(0, 2, 3, 1)
+        last = last - last.mean(-1, keepdim=True)
+        return self.fc(last.permute(0, 3, 1, 2).mean((2, 3)))
+
+
+def test_reductions_over_channels_stay_in_the_trunk() -> None:
+    converted, report = convert_and_verify(reinit(ChannelNorms()), (16, 16))
+    assert report.relative_error <= RTOL
+    images = torch.randn(2, 3, 23, 20)
+    maps = converted(images)
+    assert maps.shape[-2:] == converted.output_size(23, 20)

@@ -93,7 +93,10 @@ class GlobalPool(Rule[WindowPool]):
                 return dims is not None and set(dims) <= {2, 3}
             if isinstance(layout, Squeezed):  # N×F×1 over its 1-sized axis
                 return dims == (2,)
-            return isinstance(layout, Trunk) and len(source) == 4 and dims is not None
+            if not (isinstance(layout, Trunk) and len(source) == 4 and dims is not None):
+                return False
+            # over the channels only (an RMS or response norm): per position, part of the trunk
+            return layout.order is None or bool({layout.order[d] for d in dims} & {2, 3})
         if not isinstance(layout, (Trunk, Map)) or len(source) != 4:
             return False
         if isinstance(layout, Trunk) and layout.order != NCHW:
