@@ -37,7 +37,8 @@ def reinit(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.bias.copy_(torch.randn(shape, generator=generator) * 0.1)
             elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and module.weight is not None:
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+                if module.bias is not None:  # a norm without bias (timm's metaformer)
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
     return model.eval()
 
 
