@@ -229,7 +229,7 @@ def refine_stride(
         return (min(value[0], target[0]), min(value[1], target[1]))
 
     changes: list[str] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     for node in list(refined.graph.nodes):
         inputs = [a.name for a in node.all_input_nodes if strides.get(a.name)]
         denser = [a for a in inputs if finer(strides[a]) != strides[a]]  # type: ignore[arg-type]
@@ -262,18 +262,20 @@ def refine_stride(
             continue
         if out is None and isinstance(shapes.get(node.name), tuple) and node.op != "output":
             problems.append(
-                f"{node.name}: reduces a refined map over its positions (e.g. a squeeze-"
-                "excitation gate): more positions enter it, so no cell stays exact"
+                (
+                    node.name,
+                    "reduces a refined map over its positions (e.g. a squeeze-excitation "
+                    "gate): more positions enter it, so no cell stays exact",
+                )
             )
         elif (module is not None and hasattr(module, "kernel_size") and not strided) or (
             node.op == "call_function" and node.target in SPATIAL_FUNCTIONS
         ):
             what = _describe(module) if module is not None else node.target.__name__
-            problems.append(f"{node.name}: {what} mixes neighbouring positions of a refined map")
+            problems.append((node.name, f"{what} mixes neighbouring positions of a refined map"))
     if problems:
         raise UnsupportedModelError(
-            f"{name}: the stride cannot be refined to {target[0]}x{target[1]} exactly:",
-            [(p.split(": ")[0], p.split(": ", 1)[1]) for p in problems],
+            f"{name}: the stride cannot be refined to {target[0]}x{target[1]} exactly:", problems
         )
     if origin is not None:
         output = next(node for node in refined.graph.nodes if node.op == "output")
