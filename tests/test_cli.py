@@ -228,7 +228,11 @@ def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None
         text=True,
         start_new_session=True,
     )
-    time.sleep(4)  # inside the export's child process by then
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until the child process is at work, however busy
+        if "loading shapes" in line:  # the machine is: its next step is converting
+            break
+    time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 130, errors
