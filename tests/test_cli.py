@@ -227,6 +227,9 @@ def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a shell that starts jobs in the background hands them SIGINT ignored, and Python
+        # then never raises KeyboardInterrupt: give the command the default, as a terminal does
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None
     for line in process.stderr:  # wait until the child process is at work, however busy
