@@ -87,7 +87,7 @@ class Heatmap:
     def select(self, classes: Sequence[ClassChoice]) -> Heatmap:
         """A heatmap of the given classes only, in that order. A class is a name or an index;
         a group of them (a list, or names joined by commas, as in ``"tabby,tiger cat"``) is
-        one map: the sum of its members' scores (with probabilities, the probability that
+        one map: the sum of its members' scores (for a softmax head, the probability that
         the window holds any of them)."""
         groups = [class_members(self.classes, choice) for choice in classes]
         names = [
