@@ -34,29 +34,26 @@ class OutputInfo:
     ending: str  #: one of ENDINGS
 
 
+#: each ending with the module, functions and tensor method that compute it
+ENDING_OPERATIONS = (
+    ("softmax", nn.Softmax, (F.softmax, torch.softmax), "softmax"),
+    ("log-softmax", nn.LogSoftmax, (F.log_softmax, torch.log_softmax), "log_softmax"),
+    ("sigmoid", nn.Sigmoid, (torch.sigmoid, F.sigmoid), "sigmoid"),
+)
+
+
 def _ending(node: object, ctx: Context) -> str:
     """What ``node`` ends in, looking through dropout and reshapes of its features."""
     for _ in range(8):
         if not isinstance(node, fx.Node):
             return "scores"
-        if (
-            module_is(node, ctx, nn.Softmax)
-            or function_is(node, F.softmax, torch.softmax)
-            or method_is(node, "softmax")
-        ):
-            return "softmax"
-        if (
-            module_is(node, ctx, nn.LogSoftmax)
-            or function_is(node, F.log_softmax, torch.log_softmax)
-            or method_is(node, "log_softmax")
-        ):
-            return "log-softmax"
-        if (
-            module_is(node, ctx, nn.Sigmoid)
-            or function_is(node, torch.sigmoid, F.sigmoid)
-            or method_is(node, "sigmoid")
-        ):
-            return "sigmoid"
+        for ending, module, functions, method in ENDING_OPERATIONS:
+            if (
+                module_is(node, ctx, module)
+                or function_is(node, *functions)
+                or method_is(node, method)
+            ):
+                return ending
         passes = (
             module_is(node, ctx, *PASS_THROUGH)
             or method_is(node, "view", "reshape", "flatten", "squeeze", "contiguous")
