@@ -162,7 +162,9 @@ def test_heatmap_json_maps_and_full_size_picture(shapes_onnx, scene_png, tmp_pat
     assert [item["class"] for item in written["top"]][:1] == ["background"]
     assert len(written["top"]) == 5
     assert written["peaks"]["circle"]["score"] >= 0.9
-    assert len(written["levels"]) == len(written["levels"]) >= 5
+    geometry = fc2conv.read_metadata(shapes_onnx)["geometry"]
+    expected = fc2conv.run.pyramid_scales(geometry, (480, 640))
+    assert [level["scale"] for level in written["levels"]] == [round(s, 4) for s in expected]
     arrays = np.load(maps)
     assert list(arrays["classes"]) == fc2conv.read_metadata(shapes_onnx)["classes"]
     assert arrays["level_0"].shape == (6, *written["levels"][0]["map_size"])

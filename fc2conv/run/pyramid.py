@@ -48,7 +48,8 @@ def _check_image(geometry: Geometry, image_size: tuple[int, int], max_size: int,
     if max_size < max(geometry.min_size):
         raise Fc2ConvError(
             f"max size {max_size} is below the model's minimal input "
-            f"{geometry.min_size[0]}x{geometry.min_size[1]}; raise it"
+            f"{geometry.min_size[0]}x{geometry.min_size[1]}; pass at least "
+            f"{max(geometry.min_size)} (--max-size)"
         )
     if image_size[0] < 1 or image_size[1] < 1:
         raise InputSizeError(f"{name}: the image is empty ({image_size[0]}x{image_size[1]})")
