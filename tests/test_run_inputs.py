@@ -94,7 +94,7 @@ def test_a_large_image_runs_within_the_maximal_size(shapes_onnx) -> None:
         (["--out", "{tmp}/a.bmpx"], "cannot write a picture as a.bmpx"),
         (["--json", "{tmp}/nodir/b.json"], "folder {tmp}/nodir does not exist"),
         (["--out", "{tmp}/exists.png"], "exists; pass --force to replace it"),
-        (["--json", "{tmp}/a.png"], "the output files must differ"),
+        (["--json", "{tmp}/a.png"], "--out, --json and --maps must name different files"),
     ],
 )
 def test_bad_run_options_are_one_line_and_write_nothing(

@@ -68,7 +68,7 @@ def _check_outputs(out: Path, others: list[Path | None], force: bool) -> list[Pa
         )
     paths = [out, *(path for path in others if path is not None)]
     if len(set(map(Path.resolve, paths))) < len(paths):
-        raise Fc2ConvError("the output files must differ")
+        raise Fc2ConvError("--out, --json and --maps must name different files")
     for path in paths:
         check_output(path, force)
     return paths
@@ -87,11 +87,13 @@ def _open(model: str, report: Reporter, **options: Any) -> Any:
     return open_model(model, progress=report, **options)
 
 
-def _say_scaled(report: Reporter, size: tuple[int, int], scales: tuple[float, ...]) -> None:
-    if max(scales) < 1:
+def _say_scaled(
+    report: Reporter, size: tuple[int, int], scales: tuple[float, ...], max_size: int
+) -> None:
+    if max(size) > max_size:
         report.line(
-            f"note: the {size[0]}x{size[1]} image ran at scales up to {max(scales):.2g} "
-            "(--max-size bounds every level)"
+            f"note: the {size[0]}x{size[1]} image is larger than --max-size {max_size}: it ran "
+            f"scaled down, at scales up to {max(scales):.2g}"
         )
 
 
@@ -171,7 +173,7 @@ def heatmap(
             arrays.update(scales=np.array(result.scales), classes=np.array(result.classes))
             with open(others.pop(0), "wb") as file:
                 np.savez(file, **arrays)
-    _say_scaled(report, result.image_size, result.scales)
+    _say_scaled(report, result.image_size, result.scales, max_size)
     scales_text = ", ".join(f"{s:.2g}" for s in result.scales)
     report.line(f"wrote {', '.join(map(str, paths))}: scales {scales_text}")
     for label in shown.classes:
@@ -225,7 +227,7 @@ def detect(
         save_detections(pixels, found, picture)
         if json_path is not None:
             others[0].write_text(found.to_json())
-    _say_scaled(report, size, tuple(found.settings["scales"]))
+    _say_scaled(report, size, tuple(found.settings["scales"]), max_size)
     report.line(f"wrote {', '.join(map(str, paths))}: {len(found)} detection(s)")
     for item in found.as_list():
         x1, y1, x2, y2 = item["box"]
