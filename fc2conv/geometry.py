@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputSizeError, UnsupportedModelError
 
-__all__ = ["Geometry", "measure_geometry"]
+__all__ = ["Geometry", "check_sizes", "measure_geometry"]
 
 Pair = tuple[int, int]
 
@@ -245,3 +245,27 @@ def measure_geometry(
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
     return geometry
+
+
+def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
+    """Canonical size, a non-square size off the stride grid, and a 3x2-cell size on the grid
+    (all among the sizes the model takes).
+
+    The two larger sizes stay close to the canonical one: a size's activations are the largest
+    allocation of an export's checks, and these two already cover maps of several cells in both
+    directions, on and off the stride grid.
+    """
+    height, width = geometry.canonical_size
+    stride_h, stride_w = geometry.stride
+    step_h, step_w = geometry.size_step
+
+    def up(extra: int, step: int) -> int:  # the next multiple of the step
+        return extra + (-extra) % step
+
+    odd = [height + up(37, step_h), width + up(101, step_w)]  # 261x325 for 224x224 models
+    if odd[0] % stride_h == 0 and step_h < stride_h:
+        odd[0] += step_h
+    if odd[1] % stride_w == 0 and step_w < stride_w:
+        odd[1] += step_w
+    grid = (height + up(2 * stride_h, step_h), width + up(stride_w, step_w))
+    return [(height, width), (odd[0], odd[1]), grid]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from .conversion import FullyConvolutionalModel, convert
 from .errors import ModelLoadError
 from .progress import SILENT, Progress
-from .sources import LoadedModel, describe_weights, load_model
+from .sources import LoadedModel, describe_weights, load_model, read_class_names
 
 __all__ = ["Prepared", "prepare"]
 
@@ -70,21 +69,6 @@ def prepare(
     elif len(converted.metadata.get("classes") or []) not in (0, count):
         del converted.metadata["classes"]  # names of another head (e.g. ImageNet's 1000)
     return Prepared(loaded, converted)
-
-
-def read_class_names(classes: list[str] | str | os.PathLike) -> list[str]:
-    """Class names from a list or from a text file with one name per line."""
-    if isinstance(classes, list):
-        return [str(name) for name in classes]
-    path = Path(classes)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"cannot read class names from {path}: {exc}") from exc
-    names = [line.strip() for line in lines if line.strip()]
-    if not names:
-        raise ModelLoadError(f"{path} holds no class names (one per line)")
-    return names
 
 
 def class_count(converted: FullyConvolutionalModel) -> int:

@@ -9,13 +9,13 @@ __all__ = ["open_session"]
 
 
 def open_session(
-    path: str | os.PathLike,
+    path: str | os.PathLike | bytes,
     *,
     optimization: str = "all",
     memory_arena: bool = True,
     threads: int | None = None,
 ) -> Any:
-    """An onnxruntime CPU session for ``path``, logging errors only.
+    """An onnxruntime CPU session for ``path`` (or a serialized model), logging errors only.
 
     ``optimization="all"`` (for running) includes the NCHWc layout rewrite, which is the fastest
     for convolutions but holds a re-laid-out copy of every convolution weight; ``"extended"``
@@ -37,4 +37,5 @@ def open_session(
     options.enable_cpu_mem_arena = memory_arena
     if threads is not None:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -30,6 +30,7 @@ __all__ = [
     "commit",
     "data_path",
     "embed_external_data",
+    "encode_metadata",
     "looks_like_onnx",
     "read_metadata",
     "save_cases",
@@ -86,6 +87,16 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if "head" in result and "mode" not in result:  # files of fc2conv 0.1 called the mode "head"
         result["mode"] = result.pop("head")
     return result
+
+
+def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
+    """fc2conv's metadata as ONNX metadata_props: prefixed keys, JSON values (strings as they
+    are); None values are left out. :func:`read_metadata` decodes them."""
+    return {
+        METADATA_PREFIX + key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in values.items()
+        if value is not None
+    }
 
 
 def looks_like_onnx(path: str | os.PathLike) -> bool:

@@ -9,7 +9,6 @@ holds a second copy of them.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -24,37 +23,13 @@ from ..compare import relative_error
 from ..conversion import FullyConvolutionalModel
 from ..conversion.tracing import output_leaves
 from ..errors import ExportError, Fc2ConvError
-from ..geometry import Geometry
-from .onnx_file import CASES_FILE, METADATA_PREFIX, Case, data_path, save_cases, write_single_file
+from ..geometry import check_sizes
+from .onnx_file import CASES_FILE, Case, data_path, encode_metadata, save_cases, write_single_file
 
-__all__ = ["INPUT_NAME", "TWO_GB", "check_sizes", "metadata_for", "reference_cases", "stage"]
+__all__ = ["INPUT_NAME", "TWO_GB", "metadata_for", "reference_cases", "stage"]
 
 TWO_GB = 2 * 1024**3
 INPUT_NAME = "images"
-
-
-def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:
-    """Canonical size, a non-square size off the stride grid, and a 3x2-cell size on the grid
-    (all among the sizes the model takes).
-
-    The two larger sizes stay close to the canonical one: a size's activations are the largest
-    allocation of an export's checks, and these two already cover maps of several cells in both
-    directions, on and off the stride grid.
-    """
-    height, width = geometry.canonical_size
-    stride_h, stride_w = geometry.stride
-    step_h, step_w = geometry.size_step
-
-    def up(extra: int, step: int) -> int:  # the next multiple of the step
-        return extra + (-extra) % step
-
-    odd = [height + up(37, step_h), width + up(101, step_w)]  # 261x325 for 224x224 models
-    if odd[0] % stride_h == 0 and step_h < stride_h:
-        odd[0] += step_h
-    if odd[1] % stride_w == 0 and step_w < stride_w:
-        odd[1] += step_w
-    grid = (height + up(2 * stride_h, step_h), width + up(stride_w, step_w))
-    return [(height, width), (odd[0], odd[1]), grid]
 
 
 def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
@@ -70,11 +45,7 @@ def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
         "geometry": converted.geometry.as_dict(),
         "input_channels": converted.input_channels,
     }
-    return {
-        METADATA_PREFIX + key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in values.items()
-        if value is not None
-    }
+    return encode_metadata(values)
 
 
 def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) -> Any:

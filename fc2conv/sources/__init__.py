@@ -5,7 +5,9 @@ the metadata an exported file carries)."""
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ModelLoadError
 from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
@@ -21,6 +23,7 @@ __all__ = [
     "known_names",
     "load_model",
     "model_entries",
+    "read_class_names",
     "supported_models",
 ]
 
@@ -110,3 +113,18 @@ def load_model(
     from .torchvision import load_torchvision
 
     return load_torchvision(entry, weights, num_classes)
+
+
+def read_class_names(classes: list[str] | str | os.PathLike) -> list[str]:
+    """Class names from a list or from a text file with one name per line."""
+    if isinstance(classes, list):
+        return [str(name) for name in classes]
+    path = Path(classes)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"cannot read class names from {path}: {exc}") from exc
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise ModelLoadError(f"{path} holds no class names (one per line)")
+    return names
