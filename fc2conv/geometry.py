@@ -116,12 +116,15 @@ def measure_geometry(
     mode: str,
     name: str,
     refined: bool = False,
+    far_size: int | None = None,
 ) -> Geometry:
     """Measure stride, origin, size step and minimal size from ``map_size(height, width)``
     (None: the model does not run at that size). ``refined``: the stride was made finer than
     the model's own, and a padded trunk may give more than one cell at the canonical size.
 
-    ``map_size`` should be cheap (meta tensors): a few dozen calls are made.
+    ``map_size`` should be cheap (meta tensors): a few dozen calls are made. The stride is
+    read from the growth of the map over about ``far_size`` pixels (default: 2**14 size
+    steps; give less where ``map_size`` really runs the model).
     """
 
     def cells(height: int, width: int) -> Pair:
@@ -154,7 +157,8 @@ def measure_geometry(
                 f"{name}: the converted model runs at no size from 1 to 64 pixels larger than "
                 "the canonical size; its layers only accept certain sizes"
             )
-    far = [step[axis] * (1 << 14) for axis in (0, 1)]  # on meta tensors this costs nothing
+    steps = 1 << 14 if far_size is None else [max(1, far_size // step[axis]) for axis in (0, 1)]
+    far = [step[axis] * (steps if isinstance(steps, int) else steps[axis]) for axis in (0, 1)]
     grown = cells(canonical[0] + far[0], canonical[1] + far[1])
     stride = [0, 0]
     for axis in (0, 1):

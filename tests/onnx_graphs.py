@@ -193,3 +193,204 @@ def nhwc_model(seed: int = 0, *, size: int = 32, classes: int = 5) -> onnx.Model
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
+
+
+#: heads of :func:`small_classifier`, each in the style of an exporter, with its opset
+HEADS = {
+    "pytorch_view": 11,  # x.view(x.size(0), -1) → Linear → BatchNorm1d → PReLU → Dropout → Linear → LogSoftmax
+    "flatten_matmul": 9,  # Flatten → MatMul + Add → Relu → Gemm(transB=0, alpha, beta) → Sigmoid
+    "channels_last_mean": 13,  # Transpose to NHWC → ReduceMean over H, W → Gemm → Softmax(-1)
+    "reduce_mean_18": 18,  # ReduceMean with its axes as an input (opset 18) → Gemm
+    "global_max": 7,  # GlobalMaxPool → Flatten → Gemm → Softmax
+    "normalised": 11,  # GlobalAveragePool → Squeeze → x / ||x|| → scale → Gemm
+    # bad inputs
+    "segmentation": 13,  # the output is a map
+    "argmax": 13,  # ends in ArgMax: no convolutional form
+    "mlp": 13,  # the input is a vector, not an image
+}
+
+
+def small_classifier(
+    head: str, *, seed: int = 0, size: int = 32, classes: int = 7
+) -> onnx.ModelProto:
+    """A small classifier with fixed input 1×3×size×size (2 conv/pool stages, no padding) and
+    one of the :data:`HEADS`."""
+    rng = np.random.default_rng(seed)
+    initializers: list[TensorProto] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def weight(name: str, shape: tuple[int, ...], fan_in: int) -> str:
+        return const(name, (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+
+    def small(name: str, shape: tuple[int, ...]) -> str:
+        return const(name, rng.normal(0, 0.1, shape).astype(np.float32))
+
+    side = ((size - 2) // 2 - 2) // 2
+    channels = 8
+    node = helper.make_node
+    nodes = [
+        node("Conv", ["input", weight("c1_w", (6, 3, 3, 3), 27), small("c1_b", (6,))], ["c1"]),
+        node("Relu", ["c1"], ["r1"]),
+        node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        node(
+            "Conv",
+            ["p1", weight("c2_w", (channels, 6, 3, 3), 54), small("c2_b", (channels,))],
+            ["c2"],
+        ),
+        node("Relu", ["c2"], ["r2"]),
+        node("MaxPool", ["r2"], ["features"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    flat = channels * side * side
+    hidden = 16
+    opset = HEADS[head]
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])
+    output_shape: list[int | str] = [1, classes]
+    if head == "pytorch_view":
+        nodes += [
+            node("Shape", ["features"], ["shape"]),
+            node("Gather", ["shape", const("zero", np.array(0, np.int64))], ["batch"], axis=0),
+            node("Unsqueeze", ["batch"], ["batch1"], axes=[0]),
+            node(
+                "Concat",
+                ["batch1", const("minus_one", np.array([-1], np.int64))],
+                ["target"],
+                axis=0,
+            ),
+            node("Reshape", ["features", "target"], ["flat"]),
+            node(
+                "Gemm",
+                ["flat", weight("fc1_w", (hidden, flat), flat), small("fc1_b", (hidden,))],
+                ["fc1"],
+                transB=1,
+            ),
+            node(
+                "BatchNormalization",
+                [
+                    "fc1",
+                    const("bn_s", rng.uniform(0.5, 1.5, hidden).astype(np.float32)),
+                    small("bn_b", (hidden,)),
+                    small("bn_m", (hidden,)),
+                    const("bn_v", rng.uniform(0.5, 1.5, hidden).astype(np.float32)),
+                ],
+                ["bn"],
+            ),
+            node(
+                "PRelu",
+                ["bn", const("slope", rng.uniform(0.05, 0.3, hidden).astype(np.float32))],
+                ["act"],
+            ),
+            node("Dropout", ["act"], ["drop"]),
+            node(
+                "Gemm",
+                ["drop", weight("fc2_w", (classes, hidden), hidden), small("fc2_b", (classes,))],
+                ["fc2"],
+                transB=1,
+            ),
+            node("LogSoftmax", ["fc2"], ["output"], axis=1),
+        ]
+    elif head == "flatten_matmul":
+        nodes += [
+            node("Flatten", ["features"], ["flat"], axis=1),
+            node("MatMul", ["flat", weight("fc1_w", (flat, hidden), flat)], ["mm"]),
+            node("Add", ["mm", small("fc1_b", (1, hidden))], ["fc1"]),
+            node("Relu", ["fc1"], ["act"]),
+            node(
+                "Gemm",
+                ["act", weight("fc2_w", (hidden, classes), hidden), small("fc2_b", (classes,))],
+                ["fc2"],
+                alpha=0.5,
+                beta=2.0,
+            ),
+            node("Sigmoid", ["fc2"], ["output"]),
+        ]
+    elif head in ("channels_last_mean", "reduce_mean_18"):
+        if head == "channels_last_mean":
+            nodes += [
+                node("Transpose", ["features"], ["nhwc"], perm=[0, 2, 3, 1]),
+                node("ReduceMean", ["nhwc"], ["pooled"], axes=[1, 2], keepdims=0),
+            ]
+        else:
+            nodes += [
+                node(
+                    "ReduceMean",
+                    ["features", const("axes", np.array([2, 3], np.int64))],
+                    ["pooled"],
+                    keepdims=0,
+                )
+            ]
+        nodes += [
+            node(
+                "Gemm",
+                [
+                    "pooled",
+                    weight("fc_w", (classes, channels), channels),
+                    small("fc_b", (classes,)),
+                ],
+                ["fc"],
+                transB=1,
+            ),
+            node("Softmax", ["fc"], ["output"], axis=-1),
+        ]
+    elif head == "global_max":
+        nodes += [
+            node("GlobalMaxPool", ["features"], ["pooled"]),
+            node("Flatten", ["pooled"], ["flat"]),
+            node(
+                "Gemm",
+                ["flat", weight("fc_w", (classes, channels), channels), small("fc_b", (classes,))],
+                ["fc"],
+                transB=1,
+            ),
+            node("Softmax", ["fc"], ["output"]),
+        ]
+    elif head == "normalised":
+        nodes += [
+            node("GlobalAveragePool", ["features"], ["pooled"]),
+            node("Squeeze", ["pooled"], ["vector"], axes=[2, 3]),
+            node("ReduceL2", ["vector"], ["norm"], axes=[1], keepdims=1),
+            node("Div", ["vector", "norm"], ["unit"]),
+            node("Mul", ["unit", const("scale", np.array(8.0, np.float32))], ["scaled"]),
+            node(
+                "Gemm",
+                [
+                    "scaled",
+                    weight("fc_w", (classes, channels), channels),
+                    small("fc_b", (classes,)),
+                ],
+                ["output"],
+                transB=1,
+            ),
+        ]
+    elif head == "segmentation":
+        nodes += [
+            node(
+                "Conv",
+                ["features", weight("cls_w", (classes, channels, 1, 1), channels)],
+                ["output"],
+            )
+        ]
+        output_shape = [1, classes, side, side]
+    elif head == "argmax":
+        nodes += [
+            node("Flatten", ["features"], ["flat"]),
+            node("Gemm", ["flat", weight("fc_w", (classes, flat), flat)], ["fc"], transB=1),
+            node("ArgMax", ["fc"], ["output"], axis=1, keepdims=0),
+        ]
+        output_shape = [1]
+    elif head == "mlp":
+        image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 784])
+        nodes = [node("Gemm", ["input", weight("fc_w", (classes, 784), 784)], ["output"], transB=1)]
+    kind = TensorProto.INT64 if head == "argmax" else TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        head,
+        [image],
+        [helper.make_tensor_value_info("output", kind, output_shape)],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7 if opset < 15 else 8
+    return model

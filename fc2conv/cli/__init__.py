@@ -45,25 +45,82 @@ def main() -> None:
 @click.argument("model")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @model_options
-@click.option("--opset", default=18, show_default=True, type=click.IntRange(18, None))
+@click.option(
+    "--opset",
+    type=click.IntRange(7, None),
+    help="ONNX opset of the output [default: 18; for an ONNX classifier, its own].",
+)
 @click.option("--rtol", default=1e-4, show_default=True, help="Relative error allowed.")
 @click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @quiet_option
 @handles_errors
 def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) -> None:
-    """Convert MODEL and write a dynamic-size ONNX model to --out.
+    """Convert MODEL (a model name or an ONNX classifier file) and write a dynamic-size ONNX
+    model to --out.
 
-    The PyTorch part (loading, converting, verifying, exporting) runs in a child process; the
-    written file is checked here once that process has ended.
+    For a PyTorch model, the PyTorch part (loading, converting, verifying, exporting) runs in
+    a child process; the written file is checked here once that process has ended. An ONNX
+    classifier is converted without PyTorch.
     """
+    report = Reporter(quiet)
+    if is_onnx_file(model):
+        from ..onnx_in import convert_onnx
+
+        onnx_only(options)
+        result = convert_onnx(
+            model,
+            out,
+            input_size=options["input_size"],
+            input_channels=options["input_channels"],
+            classes=options["classes"],
+            opset=options["opset"],
+            rtol=options["rtol"],
+            verify=not no_verify,
+            force=options["force"],
+            progress=report,
+        )
+        report.line(str(result))
+        return
     from ..export import export_model
+
+    if options["opset"] is None:
+        options["opset"] = 18
+    elif options["opset"] < 18:
+        raise Fc2ConvError(
+            f"--opset {options['opset']}: PyTorch models export at opset 18 or later"
+        )
+    report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
+
+
+def is_onnx_file(model: str) -> bool:
+    """An existing file that is an ONNX model (by its content), or any path ending in .onnx."""
     from ..export.onnx_file import looks_like_onnx
 
-    if Path(model).is_file() and looks_like_onnx(model):
-        raise Fc2ConvError(f"{model}: converting ONNX classifiers is not supported yet")
-    report = Reporter(quiet)
-    report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise Fc2ConvError(f"{model} does not exist; check the path")
+        return True
+    return path.is_file() and looks_like_onnx(path)
+
+
+def onnx_only(options: dict[str, Any]) -> None:
+    """Refuse the options that belong to PyTorch models."""
+    wrong = [
+        flag
+        for flag, value, default in (
+            ("--weights", options.get("weights"), "DEFAULT"),
+            ("--num-classes", options.get("num_classes"), None),
+            ("--mode", options.get("mode"), "window"),
+            ("--stride", options.get("stride"), None),
+        )
+        if value != default
+    ]
+    if wrong:
+        raise Fc2ConvError(
+            f"{', '.join(wrong)}: not for an ONNX classifier (its weights and head are in the file)"
+        )
 
 
 @main.command("list")
@@ -91,7 +148,17 @@ def inspect(
     stride: int | None,
     **classes: Any,
 ) -> None:
-    """Show the rewrite plan and the geometry of MODEL, without exporting."""
+    """Show the rewrite plan and the geometry of MODEL (a name or an ONNX classifier file),
+    without exporting."""
+    if is_onnx_file(model):
+        from ..onnx_in import convert_onnx
+
+        onnx_only({"weights": weights, "mode": mode, "stride": stride, **classes})
+        result = convert_onnx(
+            model, input_size=input_size, input_channels=input_channels, verify=False
+        )
+        click.echo(str(result))
+        return
     from ..conversion import convert, plan
     from ..sources import load_model
 

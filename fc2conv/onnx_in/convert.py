@@ -168,7 +168,7 @@ def _rewrite(
             node.input[:] = [IMAGE if name == image.name else name for name in node.input]
     batch = image.fixed_batch or 1
     height, width = canonical
-    shapes = _shapes(skeleton(model), [batch, image.channels, height, width], graph.name)
+    shapes = _shapes(model, [batch, image.channels, height, width], graph.name)
     rewrite = Rewrite(graph, shapes)
     rewrite.run(IMAGE)
 
@@ -253,23 +253,61 @@ def _live_nodes(nodes: list[Any], outputs: list[str]) -> list[Any]:
     return live[::-1]
 
 
-def _shapes(light: Any, shape: list[int], name: str) -> dict[str, list[int] | None]:
+def _shapes(model: Any, shape: list[int], name: str) -> dict[str, list[int] | None]:
+    """Every tensor's shape at the canonical size: onnx shape inference, and where it cannot
+    follow a shape computed in the graph (``Shape`` → ``Gather`` → ``Concat`` at older
+    opsets), one run of the model in onnxruntime."""
     try:
-        return static_shapes(light, IMAGE, shape)
+        shapes = static_shapes(skeleton(model), IMAGE, shape)
     except Exception as exc:
         raise UnsupportedModelError(
             f"{name}: onnx shape inference fails at {shape[2]}x{shape[3]} ({exc}); "
             "check --input-size"
         ) from exc
+    unknown = [
+        output
+        for node in model.graph.node
+        for output in node.output
+        if output and shapes.get(output) is None
+    ]
+    if unknown:
+        shapes.update(_run_shapes(model, shape, unknown, name))
+    return shapes
+
+
+def _run_shapes(
+    model: Any, shape: list[int], names: list[str], name: str
+) -> dict[str, list[int] | None]:
+    import onnx
+    from onnx import helper
+
+    from ..runtime import open_session
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(value) for value in names)
+    try:
+        session = open_session(probe.SerializeToString(), optimization="basic")
+        image = np.zeros(shape, np.float32)
+        values = session.run(names, {IMAGE: image})
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"{name}: the model does not run at {shape[2]}x{shape[3]} in onnxruntime "
+            f"({str(exc).splitlines()[0]}); check --input-size"
+        ) from exc
+    return {value: list(np.shape(result)) for value, result in zip(names, values, strict=True)}
 
 
 def _measure(converted: Any, graph: OnnxGraph, canonical: tuple[int, int]) -> Geometry:
-    """The geometry, from onnx shape inference of the converted graph at many sizes."""
+    """The geometry, from onnx shape inference of the converted graph at many sizes; where
+    inference cannot follow a shape computed in the graph, from runs in onnxruntime (sizes up
+    to 256 pixels above the canonical one: enough for strides up to 256)."""
     light = skeleton(converted)
     output = converted.graph.output[0].name
     channels = graph.input.channels
 
-    def map_size(height: int, width: int) -> tuple[int, int] | None:
+    def inferred(height: int, width: int) -> tuple[int, int] | None:
         try:
             shapes = static_shapes(light, IMAGE, [1, channels, height, width])
         except Exception:
@@ -279,7 +317,21 @@ def _measure(converted: Any, graph: OnnxGraph, canonical: tuple[int, int]) -> Ge
             return None
         return shape[2], shape[3]
 
-    return measure_geometry(map_size, canonical, "window", graph.name)
+    if inferred(*canonical) is not None:
+        return measure_geometry(inferred, canonical, "window", graph.name)
+    from ..runtime import open_session
+
+    session = open_session(converted.SerializeToString(), optimization="basic", memory_arena=False)
+
+    def measured(height: int, width: int) -> tuple[int, int] | None:
+        image = np.zeros((1, channels, height, width), np.float32)
+        try:
+            shape = session.run([output], {IMAGE: image})[0].shape
+        except Exception:
+            return None
+        return (shape[2], shape[3]) if min(shape[2:]) >= 1 else None
+
+    return measure_geometry(measured, canonical, "window", graph.name, far_size=256)
 
 
 def _set_metadata(

@@ -31,7 +31,10 @@ def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
-        return model, model.graph.name or "model"
+        name = model.graph.name or "model"
+        if model.ByteSize() < 2 * 1024**3:
+            _validate(model, name)
+        return model, name
     path = Path(source)
     if not path.is_file():
         raise Fc2ConvError(f"{path} does not exist; check the path")
@@ -44,7 +47,24 @@ def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
         ) from exc
     if not model.graph.node:
         raise Fc2ConvError(f"{path}: not a complete ONNX model (its graph has no nodes)")
+    _validate(str(path), str(path))  # a file cut at a field boundary still parses
+    if any(prop.key == "fc2conv.geometry" for prop in model.metadata_props):
+        raise Fc2ConvError(
+            f"{path} is already fully convolutional (written by fc2conv); run it with "
+            f"fc2conv heatmap|detect {path} IMAGE"
+        )
     return model, path.stem
+
+
+def _validate(model: Any, name: str) -> None:
+    """onnx.checker's check (every node's inputs defined, attributes valid)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise Fc2ConvError(f"{name}: not a valid ONNX model ({first})") from exc
 
 
 @dataclass

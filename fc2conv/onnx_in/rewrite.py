@@ -328,6 +328,8 @@ class Rewrite:
             ):
                 raise self.refuse(node, "reshapes the class vector into something else")
             self.kinds[node.output[0]] = Vec(vec.tensor, len(out_shape))
+        elif op.startswith("Reduce"):
+            self.feature_reduction(node, vec)
         elif op == "Concat":
             if _attribute(node, "axis", 1) % vec.rank != 1:
                 raise self.refuse(node, "joins vectors along another axis than the features")
@@ -439,6 +441,27 @@ class Rewrite:
         self.kinds[node.output[0]] = Vec(renamed.output[0], vec.rank)
         if node.op_type in ENDINGS:
             self.endings[node.output[0]] = ENDINGS[node.op_type]
+
+    def feature_reduction(self, node: Any, vec: Vec) -> None:
+        """A reduction over the features (a norm, a sum) that keeps its axis: the same over
+        axis 1 of the map."""
+        axes = _reduce_axes(self.graph, node)
+        if axes is None or [axis % vec.rank for axis in axes] != [1]:
+            raise self.refuse(node, f"reduces over axes {axes}, not over the features alone")
+        if not _attribute(node, "keepdims", 1):
+            raise self.refuse(node, "drops the feature axis (keepdims=0)")
+        from onnx import helper
+
+        copy = _renamed(node, {}, self.fresh(node.op_type.lower()))
+        if len(copy.input) > 1:
+            copy.input[1] = self.const(np.array([1], np.int64), "axes")
+        else:
+            kept = [a for a in copy.attribute if a.name != "axes"]
+            del copy.attribute[:]
+            copy.attribute.extend([*kept, helper.make_attribute("axes", [1])])
+        copy.input[0] = vec.tensor
+        self.nodes.append(copy)
+        self.kinds[node.output[0]] = Vec(copy.output[0], vec.rank)
 
     def per_channel(self, node: Any, value: np.ndarray, rank: int) -> np.ndarray:
         """A per-feature constant (F or 1×F for an N×F vector, F×1×1 or 1×F×1×1 for N×F×1×1)

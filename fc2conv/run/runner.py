@@ -140,9 +140,10 @@ class Runner:
             raise Fc2ConvError(f"ONNX model {file} does not exist; check the path")
         meta = read_metadata(file)
         if "geometry" not in meta:
+            converted = file.with_name(f"{file.stem}_fcn.onnx")
             raise Fc2ConvError(
-                f"{file} was not written by fc2conv (it has no geometry metadata); export the "
-                "model with `fc2conv MODEL --out FILE.onnx` or fc2conv.export_onnx"
+                f"{file} was not converted by fc2conv (it has no geometry metadata); if it is "
+                f"a classifier, convert it first: fc2conv {file} --out {converted}"
             )
         session = open_session(file, memory_arena=False)  # a pyramid runs at many sizes
         if "outputs" in meta:
