@@ -5,6 +5,8 @@ The pipeline, one stage per sub-package or module, each importing only earlier o
     sources/ (load) → conversion/ (trace, plan, rewrite) → equivalence (verify)
     → export/ (ONNX, checked) → run/ (heatmaps, detection, pictures)
 
+and for ONNX classifiers the same path over the ONNX graph, without PyTorch: onnx_in/.
+
 The public names below are imported on first use, so that ``import fc2conv`` and the parts that
 only read or run ONNX files do not load PyTorch.
 """
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from .conversion import FullyConvolutionalModel, Plan, convert, plan
     from .equivalence import VerifyReport, verify
     from .export import ExportReport, export_model, export_onnx, read_metadata
+    from .onnx_in import OnnxConversion, convert_onnx
     from .pipeline import prepare
     from .run import Detections, Heatmap, detect, heatmap
     from .sources import load_model
@@ -47,6 +50,8 @@ _LAZY = {
     "export_model": "export",
     "export_onnx": "export",
     "read_metadata": "export",
+    "OnnxConversion": "onnx_in",
+    "convert_onnx": "onnx_in",
     "prepare": "pipeline",
     "Detections": "run",
     "Heatmap": "run",
@@ -76,12 +81,14 @@ __all__ = [
     "Heatmap",
     "InputSizeError",
     "ModelLoadError",
+    "OnnxConversion",
     "Plan",
     "TraceError",
     "UnsupportedModelError",
     "VerifyReport",
     "__version__",
     "convert",
+    "convert_onnx",
     "detect",
     "errors",
     "export_model",

@@ -91,8 +91,9 @@ def light_model(name: str, seed: int = 0) -> onnx.ModelProto:
         ]
         for entry in unused:
             entries.remove(entry)
-    for name_out, value in weights.items():
+    for name_out, value in weights.items():  # listed among the inputs too, as IR 3 wants
         graph.initializer.append(numpy_helper.from_array(value, name_out))
+        graph.input.append(helper.make_tensor_value_info(name_out, TensorProto.FLOAT, value.shape))
     _calibrate(model, rng)
     return model
 

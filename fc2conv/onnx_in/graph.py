@@ -32,28 +32,40 @@ def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
         model = onnx.ModelProto()
         model.CopyFrom(source)
         name = model.graph.name or "model"
-        if model.ByteSize() < 2 * 1024**3:
-            _validate(model, name)
-        return model, name
-    path = Path(source)
-    if not path.is_file():
-        raise Fc2ConvError(f"{path} does not exist; check the path")
-    try:
-        model = onnx.load(str(path))
-    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
-        raise Fc2ConvError(
-            f"{path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "
-            "check that the file is an ONNX classifier and was copied whole"
-        ) from exc
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.is_file():
+            raise Fc2ConvError(f"{path} does not exist; check the path")
+        try:
+            model = onnx.load(str(path))
+        except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+            raise Fc2ConvError(
+                f"{path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "
+                "check that the file is an ONNX classifier and was copied whole"
+            ) from exc
     if not model.graph.node:
-        raise Fc2ConvError(f"{path}: not a complete ONNX model (its graph has no nodes)")
-    _validate(str(path), str(path))  # a file cut at a field boundary still parses
+        raise Fc2ConvError(f"{name}: not a complete ONNX model (its graph has no nodes)")
     if any(prop.key == "fc2conv.geometry" for prop in model.metadata_props):
         raise Fc2ConvError(
-            f"{path} is already fully convolutional (written by fc2conv); run it with "
-            f"fc2conv heatmap|detect {path} IMAGE"
+            f"{name} is already fully convolutional (written by fc2conv); run it with "
+            f"fc2conv heatmap|detect {name} IMAGE"
         )
-    return model, path.stem
+    _normalise(model)
+    if model.ByteSize() < 2 * 1024**3:  # a file cut at a field boundary still parses
+        _validate(model, name)
+    return model, name if isinstance(source, onnx.ModelProto) else Path(source).stem
+
+
+def _normalise(model: Any) -> None:
+    """Initializers are not graph inputs (IR < 4 lists them there), and IR ≥ 4 allows that."""
+    graph = model.graph
+    initialized = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initialized]
+    if len(graph.input) != len(inputs):
+        del graph.input[:]
+        graph.input.extend(inputs)
+    model.ir_version = max(model.ir_version, 4)
 
 
 def _validate(model: Any, name: str) -> None:
@@ -92,20 +104,13 @@ def _dims(value: Any) -> list[int | str | None]:
 
 
 class OnnxGraph:
-    """A loaded classifier: ``model`` (normalised: initializers are not graph inputs, IR ≥ 4),
-    its image ``input``, producers and consumers of every tensor, and constants."""
+    """A loaded classifier: ``model`` (as :func:`load` gives it), its image ``input``, producers and consumers of every tensor, and constants."""
 
     def __init__(self, model: Any, name: str, input_channels: int | None = None) -> None:
         self.model = model
         self.name = name
         graph = model.graph
-        initialized = {tensor.name for tensor in graph.initializer}
-        inputs = [value for value in graph.input if value.name not in initialized]
-        if len(graph.input) != len(inputs):
-            kept = list(inputs)
-            del graph.input[:]
-            graph.input.extend(kept)
-        model.ir_version = max(model.ir_version, 4)  # initializers need not be inputs since 4
+        inputs = list(graph.input)
         self.opset = next(
             (entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 0
         )

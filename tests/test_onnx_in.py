@@ -1,0 +1,205 @@
+"""ONNX classifiers in: the real third-party structures of onnx's light test models, heads in
+the styles of PyTorch, Keras and old Caffe converters, and the bad inputs a user brings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx_graphs import HEADS, LIGHT_NAMES, light_model, nhwc_model, small_classifier
+
+import fc2conv
+from fc2conv import compare
+from fc2conv.export.onnx_file import read_metadata
+from fc2conv.onnx_in import convert_onnx
+
+RTOL = 1e-5
+#: the light structures over 200 MB (AlexNet, ZFNet-512, VGG-19): behind a marker
+LARGE = {"bvlc_alexnet", "zfnet512", "vgg19"}
+
+
+def run(model: onnx.ModelProto | Path, images: np.ndarray) -> list[np.ndarray]:
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images})
+
+
+def original_cells(model, image, geometry, rows, cols, channels_last=False):
+    """The original classifier on every cell's window of ``image`` (1×C×H×W, given to the
+    model as 1×H×W×C with ``channels_last``): rows×cols×K."""
+    height, width = geometry.window
+    cells = np.zeros((rows, cols, 0))
+    for row in range(rows):
+        for col in range(cols):
+            top, left = row * geometry.stride[0], col * geometry.stride[1]
+            crop = image[:, :, top : top + height, left : left + width]
+            crop = crop.transpose(0, 2, 3, 1) if channels_last else crop
+            value = run(model, np.ascontiguousarray(crop))[0].reshape(-1)
+            if cells.shape[2] == 0:
+                cells = np.zeros((rows, cols, value.size))
+            cells[row, col] = value
+    return cells
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.onnx_light) if n in LARGE else n for n in LIGHT_NAMES],
+)
+def test_light_structures_convert_exactly(name, tmp_path):
+    """Each real structure converts; the proof inside (onnxruntime against the original at
+    224x224, maps at two more sizes, softmax sums) passed; the written file has the metadata
+    heatmap and detect read, with dynamic batch, height and width."""
+    model = light_model(name)
+    out = tmp_path / f"{name}_fcn.onnx"
+    result = convert_onnx(model, out)
+    canonical = result.checks[0]
+    assert (canonical.height, canonical.width) == (224, 224)
+    assert canonical.relative_error is not None and canonical.relative_error <= 1e-4
+    assert len(result.checks) == 3 and all(check.map_size for check in result.checks)
+    assert result.geometry.canonical_size == (224, 224)
+    meta = read_metadata(out)
+    assert meta["outputs"][0]["channels"] == 1000
+    assert meta["outputs"][0]["ending"] == ("scores" if name == "densenet121" else "softmax")
+    dims = [
+        d.dim_param or d.dim_value for d in onnx.load(out).graph.input[0].type.tensor_type.shape.dim
+    ]
+    assert dims == ["batch", 3, "height", "width"]
+
+
+def test_keras_nhwc_every_cell_equals_the_classifier_on_its_window():
+    """The NHWC head's weights are read in the flatten's order: with a padding-free trunk,
+    every cell of a larger image equals the original on that cell's window."""
+    model = nhwc_model()
+    result = convert_onnx(model)
+    geometry = result.geometry
+    image = np.random.default_rng(1).standard_normal((1, 3, 32 + 3 * 4, 32 + 2 * 4))
+    image = image.astype(np.float32)
+    maps = run(result.model, image)[0][0]  # K × rows × cols
+    rows, cols = maps.shape[1:]
+    assert (rows, cols) == geometry.output_size(*image.shape[2:]) == (4, 3)
+    expected = original_cells(model, image, geometry, rows, cols, channels_last=True)
+    assert compare.relative_error(expected, maps.transpose(1, 2, 0)) <= RTOL
+    assert np.abs(maps.sum(axis=0) - 1).max() < 1e-5  # softmax per cell
+
+
+@pytest.mark.parametrize("head", [h for h in HEADS if h not in ("segmentation", "argmax", "mlp")])
+def test_heads_of_every_style_every_cell(head):
+    """PyTorch-style view + Linear + BatchNorm1d + PReLU + LogSoftmax, Flatten + MatMul + Add,
+    Gemm with transB=0, alpha and beta, a channels-last ReduceMean, ReduceMean with axes as an
+    input (opset 18), GlobalMaxPool at opset 7, an L2-normalised vector: every cell of a
+    larger image equals the original on its window (the trunk has no padding)."""
+    model = small_classifier(head)
+    result = convert_onnx(model)
+    geometry = result.geometry
+    image = np.random.default_rng(2).standard_normal((1, 3, 32 + 2 * 4, 32 + 3 * 4))
+    image = image.astype(np.float32)
+    maps = run(result.model, image)[0][0]
+    rows, cols = maps.shape[1:]
+    assert (rows, cols) == geometry.output_size(*image.shape[2:]) == (3, 4)
+    expected = original_cells(model, image, geometry, rows, cols)
+    scale = float(np.abs(expected).max())
+    assert scale > 1e-2, "outputs of order one, or the comparison means nothing"
+    assert compare.relative_error(expected, maps.transpose(1, 2, 0)) <= RTOL
+
+
+def test_softmax_before_opset_13_normalises_each_cell():
+    """SqueezeNet (opset 9) ends in Softmax(axis=1) over N×1000×1×1, which at opset 9 flattens
+    every axis after 1: on a map it would normalise over classes, rows and columns together.
+    The converted model normalises each cell over its classes."""
+    result = convert_onnx(light_model("squeezenet"))
+    image = np.random.default_rng(3).standard_normal((2, 3, 261, 325)).astype(np.float32)
+    maps = run(result.model, image)[0]
+    assert maps.shape[2:] == (3, 7)
+    np.testing.assert_allclose(maps.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_external_data_and_initializers_as_inputs(tmp_path):
+    """A file with its weights in an external data file, and an old-IR graph that lists its
+    initializers among the inputs, both convert from the path."""
+    model = small_classifier("pytorch_view")
+    for tensor in model.graph.initializer:
+        model.graph.input.append(
+            onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+        )
+    source = tmp_path / "external.onnx"
+    onnx.save_model(
+        model, source, save_as_external_data=True, location="external.data", size_threshold=0
+    )
+    assert (tmp_path / "external.data").stat().st_size > 0
+    result = convert_onnx(source, tmp_path / "converted.onnx", classes=[f"c{i}" for i in range(7)])
+    assert result.checks[0].relative_error <= 1e-4
+    assert read_metadata(tmp_path / "converted.onnx")["classes"][0] == "c0"
+
+
+def test_heatmap_runs_on_a_converted_file(tmp_path):
+    out = tmp_path / "keras_fcn.onnx"
+    convert_onnx(nhwc_model(), out, classes=list("abcde"))
+    image = np.random.default_rng(4).random((60, 80, 3)).astype(np.float32)
+    result = fc2conv.heatmap(out, image, scales=(1.0,))
+    assert result.classes == list("abcde")
+    assert result.peak("c").score > 0
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        ("segmentation", "output output (1x7x6x6) is a map, not a class vector"),
+        ("argmax", "node output (ArgMax) in the classifier head has no exact convolutional form"),
+        ("mlp", "input input (1x784) is not an image tensor"),
+    ],
+)
+def test_refusals_name_the_problem(head, message):
+    with pytest.raises(
+        fc2conv.UnsupportedModelError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        convert_onnx(small_classifier(head))
+
+
+def fc2conv_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command line in a fresh Python, which must not import PyTorch on this path."""
+    code = (
+        "import sys; from fc2conv.cli import main\n"
+        "try:\n    main(sys.argv[1:])\n"
+        "finally:\n    assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_command_line_export_inspect_and_bad_files(tmp_path):
+    onnx.save(small_classifier("flatten_matmul"), tmp_path / "classifier.onnx")
+    onnx.save(small_classifier("segmentation"), tmp_path / "segmenter.onnx")
+    done = fc2conv_cli("classifier.onnx", "--out", "fcn.onnx", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "relative error" in done.stdout and (tmp_path / "fcn.onnx").is_file()
+
+    shown = fc2conv_cli("inspect", "classifier.onnx", cwd=tmp_path)
+    assert (
+        shown.returncode == 0 and "Conv 6x6, 8→16" in shown.stdout and "stride 4x4" in shown.stdout
+    )
+
+    data = (tmp_path / "classifier.onnx").read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.onnx").write_text("not a model")
+    cases = {
+        ("truncated.onnx",): "truncated.onnx: not a",
+        ("notes.onnx",): "notes.onnx: not a complete ONNX model",
+        ("segmenter.onnx",): "is a map, not a class vector",
+        ("classifier.onnx", "--stride", "2"): "--stride: not for an ONNX classifier",
+        ("fcn.onnx",): "already fully convolutional",
+        ("missing.onnx",): "missing.onnx does not exist",
+    }
+    for args, message in cases.items():
+        failed = fc2conv_cli(*args, "--out", "bad.onnx", cwd=tmp_path)
+        assert failed.returncode == 1, (args, failed.stderr)
+        assert message in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+        lines = failed.stderr.strip().splitlines()  # progress lines, then one error line
+        assert lines[-1].startswith("error:") and sum("error" in x for x in lines) == 1
+        assert not (tmp_path / "bad.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
