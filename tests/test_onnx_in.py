@@ -203,3 +203,31 @@ def test_command_line_export_inspect_and_bad_files(tmp_path):
         assert lines[-1].startswith("error:") and sum("error" in x for x in lines) == 1
         assert not (tmp_path / "bad.onnx").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_bgr_and_mean_reach_the_run_path(tmp_path):
+    """A Caffe-style model (BGR, mean and std of its own, given in its channel order): the run
+    path feeds it the image in that order, normalised with its values."""
+    plain, caffe = tmp_path / "plain.onnx", tmp_path / "caffe.onnx"
+    convert_onnx(nhwc_model(), plain)
+    convert_onnx(nhwc_model(), caffe, bgr=True, mean=[0.1, 0.2, 0.3], std=[0.5, 0.5, 0.5])
+    from fc2conv.run.runner import Runner
+
+    image = np.random.default_rng(5).random((48, 56, 3)).astype(np.float32)
+    by_hand = ((image[..., ::-1] - [0.1, 0.2, 0.3]) / 0.5).transpose(2, 0, 1)[None]  # B,G,R
+    want = run(plain, np.ascontiguousarray(by_hand, dtype=np.float32))[0][0]
+    got = Runner.from_onnx(caffe).logits(image)
+    assert got.shape == want.shape == (5, 5, 7)
+    assert compare.relative_error(want, got) <= 1e-6
+    with pytest.raises(fc2conv.Fc2ConvError, match="2 mean values for an input of 3 channels"):
+        convert_onnx(nhwc_model(), mean=[0.1, 0.2])
+
+
+def test_input_size_where_the_file_leaves_it_free():
+    model = small_classifier("global_max")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].dim_param, dims[2].dim_param, dims[3].dim_param = "N", "H", "W"
+    with pytest.raises(fc2conv.InputSizeError, match="pass the size the classifier was trained"):
+        convert_onnx(model)
+    result = convert_onnx(model, input_size=(32, 32))
+    assert result.geometry.canonical_size == (32, 32) and result.checks[0].relative_error <= 1e-4

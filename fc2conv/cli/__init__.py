@@ -10,7 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import Fc2ConvError
-from .options import Reporter, handles_errors, model_options, quiet_option
+from .options import Reporter, handles_errors, model_options, preprocessing_options, quiet_option
 from .run import detect, heatmap
 
 
@@ -53,6 +53,7 @@ def main() -> None:
 @click.option("--rtol", default=1e-4, show_default=True, help="Relative error allowed.")
 @click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
+@preprocessing_options
 @quiet_option
 @handles_errors
 def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) -> None:
@@ -74,6 +75,9 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
             input_size=options["input_size"],
             input_channels=options["input_channels"],
             classes=options["classes"],
+            mean=options["mean"],
+            std=options["std"],
+            bgr=options["bgr"],
             opset=options["opset"],
             rtol=options["rtol"],
             verify=not no_verify,
@@ -84,11 +88,17 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
         return
     from ..export import export_model
 
+    preprocessing = [options.pop(key) for key in ("mean", "std", "bgr")]
+    if any(preprocessing):
+        raise Fc2ConvError(
+            "--mean, --std and --bgr are for ONNX classifiers; a model name brings its own "
+            "preprocessing"
+        )
     if options["opset"] is None:
         options["opset"] = 18
     elif options["opset"] < 18:
-        raise Fc2ConvError(
-            f"--opset {options['opset']}: PyTorch models export at opset 18 or later"
+        raise click.BadParameter(
+            f"{options['opset']}: PyTorch models export at opset 18 or later", param_hint="--opset"
         )
     report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
 

@@ -23,6 +23,7 @@ __all__ = [
     "handles_errors",
     "model_options",
     "output_files",
+    "preprocessing_options",
     "quiet_option",
     "scales_option",
 ]
@@ -116,6 +117,40 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
         ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _numbers(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:
+    try:
+        values = [float(value) for value in text.split(",")] if text else None
+    except ValueError:
+        values = []
+    if values is not None and not values:
+        raise click.BadParameter(f"'{text}' is not a list of numbers like 0.485,0.456,0.406")
+    return values
+
+
+def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--mean, --std, --bgr: the preprocessing an ONNX classifier's file does not record."""
+    options = [
+        click.option(
+            "--mean",
+            callback=_numbers,
+            metavar="C1,C2,C3",
+            help="ONNX classifiers: per-channel mean for images in [0, 1], in the model's "
+            "channel order [default: 0].",
+        ),
+        click.option(
+            "--std",
+            callback=_numbers,
+            metavar="C1,C2,C3",
+            help="ONNX classifiers: per-channel std for images in [0, 1], in the model's "
+            "channel order [default: 1].",
+        ),
+        click.option("--bgr", is_flag=True, help="ONNX classifiers: it takes BGR (Caffe)."),
     ]
     for option in reversed(options):
         command = option(command)

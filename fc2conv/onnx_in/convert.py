@@ -62,6 +62,7 @@ def convert_onnx(
     classes: list[str] | str | os.PathLike | None = None,
     mean: list[float] | None = None,
     std: list[float] | None = None,
+    bgr: bool = False,
     opset: int | None = None,
     rtol: float = 1e-4,
     verify: bool = True,
@@ -73,8 +74,9 @@ def convert_onnx(
 
     ``input_size`` is the canonical (height, width), needed where the file does not fix it;
     ``input_channels`` where the input does not tell; ``classes`` (a list or a file with one
-    name per line), ``mean`` and ``std`` (per channel, for images in [0, 1]) go into the
-    metadata that ``heatmap`` and ``detect`` read; ``opset`` converts the result to a newer
+    name per line), ``mean`` and ``std`` (per channel, for images in [0, 1], in the model's channel order) and ``bgr`` (the
+    model takes its channels in BGR order, as Caffe models do) go into the metadata that
+    ``heatmap`` and ``detect`` read; ``opset`` converts the result to a newer
     opset (default: the file's own). With ``verify``, onnxruntime runs the original and the
     converted model at the canonical size (relative error ≤ ``rtol``) and the converted one at
     two more sizes (see :mod:`.checks`); the file is put in place only when all checks pass.
@@ -97,7 +99,17 @@ def convert_onnx(
     count = outputs[0]["channels"]
     if names is not None and len(names) != count:
         raise Fc2ConvError(f"{name}: {len(names)} class names for a model with {count} classes")
-    _set_metadata(converted, name, geometry, outputs, graph, names, mean, std)
+    preprocessing = {"mean": mean, "std": std, "channel_order": "BGR" if bgr else None}
+    for key in ("mean", "std"):
+        values = preprocessing[key]
+        if values is not None and len(values) != graph.input.channels:
+            raise Fc2ConvError(
+                f"{name}: {len(values)} {key} values for an input of {graph.input.channels} "
+                "channels"
+            )
+    if bgr and graph.input.channels != 3:
+        raise Fc2ConvError(f"{name}: BGR order for an input of {graph.input.channels} channels")
+    _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
     result = OnnxConversion(name, converted, plan, geometry, outputs)
@@ -341,8 +353,7 @@ def _set_metadata(
     outputs: list[dict[str, Any]],
     graph: OnnxGraph,
     classes: list[str] | None,
-    mean: list[float] | None,
-    std: list[float] | None,
+    preprocessing: dict[str, Any],
 ) -> None:
     from .. import __version__
     from ..export.onnx_file import encode_metadata
@@ -356,8 +367,7 @@ def _set_metadata(
         "geometry": geometry.as_dict(),
         "input_channels": graph.input.channels,
         "classes": classes,
-        "mean": mean,
-        "std": std,
+        **preprocessing,
     }
     for key, value in encode_metadata(values).items():
         prop = converted.metadata_props.add()

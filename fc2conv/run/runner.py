@@ -162,7 +162,10 @@ class Runner:
         return cls._create(name, meta["geometry"], meta, outputs, output, session=session)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std."""
+        """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std, in the
+        channel order the model was trained with (metadata ``channel_order``: RGB or BGR)."""
+        if self.metadata.get("channel_order") == "BGR":
+            image = image[..., ::-1]
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
