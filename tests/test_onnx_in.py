@@ -184,6 +184,10 @@ def test_command_line_export_inspect_and_bad_files(tmp_path):
         shown.returncode == 0 and "Conv 6x6, 8→16" in shown.stdout and "stride 4x4" in shown.stdout
     )
 
+    converted = fc2conv_cli("inspect", "fcn.onnx", cwd=tmp_path)
+    assert converted.returncode == 0 and "converted by fc2conv" in converted.stdout
+    assert "7 classes, ends in sigmoid" in converted.stdout
+
     data = (tmp_path / "classifier.onnx").read_bytes()
     (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
     (tmp_path / "notes.onnx").write_text("not a model")

@@ -103,6 +103,22 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
 
 
+def describe_converted(path: str, meta: dict[str, Any]) -> str:
+    """What an fc2conv file holds, from its metadata."""
+    lines = [f"{path}: {meta.get('model', '?')} converted by fc2conv {meta.get('version', '?')}"]
+    lines.append(f"geometry: {meta['geometry']}")
+    for output in meta.get("outputs", []):
+        lines.append(
+            f"output {output['name']}: {output['channels']} classes, ends in {output['ending']}"
+        )
+    classes = meta.get("classes") or []
+    shown = ", ".join(map(str, classes[:5])) + (", …" if len(classes) > 5 else "")
+    lines.append(f"class names: {shown}" if classes else "class names: none (class 0, 1, …)")
+    order = meta.get("channel_order", "RGB")
+    lines.append(f"preprocessing: {order}, mean {meta.get('mean', 0)}, std {meta.get('std', 1)}")
+    return "\n".join(lines)
+
+
 def is_onnx_file(model: str) -> bool:
     """An existing file that is an ONNX model (by its content), or any path ending in .onnx."""
     from ..export.onnx_file import looks_like_onnx
@@ -161,9 +177,14 @@ def inspect(
     """Show the rewrite plan and the geometry of MODEL (a name or an ONNX classifier file),
     without exporting."""
     if is_onnx_file(model):
+        from ..export.onnx_file import read_metadata
         from ..onnx_in import convert_onnx
 
         onnx_only({"weights": weights, "mode": mode, "stride": stride, **classes})
+        meta = read_metadata(model)
+        if "geometry" in meta:  # written by fc2conv: what heatmap and detect will read
+            click.echo(describe_converted(model, meta))
+            return
         result = convert_onnx(
             model, input_size=input_size, input_channels=input_channels, verify=False
         )
