@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .export import ExportReport, export_model, export_onnx, read_metadata
     from .onnx_in import OnnxConversion, convert_onnx
     from .pipeline import prepare
-    from .run import Detections, Heatmap, detect, heatmap
+    from .run import Detections, Heatmap, ImageResult, detect, detect_many, heatmap, heatmap_many
     from .sources import load_model
 
 __version__ = "0.2.0"
@@ -57,6 +57,9 @@ _LAZY = {
     "Heatmap": "run",
     "detect": "run",
     "heatmap": "run",
+    "ImageResult": "run",
+    "detect_many": "run",
+    "heatmap_many": "run",
     "load_model": "sources",
 }
 
@@ -79,6 +82,7 @@ __all__ = [
     "FullyConvolutionalModel",
     "Geometry",
     "Heatmap",
+    "ImageResult",
     "InputSizeError",
     "ModelLoadError",
     "OnnxConversion",
@@ -90,10 +94,12 @@ __all__ = [
     "convert",
     "convert_onnx",
     "detect",
+    "detect_many",
     "errors",
     "export_model",
     "export_onnx",
     "heatmap",
+    "heatmap_many",
     "load_model",
     "plan",
     "prepare",

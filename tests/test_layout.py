@@ -44,6 +44,7 @@ TORCH_FREE = [
     "onnx_in.checks",
     "onnx_in.convert",
     "run",
+    "run.batch",
     "run.boxes",
     "run.detection",
     "run.heatmaps",

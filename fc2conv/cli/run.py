@@ -4,7 +4,9 @@ JSON. Every output is checked before the model runs and written only when all su
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,11 @@ from .options import (
 
 __all__ = ["detect", "heatmap"]
 
-image_argument = click.argument("image", type=click.Path(exists=True, dir_okay=False))
+images_argument = click.argument("images", nargs=-1, required=True)
 picture_option = click.option(
     "--out",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The picture (.png, .jpg, .pdf, .svg, ...).",
+    help="One image: the picture (.png, .jpg, .pdf, .svg, ...).",
 )
 json_option = click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="JSON results."
@@ -36,8 +37,20 @@ json_option = click.option(
 
 
 def run_options(command: Any) -> Any:
-    """Options of both run commands: the output, the maximal size, --force, and the model's."""
+    """Options of both run commands: the output, the maximal size, --force, many images, and
+    the model's."""
     options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--jsonl",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Many images: a JSON line per image, written as each finishes.",
+        ),
+        click.option(
+            "--out-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Many images: a picture per image in this folder.",
+        ),
+        click.option("--resume", is_flag=True, help="Skip the images already in the --jsonl file."),
         click.option(
             "--output", default=None, help="Output with the class scores (index or name)."
         ),
@@ -99,7 +112,7 @@ def _say_scaled(
 
 @click.command()
 @click.argument("model", metavar="MODEL_OR_ONNX")
-@image_argument
+@images_argument
 @click.option(
     "--class",
     "class_names",
@@ -127,9 +140,9 @@ def _say_scaled(
 @run_options
 def heatmap(
     model: str,
-    image: str,
+    images: tuple[str, ...],
     class_names: tuple[str, ...],
-    out: Path,
+    out: Path | None,
     json_path: Path | None,
     maps_path: Path | None,
     top: int,
@@ -138,9 +151,14 @@ def heatmap(
     max_size: int,
     force: bool,
     quiet: bool,
+    jsonl: Path | None,
+    out_dir: Path | None,
+    resume: bool,
     **options: Any,
 ) -> None:
-    """Class heatmaps of IMAGE over an image pyramid, overlaid on it, written as a picture."""
+    """Class heatmaps of IMAGES over an image pyramid, overlaid on them: for one image a
+    picture (--out) and JSON (--json); for many (files, folders, globs, @list.txt) a JSON line
+    per image (--jsonl) and a picture per image (--out-dir)."""
     import numpy as np
 
     from ..run import heatmap as compute
@@ -148,9 +166,37 @@ def heatmap(
     from ..run.images import read_image
     from ..run.render import save_heatmaps
 
+    batch = Batch.of("heatmap", images, jsonl, out_dir, None, resume, force, quiet)
+    if batch is not None:
+        batch.refuse_single_outputs(out=out, json=json_path, maps=maps_path)
+        runner = _open(model, batch.report, **options)
+        for name in class_names:  # unknown names fail before the model runs
+            class_members(runner.classes, name)
+        background = runner.metadata.get("background")
+
+        def heatmap_record(result: Any) -> dict[str, Any]:
+            chosen = list(class_names) or list(result.top_classes(top, background))
+            return result.as_dict(chosen, top=max(top, 5))
+
+        def heatmap_picture(item: Any, path: Path) -> None:
+            chosen = list(class_names) or list(item.result.top_classes(top, background))
+            save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
+
+        from ..run.batch import heatmap_many
+
+        batch.run(
+            runner,
+            lambda paths: heatmap_many(
+                runner, paths, classes=None, scales=scales, max_size=max_size
+            ),
+            heatmap_record,
+            heatmap_picture,
+        )
+        return
+    image = single_image(images, out)
     if maps_path is not None and maps_path.suffix != ".npz":
         raise Fc2ConvError(f"--maps writes a NumPy .npz file, not {maps_path.name}")
-    paths = _check_outputs(out, [json_path, maps_path], force)
+    paths = _check_outputs(out, [json_path, maps_path], force)  # type: ignore[arg-type]
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     for name in class_names:  # unknown names fail before the model runs
@@ -185,32 +231,71 @@ def heatmap(
 
 @click.command()
 @click.argument("model", metavar="MODEL_OR_ONNX")
-@image_argument
+@images_argument
 @picture_option
 @json_option
+@click.option(
+    "--coco",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Many images: the detections as a COCO file, written at the end.",
+)
 @click.option("--score-threshold", default=0.6, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--iou-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1))
 @scales_option("1.25")
 @run_options
 def detect(
     model: str,
-    image: str,
-    out: Path,
+    images: tuple[str, ...],
+    out: Path | None,
     json_path: Path | None,
+    coco: Path | None,
     score_threshold: float,
     iou_threshold: float,
     scales: tuple[float, ...] | None,
     max_size: int,
     force: bool,
     quiet: bool,
+    jsonl: Path | None,
+    out_dir: Path | None,
+    resume: bool,
     **options: Any,
 ) -> None:
-    """Detect objects in IMAGE; draw the boxes into a picture (and optionally write JSON)."""
+    """Detect objects in IMAGES: for one image, the boxes drawn into a picture (--out) and
+    JSON (--json); for many (files, folders, globs, @list.txt), a JSON line per image
+    (--jsonl), a COCO file (--coco) and a picture per image (--out-dir)."""
     from ..run import detect as run_detect
     from ..run.images import read_image
     from ..run.render import save_detections
 
-    paths = _check_outputs(out, [json_path], force)
+    batch = Batch.of("detect", images, jsonl, out_dir, coco, resume, force, quiet)
+    if batch is not None:
+        batch.refuse_single_outputs(out=out, json=json_path)
+        runner = _open(model, batch.report, **options)
+        from ..run.batch import detect_many
+
+        batch.run(
+            runner,
+            lambda paths: detect_many(
+                runner,
+                paths,
+                scales=scales,
+                score_threshold=score_threshold,
+                iou_threshold=iou_threshold,
+                max_size=max_size,
+            ),
+            lambda found: {
+                "detections": found.as_list(),
+                "scales": found.settings["scales"],
+                "score_threshold": score_threshold,
+                "iou_threshold": iou_threshold,
+            },
+            lambda item, path: save_detections(item.pixels, item.result, path),
+        )
+        return
+    if coco is not None:
+        raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
+    image = single_image(images, out)
+    paths = _check_outputs(out, [json_path], force)  # type: ignore[arg-type]
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     pixels, size = read_image(image, max_size)
@@ -234,3 +319,195 @@ def detect(
         report.line(
             f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
         )
+
+
+def single_image(images: tuple[str, ...], out: Path | None) -> str:
+    """The one image of a single-image run, which needs --out."""
+    if out is None:
+        raise click.UsageError(
+            "--out names the picture of one image; for many images give --jsonl and/or --out-dir"
+        )
+    image = images[0]
+    if not Path(image).is_file():
+        raise Fc2ConvError(f"{image} does not exist; check the path")
+    return image
+
+
+class Batch:
+    """A run over many images: outputs checked first, results streamed to JSON Lines (and
+    pictures, and a COCO file at the end), a progress bar, a summary, exit code 1 if any image
+    failed, and a valid file of what finished when interrupted."""
+
+    def __init__(self, command: str, images: list[Path], jsonl: Path | None, out_dir: Path | None,
+                 coco: Path | None, resume: bool, force: bool, quiet: bool) -> None:  # fmt: skip
+        self.command, self.images = command, images
+        self.jsonl, self.out_dir, self.coco = jsonl, out_dir, coco
+        self.resume, self.force, self.quiet = resume, force, quiet
+        self.report = Reporter(quiet)
+
+    @classmethod
+    def of(
+        cls,
+        command: str,
+        images: tuple[str, ...],
+        jsonl: Path | None,
+        out_dir: Path | None,
+        coco: Path | None,
+        resume: bool,
+        force: bool,
+        quiet: bool,
+    ) -> Batch | None:
+        """The batch run that these arguments ask for, or None for a single-image run."""
+        from ..run.batch import collect_images
+
+        single = len(images) == 1 and Path(images[0]).is_file() and not images[0].startswith("@")
+        if single and jsonl is None and out_dir is None:
+            if resume:
+                raise Fc2ConvError("--resume goes with --jsonl (many images)")
+            return None
+        if jsonl is None and out_dir is None:
+            raise click.UsageError("many images need --jsonl FILE and/or --out-dir FOLDER")
+        if resume and jsonl is None:
+            raise Fc2ConvError("--resume needs the --jsonl file of the run to resume")
+        if coco is not None and jsonl is None:
+            raise Fc2ConvError("--coco is written from the --jsonl results; give --jsonl too")
+        paths = collect_images(images)
+        batch = cls(command, paths, jsonl, out_dir, coco, resume, force, quiet)
+        batch.check_outputs()
+        return batch
+
+    def refuse_single_outputs(self, **given: Path | None) -> None:
+        named = [f"--{name}" for name, value in given.items() if value is not None]
+        if named:
+            raise Fc2ConvError(
+                f"{', '.join(named)}: for one image; many images write --jsonl and --out-dir"
+            )
+
+    def check_outputs(self) -> None:
+        if self.jsonl is not None:
+            if self.jsonl.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+                raise Fc2ConvError(
+                    f"--jsonl writes JSON Lines: name it .jsonl, not {self.jsonl.name}"
+                )
+            check_output(self.jsonl, self.force or self.resume)
+        if self.coco is not None:
+            check_output(self.coco, self.force)
+            if self.jsonl is not None and self.coco.resolve() == self.jsonl.resolve():
+                raise Fc2ConvError("--coco and --jsonl must name different files")
+        if self.out_dir is not None:
+            parent = self.out_dir.parent if str(self.out_dir.parent) else Path(".")
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                raise Fc2ConvError(f"--out-dir {self.out_dir} is a file; name a folder")
+            if not self.out_dir.exists() and not parent.is_dir():
+                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {parent} does not exist")
+
+    def picture_path(self, image: Path, root: Path) -> Path:
+        """The picture of ``image`` in --out-dir: its path below the common folder, with
+        separators as '__', so that images of the same name in different folders differ."""
+        assert self.out_dir is not None
+        try:
+            relative = image.resolve().relative_to(root)
+        except ValueError:
+            relative = Path(image.name)
+        return self.out_dir / ("__".join(relative.with_suffix("").parts) + ".png")
+
+    def run(
+        self,
+        runner: Any,
+        results: Callable[[list[Path]], Any],
+        record: Callable[[Any], dict[str, Any]],
+        picture: Callable[[Any, Path], None],
+    ) -> None:
+        import os
+
+        from ..run.batch import JsonLines, coco_detections
+
+        lines = JsonLines(self.jsonl, self.command, runner.name) if self.jsonl else None
+        done = lines.done() if lines is not None and self.resume else set()
+        todo = [path for path in self.images if str(path) not in done]
+        if done:
+            self.report.line(
+                f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
+            )
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        resolved = [str(p.resolve().parent) for p in self.images]
+        root = Path(os.path.commonpath(resolved)) if resolved else Path(".")
+        succeeded = failed = 0
+        mode = "a" if self.resume else "w"
+        out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
+        try:
+            with progress_bar(len(todo), self.quiet) as advance:
+                for item in results(todo):
+                    data = None
+                    if item.ok:
+                        data = record(item.result)
+                        if self.out_dir is not None:
+                            target = self.picture_path(item.path, root)
+                            with output_files([target]) as (temporary,):
+                                picture(item, temporary)
+                    if out is not None and lines is not None:
+                        out.write(json.dumps(lines.record(item, data)) + "\n")
+                        out.flush()
+                    if not item.ok:
+                        click.echo(f"failed: {item.error}", err=True)
+                    succeeded += item.ok
+                    failed += not item.ok
+                    item.pixels = item.result = None
+                    advance()
+        except KeyboardInterrupt:
+            where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
+            click.echo(f"interrupted after {succeeded + failed} images{where}", err=True)
+            raise SystemExit(130) from None
+        finally:
+            if out is not None:
+                out.close()
+        if self.coco is not None and lines is not None:
+            with output_files([self.coco]) as (temporary,):
+                temporary.write_text(json.dumps(coco_detections(lines.records(), runner.classes)))
+        written = ", ".join(str(p) for p in (self.jsonl, self.coco, self.out_dir) if p)
+        self.report.line(
+            f"{succeeded + failed} images: {succeeded} succeeded, {failed} failed; wrote {written}"
+        )
+        if failed:
+            raise Fc2ConvError(
+                f"{failed} of {succeeded + failed} images failed"
+                + (f"; their errors are in {self.jsonl}" if self.jsonl else "")
+            )
+
+
+@contextmanager
+def progress_bar(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (images/s, time left); nothing with --quiet or when stderr is
+    not a terminal."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("images", total=total, rate="")
+        count = 0
+
+        def advance() -> None:
+            nonlocal count
+            count += 1
+            rate = count / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=1, rate=f"{rate:.2f} images/s")
+
+        yield advance

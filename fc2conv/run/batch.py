@@ -1,0 +1,280 @@
+"""Many images, one at a time: heatmaps or detections over a collection, with images decoded
+ahead on a worker thread while the model runs, and nothing kept once a result is handed on.
+
+``collect_images`` turns what a user names (files, folders, globs, ``@list.txt``) into paths;
+``heatmap_many`` and ``detect_many`` yield one :class:`ImageResult` per path, in order; an image
+that cannot be read or is too small gives a result with its error, and the run goes on.
+``JsonLines`` writes results as they come (one flushed line each, so an interrupted run leaves
+a valid file), and reads them back for ``--resume`` and the COCO file.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import Fc2ConvError
+from .detection import Detections, detect
+from .heatmaps import ClassChoice, Heatmap, heatmap
+from .images import read_image
+from .pyramid import DEFAULT_MAX_SIZE
+from .runner import Runner, as_runner
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageResult",
+    "JsonLines",
+    "coco_detections",
+    "collect_images",
+    "detect_many",
+    "heatmap_many",
+]
+
+#: the file name endings a folder is searched for
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+)  # fmt: skip
+#: images decoded ahead of the one the model runs on
+PREFETCH = 2
+
+
+def collect_images(items: Iterable[str | os.PathLike]) -> list[Path]:
+    """The image paths that ``items`` name: files as they are, folders searched recursively
+    for image files (sorted), globs (``photos/*.jpg``, ``**`` for sub-folders), and
+    ``@list.txt`` files with one path a line (relative to the list's folder; a listed path that
+    does not exist is kept, and its run records the error). A folder without images, a glob
+    that matches nothing, or a missing file or list raise Fc2ConvError."""
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        path = Path(text)
+        if text.startswith("@"):
+            found.extend(_listed(Path(text[1:])))
+        elif path.is_dir():
+            images = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if not images:
+                endings = ", ".join(IMAGE_SUFFIXES)
+                raise Fc2ConvError(f"folder {path} holds no images (files ending in {endings})")
+            found.extend(images)
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise Fc2ConvError(f"no file matches {text}")
+            found.extend(matches)
+        else:
+            raise Fc2ConvError(f"{text} does not exist; check the path")
+    return found
+
+
+def _listed(listing: Path) -> list[Path]:
+    try:
+        lines = listing.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Fc2ConvError(f"cannot read the image list {listing}: {exc}") from exc
+    paths = [listing.parent / line.strip() for line in lines if line.strip()]
+    if not paths:
+        raise Fc2ConvError(f"the image list {listing} names no images (one path a line)")
+    return paths
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: its ``size`` (height, width; None when it could not be read), the
+    ``result`` (a Heatmap or Detections) or the ``error``, and the ``seconds`` it took (reading
+    included). ``pixels`` is the image as the model saw it (for pictures); drop the result once
+    used and memory stays flat."""
+
+    path: Path
+    size: tuple[int, int] | None
+    seconds: float
+    result: Heatmap | Detections | None = None
+    error: str | None = None
+    pixels: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def heatmap_many(
+    model: Any,
+    images: Iterable[str | os.PathLike],
+    *,
+    classes: Sequence[ClassChoice] | None = None,
+    scales: Sequence[float] | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+    output: int | str | None = None,
+) -> Iterator[ImageResult]:
+    """:func:`~fc2conv.run.heatmaps.heatmap` of every image, one :class:`ImageResult` each, in
+    order. The model (a converted model, a Runner or an .onnx file) is opened once."""
+    runner = as_runner(model, output)
+
+    def compute(pixels: np.ndarray, size: tuple[int, int]) -> Heatmap:
+        return heatmap(
+            runner, pixels, classes=classes, scales=scales, max_size=max_size, image_size=size
+        )
+
+    return _each(runner, images, max_size, compute)
+
+
+def detect_many(
+    model: Any,
+    images: Iterable[str | os.PathLike],
+    *,
+    scales: Sequence[float] | None = None,
+    score_threshold: float = 0.6,
+    iou_threshold: float = 0.3,
+    max_size: int = DEFAULT_MAX_SIZE,
+    output: int | str | None = None,
+) -> Iterator[ImageResult]:
+    """:func:`~fc2conv.run.detection.detect` on every image, one :class:`ImageResult` each, in
+    order. The model is opened once."""
+    runner = as_runner(model, output)
+    settings = {
+        "scales": scales,
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "max_size": max_size,
+    }
+
+    def compute(pixels: np.ndarray, size: tuple[int, int]) -> Detections:
+        return detect(runner, pixels, image_size=size, **settings)  # type: ignore[arg-type]
+
+    return _each(runner, images, max_size, compute)
+
+
+def _each(
+    runner: Runner,
+    images: Iterable[str | os.PathLike],
+    max_size: int,
+    compute: Callable[[np.ndarray, tuple[int, int]], Any],
+) -> Iterator[ImageResult]:
+    def read(path: Path) -> tuple[np.ndarray, tuple[int, int], float]:
+        start = time.perf_counter()
+        pixels, size = read_image(path, max_size)
+        return pixels, size, time.perf_counter() - start
+
+    paths = iter(Path(image) for image in images)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fc2conv-read") as reader:
+        ahead: deque[tuple[Path, Future]] = deque()
+
+        def refill() -> None:
+            while len(ahead) < PREFETCH + 1:
+                path = next(paths, None)
+                if path is None:
+                    return
+                ahead.append((path, reader.submit(read, path)))
+
+        refill()
+        while ahead:
+            path, pending = ahead.popleft()
+            refill()
+            try:
+                pixels, size, reading = pending.result()
+            except Fc2ConvError as exc:
+                yield ImageResult(path, None, 0.0, error=str(exc))
+                continue
+            start = time.perf_counter()
+            try:
+                result = compute(pixels, size)
+            except Fc2ConvError as exc:
+                seconds = reading + time.perf_counter() - start
+                yield ImageResult(path, size, seconds, error=str(exc))
+                continue
+            seconds = reading + time.perf_counter() - start
+            yield ImageResult(path, size, seconds, result, pixels=pixels)
+
+
+class JsonLines:
+    """Results as JSON Lines: one object per image, written and flushed as it comes. Each
+    holds the command and model, so that ``resume`` refuses a file of another run."""
+
+    def __init__(self, path: Path, command: str, model: str) -> None:
+        self.path, self.command, self.model = path, command, model
+
+    def done(self) -> set[str]:
+        """The images already in the file (for ``--resume``); refuses a file written by another
+        command or model."""
+        if not self.path.exists():
+            return set()
+        seen = set()
+        for number, record in enumerate(self.records(), 1):
+            for key, want in (("command", self.command), ("model", self.model)):
+                if record.get(key) != want:
+                    raise Fc2ConvError(
+                        f"cannot resume {self.path}: line {number} was written by "
+                        f"{key} {record.get(key)!r}, this run is {key} {want!r}; "
+                        "write to another file"
+                    )
+            seen.add(str(record["path"]))
+        return seen
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        with open(self.path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise Fc2ConvError(
+                        f"{self.path} line {number} is not JSON ({exc}); it is not a results file"
+                    ) from exc
+                if not isinstance(record, dict) or "path" not in record:
+                    raise Fc2ConvError(f"{self.path} line {number} is not an image's result")
+                yield record
+
+    def record(self, item: ImageResult, data: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "path": str(item.path),
+            "command": self.command,
+            "model": self.model,
+            "image_size": list(item.size) if item.size else None,
+            "seconds": round(item.seconds, 4),
+            "error": item.error,
+            **(data or {}),
+        }
+
+
+def coco_detections(records: Iterable[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
+    """Detections from JSON Lines records as a COCO dataset (images, categories, annotations
+    with a score; boxes as x, y, width, height). Images that failed are left out."""
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("error") or not record.get("image_size"):
+            continue
+        image_id = len(images) + 1
+        height, width = record["image_size"]
+        images.append(
+            {"id": image_id, "file_name": record["path"], "height": height, "width": width}
+        )
+        for found in record.get("detections", []):
+            x1, y1, x2, y2 = found["box"]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(found["label"]) + 1,
+                    "bbox": [x1, y1, round(x2 - x1, 1), round(y2 - y1, 1)],
+                    "area": round((x2 - x1) * (y2 - y1), 1),
+                    "score": found["score"],
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": index + 1, "name": name} for index, name in enumerate(classes)]
+    return {"images": images, "annotations": annotations, "categories": categories}

@@ -1,0 +1,196 @@
+"""Many images: collecting them, results per image in order with errors recorded, JSON Lines,
+COCO, pictures, --resume, and an interrupted run that leaves a valid file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import fc2conv
+from fc2conv.cli import main
+from fc2conv.run.batch import collect_images
+from fc2conv.shapes.scenes import draw_scene
+
+
+@pytest.fixture(scope="module")
+def shapes_onnx(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "shapes_fcn.onnx"
+    fc2conv.export_model("shapes", path, check=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    """Five scenes (PNG and JPEG, one in a sub-folder), a broken file and a too-small image."""
+    folder = tmp_path_factory.mktemp("images")
+    (folder / "sub").mkdir()
+    for seed in range(5):
+        scene = draw_scene(seed, width=200, height=150)
+        name = (
+            f"sub/scene{seed}.png" if seed == 4 else f"scene{seed}.{'jpg' if seed % 2 else 'png'}"
+        )
+        Image.fromarray(scene.image).save(folder / name)
+    (folder / "broken.png").write_bytes(b"not an image")
+    Image.new("RGB", (20, 20)).save(folder / "tiny.png")
+    (folder / "notes.txt").write_text("not an image, not collected")
+    return folder
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_collect_files_folders_globs_and_lists(collection, tmp_path) -> None:
+    found = collect_images([collection])
+    assert [p.name for p in found] == [
+        "broken.png",
+        "scene0.png",
+        "scene1.jpg",
+        "scene2.png",
+        "scene3.jpg",
+        "scene4.png",
+        "tiny.png",
+    ]  # fmt: skip (sorted by path: sub/scene4.png before tiny.png)
+    assert [p.name for p in collect_images([str(collection / "**" / "*.jpg")])] == [
+        "scene1.jpg",
+        "scene3.jpg",
+    ]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{collection / 'scene0.png'}\nmissing.png\n\n")
+    assert collect_images([f"@{listing}"]) == [collection / "scene0.png", tmp_path / "missing.png"]
+    (tmp_path / "empty").mkdir()
+    for bad, message in (
+        (tmp_path / "empty", "holds no images"),
+        (str(tmp_path / "*.jpg"), "no file matches"),
+        (tmp_path / "gone.png", "does not exist"),
+        ("@" + str(tmp_path / "nolist.txt"), "cannot read the image list"),
+    ):
+        with pytest.raises(fc2conv.Fc2ConvError, match=message):
+            collect_images([bad])
+
+
+def test_detect_many_in_order_with_errors_recorded(shapes_onnx, collection) -> None:
+    paths = collect_images([collection])
+    results = list(fc2conv.detect_many(shapes_onnx, paths))
+    assert [r.path for r in results] == paths
+    failed = {r.path.name: r.error for r in results if not r.ok}
+    assert set(failed) == {"broken.png", "tiny.png"}
+    assert "cannot read image" in failed["broken.png"]
+    assert "smaller than the 64x64 minimum" in failed["tiny.png"]
+    for result in results:
+        if result.ok:  # the same as one image at a time
+            alone = fc2conv.detect(shapes_onnx, result.path)
+            np.testing.assert_array_equal(alone.boxes, result.result.boxes)
+            assert result.size == (150, 200) and result.seconds > 0
+
+
+def test_folder_run_writes_jsonl_coco_and_pictures(shapes_onnx, collection, tmp_path) -> None:
+    jsonl, coco, pictures = tmp_path / "found.jsonl", tmp_path / "coco.json", tmp_path / "pics"
+    code, output = cli(
+        "detect", str(shapes_onnx), str(collection), "--jsonl", str(jsonl), "--coco", str(coco),
+        "--out-dir", str(pictures),
+    )  # fmt: skip
+    assert code == 1, output  # two images failed
+    assert "7 images: 5 succeeded, 2 failed" in output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == 7 and {r["model"] for r in records} == {"shapes"}
+    ok = [r for r in records if r["error"] is None]
+    assert len(ok) == 5 and all(r["detections"] for r in ok)
+    data = json.loads(coco.read_text())
+    assert len(data["images"]) == 5
+    assert len(data["annotations"]) == sum(len(r["detections"]) for r in ok)
+    assert {c["name"] for c in data["categories"]} >= {"circle", "star"}
+    width, height = data["annotations"][0]["bbox"][2:]
+    assert width > 0 and height > 0
+    assert sorted(p.name for p in pictures.iterdir()) == [
+        "scene0.png", "scene1.png", "scene2.png", "scene3.png", "sub__scene4.png"
+    ]  # fmt: skip
+
+    # --resume skips what is done; a file of another command is refused
+    code, output = cli(
+        "detect", str(shapes_onnx), str(collection), "--jsonl", str(jsonl), "--resume"
+    )
+    assert code == 0 and "7 of 7 images are done" in output
+    assert len(jsonl.read_text().splitlines()) == 7
+    code, output = cli(
+        "heatmap", str(shapes_onnx), str(collection), "--jsonl", str(jsonl), "--resume"
+    )
+    assert code == 1 and "cannot resume" in output and "command 'detect'" in output
+
+
+def test_heatmap_many_records_the_peaks(shapes_onnx, collection, tmp_path) -> None:
+    jsonl = tmp_path / "maps.jsonl"
+    code, output = cli(
+        "heatmap", str(shapes_onnx), str(collection / "scene0.png"), str(collection / "scene1.jpg"),
+        "--jsonl", str(jsonl), "--class", "star", "--scales", "1.0",
+    )  # fmt: skip
+    assert code == 0, output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["scene0.png", "scene1.jpg"]
+    assert all(set(r["peaks"]) == {"star"} for r in records)
+
+
+def test_bad_batch_arguments(shapes_onnx, collection, tmp_path) -> None:
+    code, output = cli("detect", str(shapes_onnx), str(collection))
+    assert code == 2 and "many images need --jsonl" in output
+    code, output = cli(
+        "detect", str(shapes_onnx), str(collection), "--jsonl", "x.jsonl", "--out", "x.png"
+    )
+    assert code == 1 and "--out: for one image" in output
+    code, output = cli(
+        "detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.txt")
+    )
+    assert code == 1 and "name it .jsonl" in output
+    code, output = cli("detect", str(shapes_onnx), str(collection / "scene0.png"))
+    assert code == 2 and "--out names the picture of one image" in output
+
+
+def test_interrupted_run_leaves_valid_jsonl_and_resumes(shapes_onnx, collection, tmp_path) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    source = (collection / "scene0.png").read_bytes()
+    for index in range(60):
+        (many / f"s{index:03d}.png").write_bytes(source)
+    jsonl = tmp_path / "run.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "fc2conv",
+        "detect",
+        str(shapes_onnx),
+        str(many),
+        "--jsonl",
+        str(jsonl),
+    ]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        not jsonl.exists() or len(jsonl.read_text().splitlines()) < 3
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    assert "interrupted after" in errors and "--resume" in errors
+    lines = jsonl.read_text().splitlines()
+    assert 3 <= len(lines) < 60
+    assert all(json.loads(line)["error"] is None for line in lines)  # whole lines only
+    done = subprocess.run([*command, "--resume", "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    paths = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
+    assert len(paths) == len(set(paths)) == 60
