@@ -50,6 +50,7 @@ TORCH_FREE = [
     "run.heatmaps",
     "run.images",
     "run.pyramid",
+    "run.quantize",
     "run.render",
     "run.runner",
     "cli",

@@ -105,7 +105,11 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
 
 def describe_converted(path: str, meta: dict[str, Any]) -> str:
     """What an fc2conv file holds, from its metadata."""
-    lines = [f"{path}: {meta.get('model', '?')} converted by fc2conv {meta.get('version', '?')}"]
+    precision = f", {meta['precision']}" if "precision" in meta else ""
+    lines = [
+        f"{path}: {meta.get('model', '?')} converted by fc2conv {meta.get('version', '?')}"
+        + precision
+    ]
     lines.append(f"geometry: {meta['geometry']}")
     for output in meta.get("outputs", []):
         lines.append(
@@ -208,6 +212,51 @@ def inspect(
         click.echo(f"geometry: {converted.geometry}")
         (top, left), (height, width) = receptive_field(converted)
         click.echo(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")
+
+
+@main.command()
+@click.argument("model", metavar="FCN_ONNX", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--calibration",
+    multiple=True,
+    required=True,
+    metavar="IMAGES",
+    help="Images like the ones the model will see: files, folders, globs, @list.txt (repeatable).",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--held-out",
+    multiple=True,
+    metavar="IMAGES",
+    help="Images to compare fp32 and int8 on [default: a quarter of the calibration images].",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, None),
+    help="Longest image side for calibration and comparison [default: twice the window, at "
+    "least 448].",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@quiet_option
+@handles_errors
+def quantize(
+    model: str,
+    calibration: tuple[str, ...],
+    out: Path,
+    held_out: tuple[str, ...],
+    size: int | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Write a static int8 copy of an fc2conv model (onnxruntime QDQ, per-channel weights),
+    calibrated on your images, and report how it agrees with fp32 on held-out images."""
+    from ..run.quantize import quantize as run_quantize
+
+    report = Reporter(quiet)
+    result = run_quantize(
+        model, calibration, out, held_out=held_out or None, size=size, force=force, progress=report
+    )
+    report.line(str(result))
 
 
 main.add_command(heatmap)
