@@ -194,3 +194,31 @@ def test_interrupted_run_leaves_valid_jsonl_and_resumes(shapes_onnx, collection,
     assert done.returncode == 0, done.stderr
     paths = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
     assert len(paths) == len(set(paths)) == 60
+
+
+@pytest.mark.ray
+def test_ray_run_gives_the_plain_run_results(shapes_onnx, collection, tmp_path) -> None:
+    """The same folder on a local Ray cluster (2 CPUs, two actors): per image, the same
+    record as the plain run (timings aside), failures included."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    plain, on_ray = tmp_path / "plain.jsonl", tmp_path / "ray.jsonl"
+    code, output = cli("detect", str(shapes_onnx), str(collection), "--jsonl", str(plain))
+    assert code == 1, output
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    try:
+        code, output = cli("detect", str(shapes_onnx), str(collection), "--jsonl", str(on_ray), "--ray")
+    finally:
+        ray.shutdown()
+    assert code == 1 and "7 images: 5 succeeded, 2 failed" in output, output
+
+    def by_path(path: Path) -> dict[str, dict]:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        return {r["path"]: {k: v for k, v in r.items() if k != "seconds"} for r in records}
+
+    assert by_path(on_ray) == by_path(plain)
+
+
+def test_ray_missing_says_how_to_install(shapes_onnx, collection, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    code, output = cli("detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.jsonl"), "--ray")
+    assert code == 1 and "Ray is not installed" in output and 'pip install -e ".[ray]"' in output

@@ -52,6 +52,15 @@ def run_options(command: Any) -> Any:
         ),
         click.option("--resume", is_flag=True, help="Skip the images already in the --jsonl file."),
         click.option(
+            "--ray",
+            is_flag=False,
+            flag_value="local",
+            default=None,
+            metavar="[ADDRESS]",
+            help="Many images: run on a Ray cluster (ADDRESS, e.g. auto or ray://host:10001; "
+            "alone: a local one).",
+        ),
+        click.option(
             "--output", default=None, help="Output with the class scores (index or name)."
         ),
         click.option(
@@ -154,6 +163,7 @@ def heatmap(
     jsonl: Path | None,
     out_dir: Path | None,
     resume: bool,
+    ray: str | None,
     **options: Any,
 ) -> None:
     """Class heatmaps of IMAGES over an image pyramid, overlaid on them: for one image a
@@ -166,7 +176,7 @@ def heatmap(
     from ..run.images import read_image
     from ..run.render import save_heatmaps
 
-    batch = Batch.of("heatmap", images, jsonl, out_dir, None, resume, force, quiet)
+    batch = Batch.of("heatmap", model, images, jsonl, out_dir, None, resume, force, quiet, ray)
     if batch is not None:
         batch.refuse_single_outputs(out=out, json=json_path, maps=maps_path)
         runner = _open(model, batch.report, **options)
@@ -175,14 +185,13 @@ def heatmap(
         background = runner.metadata.get("background")
 
         def heatmap_record(result: Any) -> dict[str, Any]:
-            chosen = list(class_names) or list(result.top_classes(top, background))
-            return result.as_dict(chosen, top=max(top, 5))
+            return heatmap_data(result, class_names, top, background)
 
         def heatmap_picture(item: Any, path: Path) -> None:
             chosen = list(class_names) or list(item.result.top_classes(top, background))
             save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
 
-        from ..run.batch import heatmap_many
+        from ..run.batch import heatmap_data, heatmap_many
 
         batch.run(
             runner,
@@ -191,6 +200,7 @@ def heatmap(
             ),
             heatmap_record,
             heatmap_picture,
+            {"classes": class_names, "top": top, "scales": scales, "max_size": max_size},
         )
         return
     image = single_image(images, out)
@@ -258,6 +268,7 @@ def detect(
     jsonl: Path | None,
     out_dir: Path | None,
     resume: bool,
+    ray: str | None,
     **options: Any,
 ) -> None:
     """Detect objects in IMAGES: for one image, the boxes drawn into a picture (--out) and
@@ -267,11 +278,11 @@ def detect(
     from ..run.images import read_image
     from ..run.render import save_detections
 
-    batch = Batch.of("detect", images, jsonl, out_dir, coco, resume, force, quiet)
+    batch = Batch.of("detect", model, images, jsonl, out_dir, coco, resume, force, quiet, ray)
     if batch is not None:
         batch.refuse_single_outputs(out=out, json=json_path)
         runner = _open(model, batch.report, **options)
-        from ..run.batch import detect_many
+        from ..run.batch import detect_many, detection_data
 
         batch.run(
             runner,
@@ -283,13 +294,14 @@ def detect(
                 iou_threshold=iou_threshold,
                 max_size=max_size,
             ),
-            lambda found: {
-                "detections": found.as_list(),
-                "scales": found.settings["scales"],
+            detection_data,
+            lambda item, path: save_detections(item.pixels, item.result, path),
+            {
+                "scales": scales,
                 "score_threshold": score_threshold,
                 "iou_threshold": iou_threshold,
+                "max_size": max_size,
             },
-            lambda item, path: save_detections(item.pixels, item.result, path),
         )
         return
     if coco is not None:
@@ -341,6 +353,8 @@ class Batch:
     def __init__(self, command: str, images: list[Path], jsonl: Path | None, out_dir: Path | None,
                  coco: Path | None, resume: bool, force: bool, quiet: bool) -> None:  # fmt: skip
         self.command, self.images = command, images
+        self.ray: str | None = None  # "local" or a cluster's address
+        self.model = ""
         self.jsonl, self.out_dir, self.coco = jsonl, out_dir, coco
         self.resume, self.force, self.quiet = resume, force, quiet
         self.report = Reporter(quiet)
@@ -349,6 +363,7 @@ class Batch:
     def of(
         cls,
         command: str,
+        model: str,
         images: tuple[str, ...],
         jsonl: Path | None,
         out_dir: Path | None,
@@ -356,9 +371,25 @@ class Batch:
         resume: bool,
         force: bool,
         quiet: bool,
+        ray: str | None = None,
     ) -> Batch | None:
         """The batch run that these arguments ask for, or None for a single-image run."""
         from ..run.batch import collect_images
+
+        if ray is not None:
+            from ..export.onnx_file import looks_like_onnx
+            from ..run.ray_data import require_ray
+
+            require_ray()
+            if not (Path(model).is_file() and looks_like_onnx(model)):
+                raise Fc2ConvError(
+                    f"--ray runs an exported model file; export {model} first "
+                    f"(fc2conv {model} --out {model}_fcn.onnx)"
+                )
+            if jsonl is None or out_dir is not None:
+                raise Fc2ConvError(
+                    "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
+                )
 
         single = len(images) == 1 and Path(images[0]).is_file() and not images[0].startswith("@")
         if single and jsonl is None and out_dir is None:
@@ -373,6 +404,7 @@ class Batch:
             raise Fc2ConvError("--coco is written from the --jsonl results; give --jsonl too")
         paths = collect_images(images)
         batch = cls(command, paths, jsonl, out_dir, coco, resume, force, quiet)
+        batch.ray, batch.model = ray, model
         batch.check_outputs()
         return batch
 
@@ -415,11 +447,12 @@ class Batch:
         self,
         runner: Any,
         results: Callable[[list[Path]], Any],
-        record: Callable[[Any], dict[str, Any]],
+        data: Callable[[Any], dict[str, Any]],
         picture: Callable[[Any, Path], None],
+        settings: dict[str, Any],
     ) -> None:
-        import os
-
+        """Run ``results`` over the images (or, with --ray, the same job on a Ray cluster with
+        ``settings``), streaming each image's record to --jsonl."""
         from ..run.batch import JsonLines, coco_detections
 
         lines = JsonLines(self.jsonl, self.command, runner.name) if self.jsonl else None
@@ -429,31 +462,23 @@ class Batch:
             self.report.line(
                 f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
             )
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        resolved = [str(p.resolve().parent) for p in self.images]
-        root = Path(os.path.commonpath(resolved)) if resolved else Path(".")
+        if self.ray is not None:
+            records = self.on_ray(runner, todo, settings)
+        else:
+            records = self.locally(runner, results(todo), data, picture)
         succeeded = failed = 0
         mode = "a" if self.resume else "w"
         out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
         try:
             with progress_bar(len(todo), self.quiet) as advance:
-                for item in results(todo):
-                    data = None
-                    if item.ok:
-                        data = record(item.result)
-                        if self.out_dir is not None:
-                            target = self.picture_path(item.path, root)
-                            with output_files([target]) as (temporary,):
-                                picture(item, temporary)
-                    if out is not None and lines is not None:
-                        out.write(json.dumps(lines.record(item, data)) + "\n")
+                for line in records:
+                    if out is not None:
+                        out.write(json.dumps(line) + "\n")
                         out.flush()
-                    if not item.ok:
-                        click.echo(f"failed: {item.error}", err=True)
-                    succeeded += item.ok
-                    failed += not item.ok
-                    item.pixels = item.result = None
+                    if line["error"]:
+                        click.echo(f"failed: {line['error']}", err=True)
+                    succeeded += not line["error"]
+                    failed += bool(line["error"])
                     advance()
         except KeyboardInterrupt:
             where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
@@ -474,6 +499,53 @@ class Batch:
                 f"{failed} of {succeeded + failed} images failed"
                 + (f"; their errors are in {self.jsonl}" if self.jsonl else "")
             )
+
+    def locally(
+        self,
+        runner: Any,
+        results: Any,
+        data: Callable[[Any], dict[str, Any]],
+        picture: Callable[[Any, Path], None],
+    ) -> Iterator[dict[str, Any]]:
+        """Records of the images run here, with a picture of each in --out-dir; nothing is
+        kept once its record is handed on."""
+        import os
+
+        from ..run.batch import record
+
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        resolved = [str(p.resolve().parent) for p in self.images]
+        root = Path(os.path.commonpath(resolved)) if resolved else Path(".")
+        for item in results:
+            found = None
+            if item.ok:
+                found = data(item.result)
+                if self.out_dir is not None:
+                    target = self.picture_path(item.path, root)
+                    with output_files([target]) as (temporary,):
+                        picture(item, temporary)
+            line = record(item, self.command, runner.name, found)
+            item.pixels = item.result = None
+            yield line
+
+    def on_ray(
+        self, runner: Any, todo: list[Path], settings: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`)."""
+        import os
+
+        from ..run import ray_data
+
+        ray = ray_data.require_ray()
+        if not ray.is_initialized():
+            with self.report.step("starting Ray" if self.ray == "local" else f"joining {self.ray}"):
+                if self.ray == "local":
+                    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, include_dashboard=False)
+                else:
+                    ray.init(address=self.ray, log_to_driver=False)
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        yield from ray_data.run(self.command, self.model, todo, workers=workers, **settings)
 
 
 @contextmanager

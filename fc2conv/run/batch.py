@@ -11,6 +11,7 @@ a valid file), and reads them back for ``--resume`` and the COCO file.
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import time
@@ -112,15 +113,16 @@ class ImageResult:
 
 def heatmap_many(
     model: Any,
-    images: Iterable[str | os.PathLike],
+    images: Iterable[Any],
     *,
     classes: Sequence[ClassChoice] | None = None,
     scales: Sequence[float] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
 ) -> Iterator[ImageResult]:
-    """:func:`~fc2conv.run.heatmaps.heatmap` of every image, one :class:`ImageResult` each, in
-    order. The model (a converted model, a Runner or an .onnx file) is opened once."""
+    """:func:`~fc2conv.run.heatmaps.heatmap` of every image (a path, or a pair of a name and
+    the encoded file's bytes), one :class:`ImageResult` each, in order. The model (a
+    converted model, a Runner or an .onnx file) is opened once."""
     runner = as_runner(model, output)
 
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Heatmap:
@@ -133,7 +135,7 @@ def heatmap_many(
 
 def detect_many(
     model: Any,
-    images: Iterable[str | os.PathLike],
+    images: Iterable[Any],
     *,
     scales: Sequence[float] | None = None,
     score_threshold: float = 0.6,
@@ -159,25 +161,30 @@ def detect_many(
 
 def _each(
     runner: Runner,
-    images: Iterable[str | os.PathLike],
+    images: Iterable[Any],
     max_size: int,
     compute: Callable[[np.ndarray, tuple[int, int]], Any],
 ) -> Iterator[ImageResult]:
-    def read(path: Path) -> tuple[np.ndarray, tuple[int, int], float]:
+    def read(source: Any) -> tuple[np.ndarray, tuple[int, int], float]:
         start = time.perf_counter()
-        pixels, size = read_image(path, max_size)
+        pixels, size = read_image(source, max_size)
         return pixels, size, time.perf_counter() - start
 
-    paths = iter(Path(image) for image in images)
+    def opened(image: Any) -> tuple[Path, Any]:
+        if isinstance(image, tuple):  # (name, encoded bytes)
+            return Path(image[0]), io.BytesIO(image[1])
+        return Path(image), Path(image)
+
+    sources = iter(opened(image) for image in images)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fc2conv-read") as reader:
         ahead: deque[tuple[Path, Future]] = deque()
 
         def refill() -> None:
             while len(ahead) < PREFETCH + 1:
-                path = next(paths, None)
-                if path is None:
+                found = next(sources, None)
+                if found is None:
                     return
-                ahead.append((path, reader.submit(read, path)))
+                ahead.append((found[0], reader.submit(read, found[1])))
 
         refill()
         while ahead:
@@ -197,6 +204,42 @@ def _each(
                 continue
             seconds = reading + time.perf_counter() - start
             yield ImageResult(path, size, seconds, result, pixels=pixels)
+
+
+def record(
+    item: ImageResult, command: str, model: str, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One image's JSON Lines object: path, command, model, size, seconds, error, and the
+    command's ``data`` (:func:`detection_data` or :func:`heatmap_data`)."""
+    return {
+        "path": str(item.path),
+        "command": command,
+        "model": model,
+        "image_size": list(item.size) if item.size else None,
+        "seconds": round(item.seconds, 4),
+        "error": item.error,
+        **(data or {}),
+    }
+
+
+def detection_data(found: Detections) -> dict[str, Any]:
+    """What a detect line holds besides the image: the boxes and how they were found."""
+    settings = found.settings
+    return {
+        "detections": found.as_list(),
+        "scales": settings.get("scales"),
+        "score_threshold": settings.get("score_threshold"),
+        "iou_threshold": settings.get("iou_threshold"),
+    }
+
+
+def heatmap_data(
+    result: Heatmap, classes: Sequence[ClassChoice], top: int, background: Any = None
+) -> dict[str, Any]:
+    """What a heatmap line holds besides the image: the top classes and the peaks of
+    ``classes`` (default: the ``top`` classes, the background left out)."""
+    chosen: list[Any] = list(classes) or list(result.top_classes(top, background))
+    return result.as_dict(chosen, top=max(top, 5))
 
 
 class JsonLines:
@@ -239,15 +282,7 @@ class JsonLines:
                 yield record
 
     def record(self, item: ImageResult, data: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "path": str(item.path),
-            "command": self.command,
-            "model": self.model,
-            "image_size": list(item.size) if item.size else None,
-            "seconds": round(item.seconds, 4),
-            "error": item.error,
-            **(data or {}),
-        }
+        return record(item, self.command, self.model, data)
 
 
 def coco_detections(records: Iterable[dict[str, Any]], classes: list[str]) -> dict[str, Any]:

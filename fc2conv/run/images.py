@@ -13,7 +13,8 @@ from ..errors import Fc2ConvError
 
 __all__ = ["ImageLike", "load_image", "read_image", "resize"]
 
-#: a path, a PIL image, an H×W(×C) array, or a C×H×W / H×W×C tensor (uint8 or floats in [0, 1])
+#: a path or open binary file, a PIL image, an H×W(×C) array, or a C×H×W / H×W×C tensor (uint8
+#: or floats in [0, 1])
 ImageLike = Any
 
 
@@ -29,14 +30,23 @@ def _from_pil(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
 
 
+def _is_file(image: Any) -> bool:
+    """A path, or an open binary file (e.g. io.BytesIO of an encoded image)."""
+    return isinstance(image, (str, os.PathLike)) or hasattr(image, "read")
+
+
+def _name(image: Any) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else getattr(image, "name", "data")
+
+
 def load_image(image: ImageLike) -> np.ndarray:
     """Any supported image as an H×W×3 float32 array in [0, 1]."""
-    if isinstance(image, (str, os.PathLike)):
+    if _is_file(image):
         try:
             with Image.open(image) as opened:
                 return _from_pil(opened)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise Fc2ConvError(f"cannot read image {image}: {exc}") from exc
+            raise Fc2ConvError(f"cannot read image {_name(image)}: {exc}") from exc
     if isinstance(image, Image.Image):
         return _from_pil(image)
     if hasattr(image, "detach") and hasattr(image, "permute"):  # a torch tensor
@@ -71,7 +81,7 @@ def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarra
     """The image as H×W×3 floats in [0, 1], scaled down to at most ``max_size`` pixels on its
     longer side, and the (height, width) of the whole image. A JPEG file is decoded at a
     reduced size where that suffices, so memory stays bounded for any photo."""
-    if isinstance(image, (str, os.PathLike)) and max_size is not None:
+    if _is_file(image) and max_size is not None:
         try:
             with Image.open(image) as opened:
                 width, height = opened.size
@@ -85,7 +95,7 @@ def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarra
                     )
                 pixels = _from_pil(opened)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise Fc2ConvError(f"cannot read image {image}: {exc}") from exc
+            raise Fc2ConvError(f"cannot read image {_name(image)}: {exc}") from exc
     else:
         pixels = load_image(image)
         height, width = pixels.shape[:2]

@@ -1,0 +1,124 @@
+"""Beyond one machine: the per-image job of :mod:`.batch` on a Ray cluster, with Ray Data.
+
+Ray reads the image files (local paths, or any URI its file systems know: ``s3://``,
+``gs://``, …) with ``ray.data.read_binary_files``; ``Dataset.map_batches`` hands them to
+:class:`ImageJob` actors, one model per actor, which decode and run them exactly as the plain
+folder run does and return one JSON Lines record per image. The driver streams the records as
+they come (in no fixed order). Ray is an optional extra: ``pip install -e ".[ray]"``.
+
+    import ray, fc2conv.run.ray_data as on_ray
+    ray.init(address="auto")                       # or ray.init() for a local cluster
+    for record in on_ray.run("detect", "model_fcn.onnx", ["s3://bucket/photos/"]):
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import Fc2ConvError
+from .batch import detect_many, detection_data, heatmap_data, heatmap_many, record
+from .runner import Runner
+
+__all__ = ["ImageJob", "require_ray", "run"]
+
+INSTALL = 'pip install -e ".[ray]" (or pip install "ray[data]")'
+
+
+def require_ray() -> Any:
+    """The ray module, or a one-line error that says how to install it."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise Fc2ConvError(f"Ray is not installed; {INSTALL}") from exc
+    return ray
+
+
+class ImageJob:
+    """A ``map_batches`` actor: opens the model once (from its bytes, so that no node needs
+    the driver's file) and turns each batch of ``{"path", "bytes"}`` rows into records."""
+
+    def __init__(self, model: bytes, command: str, settings: dict[str, Any]) -> None:
+        self.folder = tempfile.mkdtemp(prefix="fc2conv-ray-")
+        path = Path(self.folder) / "model.onnx"
+        path.write_bytes(model)
+        self.runner = Runner.from_onnx(path)
+        self.command, self.settings = command, dict(settings)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        sources = [(str(p), bytes(b)) for p, b in zip(batch["path"], batch["bytes"], strict=True)]
+        settings = dict(self.settings)
+        classes, top = settings.pop("classes", ()), settings.pop("top", 4)
+        background = self.runner.metadata.get("background")
+
+        def data(result: Any) -> dict[str, Any]:
+            if self.command == "detect":
+                return detection_data(result)
+            return heatmap_data(result, classes, top, background)
+
+        if self.command == "detect":
+            results = detect_many(self.runner, sources, **settings)
+        else:
+            results = heatmap_many(self.runner, sources, **settings)
+
+        records = []
+        for item in results:
+            found = data(item.result) if item.ok else None
+            records.append(json.dumps(record(item, self.command, self.runner.name, found)))
+        return {"record": records}
+
+
+def run(
+    command: str,
+    model: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    *,
+    workers: int = 2,
+    batch_size: int = 4,
+    **settings: Any,
+) -> Iterator[dict[str, Any]]:
+    """Run ``command`` ("detect" or "heatmap", with its ``settings`` as for
+    :func:`~fc2conv.run.batch.detect_many` / ``heatmap_many``, and ``classes``/``top`` for
+    heatmaps) on every image with ``workers`` actors of one CPU each, on the Ray cluster this
+    process is connected to (``ray.init()`` first; a local one is started otherwise). Yields
+    one record per image as the cluster finishes it. A local path that does not exist is
+    recorded as failed without reaching the cluster."""
+    if command not in ("detect", "heatmap"):
+        raise Fc2ConvError(f"unknown command {command!r}; use detect or heatmap")
+    ray = require_ray()
+    from ..export.onnx_file import read_metadata
+
+    model_bytes = Path(model).read_bytes()
+    name = str(read_metadata(model).get("model", Path(model).stem))
+    present = []
+    for image in images:
+        text = str(image)
+        if "://" not in text and not Path(text).is_file():
+            yield {
+                "path": text, "command": command, "model": name, "image_size": None,
+                "seconds": 0.0, "error": f"cannot read image {text}: no such file",
+            }  # fmt: skip
+        else:
+            present.append(text)
+    if not present:
+        return
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False, include_dashboard=False)
+    dataset = ray.data.read_binary_files(present, include_paths=True)
+    dataset = dataset.map_batches(
+        ImageJob,
+        fn_constructor_kwargs={"model": model_bytes, "command": command, "settings": settings},
+        batch_size=batch_size,
+        concurrency=workers,
+        num_cpus=1,
+    )
+    for row in dataset.iter_rows():
+        yield json.loads(row["record"])
