@@ -533,6 +533,12 @@ than 50 ms and averages them); ratios compare medians taken in the same run, and
 are timed alternately. Weights are random (the bundled weights for `shapes`). ✓/✗ mark the
 targets.
 
+Measured by their own scripts: many images (folder runs, memory against run length), static
+int8 and the fp32 share of the machine's matrix-multiply peak in
+[many_images.md](many_images.md) (`python benchmarks/many_images.py`); plain against Ray in
+[ray_run.md](ray_run.md) (`python benchmarks/ray_run.py`); ONNX classifiers in
+[onnx_in.md](onnx_in.md) (`python benchmarks/onnx_in.py`).
+
 ## 1. Dense class map against a sliding window
 
 The converted model on an image twice the canonical size, against the original classifier on

@@ -1,0 +1,81 @@
+"""A folder of 200 scenes through the bundled model, plain and on a local Ray cluster, in one run;
+writes docs/ray_run.md.
+
+    pip install -e ".[ray]" && python benchmarks/ray_run.py
+
+Both runs are the command line (`fc2conv detect shapes_fcn.onnx FOLDER --jsonl ...`), one after
+the other, with `--ray` for the second: a local Ray started by the command with this machine's
+cores, two actors of one CPU each. Wall time includes each command's start (and Ray's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from many_images import cpu  # noqa: E402
+
+from fc2conv.shapes.scenes import draw_scene  # noqa: E402
+
+
+def main() -> None:
+    import ray
+
+    work = Path(tempfile.mkdtemp(prefix="fc2conv-ray-"))
+    try:
+        cli = [sys.executable, "-m", "fc2conv"]
+        model = work / "shapes_fcn.onnx"
+        subprocess.run([*cli, "shapes", "--out", str(model), "--quiet"], check=True)
+        folder = work / "scenes"
+        folder.mkdir()
+        for seed in range(10000, 10200):
+            scene = draw_scene(seed, width=640, height=480)
+            Image.fromarray(scene.image).save(folder / f"{seed}.png")
+        rows, results = [], {}
+        for label, extra in (("plain", []), ("Ray, local, 2 actors", ["--ray"])):
+            out = work / f"{len(results)}.jsonl"
+            start = time.perf_counter()
+            done = subprocess.run(
+                [*cli, "detect", str(model), str(folder), "--jsonl", str(out), "--quiet", *extra],
+                capture_output=True,
+                text=True,
+            )
+            wall = time.perf_counter() - start
+            if done.returncode:
+                raise SystemExit(done.stderr)
+            records = [json.loads(line) for line in out.read_text().splitlines()]
+            results[label] = {r["path"]: r["detections"] for r in records}
+            rows.append(f"| {label} | {wall:.1f} | {len(records) / wall:.2f} |")
+        same = results["plain"] == results["Ray, local, 2 actors"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = f"""# Many images on Ray
+
+Measured with `python benchmarks/ray_run.py` on {cpu()}, {os.cpu_count()} cores, Ray
+{ray.__version__}: `fc2conv detect shapes_fcn.onnx FOLDER --jsonl run.jsonl` over 200 generated
+scenes of 640×480, plain and with `--ray` (a local cluster started by the command, two actors of
+one CPU each). Wall time of the whole command, start-up included.
+
+| run | seconds | images/s |
+|---|---|---|
+{chr(10).join(rows)}
+
+The detections of every image are the same in both runs: {"yes" if same else "NO"}.
+"""
+    (ROOT / "docs" / "ray_run.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
