@@ -51,6 +51,7 @@ TORCH_FREE = [
     "run.images",
     "run.pyramid",
     "run.quantize",
+    "run.ray_data",
     "run.render",
     "run.runner",
     "cli",

@@ -533,6 +533,7 @@ class Batch:
         self, runner: Any, todo: list[Path], settings: dict[str, Any]
     ) -> Iterator[dict[str, Any]]:
         """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`)."""
+        import logging
         import os
 
         from ..run import ray_data
@@ -540,10 +541,11 @@ class Batch:
         ray = ray_data.require_ray()
         if not ray.is_initialized():
             with self.report.step("starting Ray" if self.ray == "local" else f"joining {self.ray}"):
+                quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
                 if self.ray == "local":
-                    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, include_dashboard=False)
+                    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
                 else:
-                    ray.init(address=self.ray, log_to_driver=False)
+                    ray.init(address=self.ray, **quiet)
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         yield from ray_data.run(self.command, self.model, todo, workers=workers, **settings)
 

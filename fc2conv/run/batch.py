@@ -172,7 +172,9 @@ def _each(
 
     def opened(image: Any) -> tuple[Path, Any]:
         if isinstance(image, tuple):  # (name, encoded bytes)
-            return Path(image[0]), io.BytesIO(image[1])
+            data = io.BytesIO(image[1])
+            data.name = str(image[0])  # for messages
+            return Path(image[0]), data
         return Path(image), Path(image)
 
     sources = iter(opened(image) for image in images)

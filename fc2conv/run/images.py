@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import Fc2ConvError
 
@@ -35,6 +35,13 @@ def _is_file(image: Any) -> bool:
     return isinstance(image, (str, os.PathLike)) or hasattr(image, "read")
 
 
+def _reason(exc: Exception) -> str:
+    """Why PIL could not read a file, in words that do not depend on how it was opened."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file (PIL cannot identify its format)"
+    return str(exc)
+
+
 def _name(image: Any) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else getattr(image, "name", "data")
 
@@ -46,7 +53,7 @@ def load_image(image: ImageLike) -> np.ndarray:
             with Image.open(image) as opened:
                 return _from_pil(opened)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise Fc2ConvError(f"cannot read image {_name(image)}: {exc}") from exc
+            raise Fc2ConvError(f"cannot read image {_name(image)}: {_reason(exc)}") from exc
     if isinstance(image, Image.Image):
         return _from_pil(image)
     if hasattr(image, "detach") and hasattr(image, "permute"):  # a torch tensor
@@ -95,7 +102,7 @@ def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarra
                     )
                 pixels = _from_pil(opened)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise Fc2ConvError(f"cannot read image {_name(image)}: {exc}") from exc
+            raise Fc2ConvError(f"cannot read image {_name(image)}: {_reason(exc)}") from exc
     else:
         pixels = load_image(image)
         height, width = pixels.shape[:2]

@@ -46,7 +46,11 @@ class ImageJob:
     """A ``map_batches`` actor: opens the model once (from its bytes, so that no node needs
     the driver's file) and turns each batch of ``{"path", "bytes"}`` rows into records."""
 
-    def __init__(self, model: bytes, command: str, settings: dict[str, Any]) -> None:
+    def __init__(self, model: Any, command: str, settings: dict[str, Any]) -> None:
+        import ray
+
+        if isinstance(model, ray.ObjectRef):  # the model's bytes, put once into the object store
+            model = ray.get(model)
         self.folder = tempfile.mkdtemp(prefix="fc2conv-ray-")
         path = Path(self.folder) / "model.onnx"
         path.write_bytes(model)
@@ -110,12 +114,22 @@ def run(
             present.append(text)
     if not present:
         return
+    import logging
+
     if not ray.is_initialized():
-        ray.init(log_to_driver=False, include_dashboard=False)
-    dataset = ray.data.read_binary_files(present, include_paths=True)
+        ray.init(log_to_driver=False, include_dashboard=False, logging_level=logging.ERROR)
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-dataset progress lines
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    # reading takes no CPU of its own: the actors hold the cores, and reads must still run
+    dataset = ray.data.read_binary_files(present, include_paths=True, num_cpus=0)
     dataset = dataset.map_batches(
         ImageJob,
-        fn_constructor_kwargs={"model": model_bytes, "command": command, "settings": settings},
+        fn_constructor_kwargs={
+            "model": ray.put(model_bytes),
+            "command": command,
+            "settings": settings,
+        },
         batch_size=batch_size,
         concurrency=workers,
         num_cpus=1,
