@@ -120,7 +120,7 @@ def session(path: Path, threads: int | None, arena: bool, level: str) -> ort.Inf
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def fp32_share(vgg: Path, peak: float, repeats: int) -> list[str]:
+def fp32_share(vgg: Path, peak: float, repeats: int) -> tuple[list[str], float]:
     flops = conv_flops(vgg, 448)
     image = np.random.default_rng(1).standard_normal((2, 3, 448, 448), dtype=np.float32)
     rows = []
@@ -166,6 +166,25 @@ def main() -> None:
         run(work, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: what run() measures and write() puts into the text
+FIGURES = (
+    "peaks",
+    "peak",
+    "share_rows",
+    "flops",
+    "times",
+    "vgg_speed",
+    "shapes_report",
+    "quality",
+    "wall",
+    "largest",
+    "together",
+    "startup",
+    "memory_rows",
+    "repeats",
+)
 
 
 def run(work: Path, repeats: int) -> None:
@@ -246,7 +265,12 @@ def run(work: Path, repeats: int) -> None:
             f"| {count} | {seconds:.1f} | {count / seconds:.1f} | {peak_memory / 1e6:.0f} |"
         )
 
-    write(
+    figures = {name: value for name, value in locals().items() if name in FIGURES}
+    write(figures)
+
+
+def write(figures: dict) -> None:
+    (
         peaks,
         peak,
         share_rows,
@@ -261,25 +285,7 @@ def run(work: Path, repeats: int) -> None:
         startup,
         memory_rows,
         repeats,
-    )
-
-
-def write(
-    peaks,
-    peak,
-    share_rows,
-    flops,
-    times,
-    vgg_speed,
-    shapes_report,
-    quality,
-    wall,
-    largest,
-    together,
-    startup,
-    memory_rows,
-    repeats,
-) -> None:
+    ) = (figures[name] for name in FIGURES)
     mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
     best_share = max(float(row.split("|")[4].strip().rstrip("%")) for row in share_rows)
     text = f"""# Many images, reduced precision, and the fp32 share of the machine's peak

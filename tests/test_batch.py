@@ -22,13 +22,6 @@ from fc2conv.shapes.scenes import draw_scene
 
 
 @pytest.fixture(scope="module")
-def shapes_onnx(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "shapes_fcn.onnx"
-    fc2conv.export_model("shapes", path, check=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """Five scenes (PNG and JPEG, one in a sub-folder), a broken file and a too-small image."""
     folder = tmp_path_factory.mktemp("images")
@@ -206,7 +199,9 @@ def test_ray_run_gives_the_plain_run_results(shapes_onnx, collection, tmp_path) 
     assert code == 1, output
     ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
     try:
-        code, output = cli("detect", str(shapes_onnx), str(collection), "--jsonl", str(on_ray), "--ray")
+        code, output = cli(
+            "detect", str(shapes_onnx), str(collection), "--jsonl", str(on_ray), "--ray"
+        )
     finally:
         ray.shutdown()
     assert code == 1 and "7 images: 5 succeeded, 2 failed" in output, output
@@ -220,5 +215,7 @@ def test_ray_run_gives_the_plain_run_results(shapes_onnx, collection, tmp_path) 
 
 def test_ray_missing_says_how_to_install(shapes_onnx, collection, tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
-    code, output = cli("detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.jsonl"), "--ray")
+    code, output = cli(
+        "detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.jsonl"), "--ray"
+    )
     assert code == 1 and "Ray is not installed" in output and 'pip install -e ".[ray]"' in output

@@ -15,13 +15,6 @@ from fc2conv.shapes.scenes import draw_scene
 
 
 @pytest.fixture(scope="module")
-def shapes_onnx(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "shapes_fcn.onnx"
-    fc2conv.export_model("shapes", path, check=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("scenes")
     for seed in range(200, 216):
