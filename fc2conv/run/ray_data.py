@@ -54,7 +54,7 @@ class ImageJob:
         self.folder = tempfile.mkdtemp(prefix="fc2conv-ray-")
         path = Path(self.folder) / "model.onnx"
         path.write_bytes(model)
-        self.runner = Runner.from_onnx(path)
+        self.runner = Runner.from_onnx(path, threads=1)  # one CPU per actor: no oversubscription
         self.command, self.settings = command, dict(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:

@@ -130,8 +130,11 @@ class Runner:
         )
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike, output: int | str | None = None) -> Runner:
-        """A runner for a model exported by fc2conv (runs in onnxruntime, no PyTorch)."""
+    def from_onnx(
+        cls, path: str | os.PathLike, output: int | str | None = None, threads: int | None = None
+    ) -> Runner:
+        """A runner for a model exported by fc2conv (runs in onnxruntime, no PyTorch), with
+        ``threads`` intra-op threads (default: one per core)."""
         from ..export.onnx_file import read_metadata
         from ..runtime import open_session
 
@@ -145,7 +148,7 @@ class Runner:
                 f"{file} was not converted by fc2conv (it has no geometry metadata); if it is "
                 f"a classifier, convert it first: fc2conv {file} --out {converted}"
             )
-        session = open_session(file, memory_arena=False)  # a pyramid runs at many sizes
+        session = open_session(file, memory_arena=False, threads=threads)  # many sizes: no arena
         if "outputs" in meta:
             outputs = [Output(**info) for info in meta["outputs"]]
         else:  # written before fc2conv recorded its outputs: raw scores, as they were read
