@@ -305,6 +305,11 @@ class Rewrite:
         if isinstance(first, Flat):
             self.flat_head(node, first)
             return
+        if any(isinstance(kind, Flat) for kind in kinds):
+            raise self.refuse(
+                node, "combines the flattened feature map with another value before the first "
+                "linear layer"
+            )  # fmt: skip
         if op in ("Dropout", "Identity"):
             self.kinds[node.output[0]] = first  # type: ignore[assignment]
             return
