@@ -207,6 +207,7 @@ HEADS = {
     # bad inputs
     "segmentation": 13,  # the output is a map
     "argmax": 13,  # ends in ArgMax: no convolutional form
+    "shifted_flat": 13,  # a constant plus the flattened map before the first Gemm
     "mlp": 13,  # the input is a vector, not an image
 }
 
@@ -381,6 +382,12 @@ def small_classifier(
             node("ArgMax", ["fc"], ["output"], axis=1, keepdims=0),
         ]
         output_shape = [1]
+    elif head == "shifted_flat":
+        nodes += [
+            node("Flatten", ["features"], ["flat"]),
+            node("Add", [const("shift", np.array(0.5, np.float32)), "flat"], ["shifted"]),
+            node("Gemm", ["shifted", weight("fc_w", (classes, flat), flat)], ["output"], transB=1),
+        ]
     elif head == "mlp":
         image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 784])
         nodes = [node("Gemm", ["input", weight("fc_w", (classes, 784), 784)], ["output"], transB=1)]

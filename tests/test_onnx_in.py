@@ -87,7 +87,9 @@ def test_keras_nhwc_every_cell_equals_the_classifier_on_its_window():
     assert np.abs(maps.sum(axis=0) - 1).max() < 1e-5  # softmax per cell
 
 
-@pytest.mark.parametrize("head", [h for h in HEADS if h not in ("segmentation", "argmax", "mlp")])
+@pytest.mark.parametrize(
+    "head", [h for h in HEADS if h not in ("segmentation", "argmax", "mlp", "shifted_flat")]
+)
 def test_heads_of_every_style_every_cell(head):
     """PyTorch-style view + Linear + BatchNorm1d + PReLU + LogSoftmax, Flatten + MatMul + Add,
     Gemm with transB=0, alpha and beta, a channels-last ReduceMean, ReduceMean with axes as an
@@ -151,6 +153,7 @@ def test_heatmap_runs_on_a_converted_file(tmp_path):
         ("segmentation", "output output (1x7x6x6) is a map, not a class vector"),
         ("argmax", "node output (ArgMax) in the classifier head has no exact convolutional form"),
         ("mlp", "input input (1x784) is not an image tensor"),
+        ("shifted_flat", "node shifted (Add) combines the flattened feature map with another"),
     ],
 )
 def test_refusals_name_the_problem(head, message):
