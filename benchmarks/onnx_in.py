@@ -69,7 +69,7 @@ def main() -> None:
                 path.unlink()
         cases = [("keras_nhwc", nhwc_model())]
         cases += [(head, small_classifier(head)) for head in HEADS if head not in
-                  ("segmentation", "argmax", "mlp", "shifted_flat")]  # fmt: skip
+                  ("segmentation", "argmax", "mlp", "shifted_flat", "wide_conv")]  # fmt: skip
         small_rows = [row(label, model, Path(folder)) for label, model in cases]
     header = (
         "| structure | opset | MB | relative error | stride | minimal input | size step | "

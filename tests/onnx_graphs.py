@@ -204,10 +204,12 @@ HEADS = {
     "reduce_mean_18": 18,  # ReduceMean with its axes as an input (opset 18) → Gemm
     "global_max": 7,  # GlobalMaxPool → Flatten → Gemm → Softmax
     "normalised": 11,  # GlobalAveragePool → Squeeze → x / ||x|| → scale → Gemm
+    "softmax_identity": 13,  # GlobalAveragePool → Conv 1x1 → Softmax → Identity (ends in softmax)
     # bad inputs
     "segmentation": 13,  # the output is a map
     "argmax": 13,  # ends in ArgMax: no convolutional form
     "shifted_flat": 13,  # a constant plus the flattened map before the first Gemm
+    "wide_conv": 13,  # GlobalAveragePool → Conv 3x3 with padding: mixes cells on a map
     "mlp": 13,  # the input is a vector, not an image
 }
 
@@ -382,6 +384,23 @@ def small_classifier(
             node("ArgMax", ["fc"], ["output"], axis=1, keepdims=0),
         ]
         output_shape = [1]
+    elif head in ("softmax_identity", "wide_conv"):
+        side_kernel = 1 if head == "softmax_identity" else 3
+        nodes += [
+            node("GlobalAveragePool", ["features"], ["pooled"]),
+            node(
+                "Conv",
+                [
+                    "pooled",
+                    weight("cls_w", (classes, channels, side_kernel, side_kernel), channels),
+                ],
+                ["logits"],
+                pads=[side_kernel // 2] * 4,
+            ),
+            node("Softmax", ["logits"], ["probabilities"], axis=1),
+            node("Identity", ["probabilities"], ["output"]),
+        ]
+        output_shape = [1, classes, 1, 1]
     elif head == "shifted_flat":
         nodes += [
             node("Flatten", ["features"], ["flat"]),

@@ -88,7 +88,8 @@ def test_keras_nhwc_every_cell_equals_the_classifier_on_its_window():
 
 
 @pytest.mark.parametrize(
-    "head", [h for h in HEADS if h not in ("segmentation", "argmax", "mlp", "shifted_flat")]
+    "head",
+    [h for h in HEADS if h not in ("segmentation", "argmax", "mlp", "shifted_flat", "wide_conv")],
 )
 def test_heads_of_every_style_every_cell(head):
     """PyTorch-style view + Linear + BatchNorm1d + PReLU + LogSoftmax, Flatten + MatMul + Add,
@@ -104,6 +105,8 @@ def test_heads_of_every_style_every_cell(head):
     rows, cols = maps.shape[1:]
     assert (rows, cols) == geometry.output_size(*image.shape[2:]) == (3, 4)
     expected = original_cells(model, image, geometry, rows, cols)
+    if head == "softmax_identity":  # the ending is seen through the Identity: no second softmax
+        assert result.outputs[0]["ending"] == "softmax"
     scale = float(np.abs(expected).max())
     assert scale > 1e-2, "outputs of order one, or the comparison means nothing"
     assert compare.relative_error(expected, maps.transpose(1, 2, 0)) <= RTOL
@@ -154,6 +157,7 @@ def test_heatmap_runs_on_a_converted_file(tmp_path):
         ("argmax", "node output (ArgMax) in the classifier head has no exact convolutional form"),
         ("mlp", "input input (1x784) is not an image tensor"),
         ("shifted_flat", "node shifted (Add) combines the flattened feature map with another"),
+        ("wide_conv", "node logits (Conv) in the classifier head has no exact convolutional form"),
     ],
 )
 def test_refusals_name_the_problem(head, message):

@@ -311,7 +311,7 @@ class Rewrite:
                 "linear layer"
             )  # fmt: skip
         if op in ("Dropout", "Identity"):
-            self.kinds[node.output[0]] = first  # type: ignore[assignment]
+            self.same_vector(node, first)  # type: ignore[arg-type]
             return
         vectors = [kind for kind in kinds if isinstance(kind, Vec)]
         if len(vectors) != len([k for k in kinds if k is not None]) and op not in BINARY:
@@ -332,19 +332,36 @@ class Rewrite:
                 size != 1 for size in out_shape[2:]
             ):
                 raise self.refuse(node, "reshapes the class vector into something else")
-            self.kinds[node.output[0]] = Vec(vec.tensor, len(out_shape))
+            self.same_vector(node, Vec(vec.tensor, len(out_shape)))
         elif op.startswith("Reduce"):
             self.feature_reduction(node, vec)
         elif op == "Concat":
+            if len(vectors) != len(node.input):
+                raise self.refuse(node, "joins the vector with a value that is not one")
             if _attribute(node, "axis", 1) % vec.rank != 1:
                 raise self.refuse(node, "joins vectors along another axis than the features")
             joined = self.emit("Concat", [k.tensor for k in vectors], "concat", axis=1)
             self.kinds[node.output[0]] = Vec(joined, vec.rank)
-        elif op == "Conv" and self.shape(node.input[0])[2:] == [1, 1]:
+        elif op == "Conv" and self.pointwise(node):
             self.nodes.append(_renamed(node, {node.input[0]: vec.tensor}, self.fresh("conv")))
             self.kinds[node.output[0]] = Vec(self.nodes[-1].output[0], 4)
         else:
             raise self.refuse(node, "in the classifier head has no exact convolutional form")
+
+    def same_vector(self, node: Any, vec: Vec) -> None:
+        """``node`` passes the vector on unchanged (dropout, identity, a reshape to 1-sized
+        axes): its output is ``vec``, ending in what its input ends in."""
+        self.kinds[node.output[0]] = vec
+        if node.input[0] in self.endings:
+            self.endings[node.output[0]] = self.endings[node.input[0]]
+
+    def pointwise(self, node: Any) -> bool:
+        """A 1×1 convolution with stride 1 and no padding on an N×F×1×1 vector: the same on
+        every cell of a map."""
+        kernel = self.shape(node.input[1])[2:]
+        strides = _attribute(node, "strides", [1, 1])
+        pads = _attribute(node, "pads", [0, 0, 0, 0])
+        return kernel == [1, 1] and list(strides) == [1, 1] and not any(pads)
 
     def flat_head(self, node: Any, flat: Flat) -> None:
         op = node.op_type
