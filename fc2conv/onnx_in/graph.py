@@ -20,7 +20,7 @@ __all__ = ["ImageInput", "OnnxGraph", "load", "skeleton", "static_shapes"]
 
 #: initializers with at most this many elements are kept in the skeleton (shape constants)
 SMALL = 4096
-FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16
+FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16: image tensors
 
 
 def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
@@ -104,7 +104,8 @@ def _dims(value: Any) -> list[int | str | None]:
 
 
 class OnnxGraph:
-    """A loaded classifier: ``model`` (as :func:`load` gives it), its image ``input``, producers and consumers of every tensor, and constants."""
+    """A loaded classifier: ``model`` (as :func:`load` gives it), its image ``input``, the
+    producer of every tensor, and constants."""
 
     def __init__(self, model: Any, name: str, input_channels: int | None = None) -> None:
         self.model = model
@@ -116,20 +117,20 @@ class OnnxGraph:
         )
         if not 7 <= self.opset <= 23:
             raise UnsupportedModelError(
-                f"{name}: opset {self.opset}; fc2conv reads ONNX opsets 7 to 23"
+                f"{name}: opset {self.opset}; fc2conv reads ONNX opsets 7 to 23 (convert the "
+                "file with onnx.version_converter.convert_version first)"
             )
         self.input = self._image_input(inputs, input_channels)
         self.initializers = {tensor.name: tensor for tensor in graph.initializer}
         self.producer: dict[str, Any] = {}
-        self.consumers: dict[str, list[Any]] = {}
         for node in graph.node:
             for output in node.output:
                 self.producer[output] = node
-            for value in node.input:
-                self.consumers.setdefault(value, []).append(node)
         self._constants: dict[str, np.ndarray | None] = {}
 
     def _image_input(self, inputs: list[Any], channels: int | None) -> ImageInput:
+        import onnx
+
         if len(inputs) != 1:
             names = ", ".join(value.name for value in inputs) or "none"
             raise UnsupportedModelError(
@@ -144,6 +145,12 @@ class OnnxGraph:
             raise UnsupportedModelError(
                 f"{self.name}: input {value.name} ({shape}) is not an image tensor "
                 "(N×C×H×W or N×H×W×C, floats)"
+            )
+        if element != onnx.TensorProto.FLOAT:
+            kind = onnx.TensorProto.DataType.Name(element).lower()
+            raise UnsupportedModelError(
+                f"{self.name}: input {value.name} holds {kind} values; fc2conv runs float32 "
+                "models (convert it to float32 first, e.g. with onnxconverter-common)"
             )
 
         def small(dim: int | str | None) -> bool:
