@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,29 +94,32 @@ def convert_onnx(
         model, name = load(source)
         original = _original_for_checks(source, model) if verify else b""
         graph = OnnxGraph(model, name, input_channels)
-    with progress.step("converting"):
-        converted, plan, outputs, canonical = _rewrite(graph, input_size)
-        geometry = _measure(converted, graph, canonical)
-    count = outputs[0]["channels"]
-    if names is not None and len(names) != count:
-        raise Fc2ConvError(f"{name}: {len(names)} class names for a model with {count} classes")
     preprocessing = {"mean": mean, "std": std, "channel_order": "BGR" if bgr else None}
     for key in ("mean", "std"):
         values = preprocessing[key]
         if values is not None and len(values) != graph.input.channels:
             raise Fc2ConvError(
                 f"{name}: {len(values)} {key} values for an input of {graph.input.channels} "
-                "channels"
+                f"channels; give one per channel (--{key} with {graph.input.channels} numbers)"
             )
     if bgr and graph.input.channels != 3:
-        raise Fc2ConvError(f"{name}: BGR order for an input of {graph.input.channels} channels")
+        raise Fc2ConvError(
+            f"{name}: BGR order for an input of {graph.input.channels} channels; --bgr is for "
+            "3-channel models"
+        )
+    with progress.step("converting"):
+        converted, plan, outputs, canonical = _rewrite(graph, input_size)
+        geometry = _measure(converted, graph, canonical)
+    count = outputs[0]["channels"]
+    if names is not None and len(names) != count:
+        raise Fc2ConvError(f"{name}: {len(names)} class names for a model with {count} classes")
     _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
     result = OnnxConversion(name, converted, plan, geometry, outputs)
     if target is None and not verify:
         return result
-    folder = staging_folder(target) if target is not None else Path(_temporary_folder())
+    folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
     try:
         staged = folder / (target.name if target is not None else "converted.onnx")
         with progress.step("writing the converted model"):
@@ -133,12 +137,6 @@ def convert_onnx(
         shutil.rmtree(folder, ignore_errors=True)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _temporary_folder() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="fc2conv-")
 
 
 def _original_for_checks(source: Any, model: Any) -> str | bytes:
