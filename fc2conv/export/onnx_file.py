@@ -26,7 +26,9 @@ __all__ = [
     "METADATA_PREFIX",
     "SizeCheck",
     "check_file",
+    "check_map_size",
     "check_target",
+    "checked_session",
     "commit",
     "data_path",
     "embed_external_data",
@@ -302,6 +304,37 @@ NOISE_FACTOR = 10
 MAX_NOISE = 1e-3
 
 
+def checked_session(path: Path, name: str, say: Callable[[str], None]) -> Any:
+    """onnx.checker's full check of a written model, then an onnxruntime session to check it
+    with. Extended optimisation: the file is run a few times only, and "all" would hold a
+    second, re-laid-out copy of every convolution weight. No arena: the activations of one size
+    are freed before the next, larger one runs."""
+    import onnx
+
+    say("checking the ONNX graph (onnx.checker, full check)")
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{name}: onnx.checker rejects the written model: {exc}") from exc
+    return open_session(path, optimization="extended", memory_arena=False)
+
+
+def check_map_size(
+    maps: Sequence[np.ndarray], geometry: Geometry, height: int, width: int, name: str
+) -> tuple[int, int]:
+    """The map size the geometry predicts at ``height``×``width``; ExportError where an
+    output's map has another."""
+    want = geometry.output_size(height, width, name)
+    for output in maps:
+        got = tuple(output.shape[-2:])
+        if got != want:
+            raise ExportError(
+                f"{name}: at {height}x{width} onnxruntime gives a {got[0]}x{got[1]} map, the "
+                f"geometry predicts {want[0]}x{want[1]}"
+            )
+    return want
+
+
 def check_file(
     path: Path,
     cases_path: Path,
@@ -316,34 +349,18 @@ def check_file(
     evaluations of the same model differ by more than ``rtol``, and that is rounding, not a
     wrong export (a wrong export differs by orders of magnitude more). Above ``MAX_NOISE``
     the check refuses: nothing can be verified against such a reference."""
-    import onnx
 
     metadata = read_metadata(path)
     name = metadata.get("model", path.name)
     geometry: Geometry = metadata["geometry"]
-    say("checking the ONNX graph (onnx.checker, full check)")
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as exc:
-        raise ExportError(f"{name}: onnx.checker rejects the exported model: {exc}") from exc
-    # Extended optimisation: the file is run a few times only, and "all" would hold a second,
-    # re-laid-out copy of every convolution weight. No arena: the activations of one size are
-    # freed before the next, larger one runs.
-    runtime = open_session(path, optimization="extended", memory_arena=False)
+    runtime = checked_session(path, name, say)
     results = []
     for case in load_cases(cases_path):
         images, expected = case.images, case.outputs
         height, width = images.shape[-2:]
         say(f"checking in onnxruntime at {height}x{width}")
         actual = runtime.run(None, {runtime.get_inputs()[0].name: images})
-        want_size = geometry.output_size(height, width, name)
-        got_size = tuple(actual[0].shape[-2:])
-        if got_size != want_size:
-            raise ExportError(
-                f"{name}: at {height}x{width} onnxruntime gives a "
-                f"{got_size[0]}x{got_size[1]} map, the geometry predicts "
-                f"{want_size[0]}x{want_size[1]}"
-            )
+        want_size = check_map_size(actual, geometry, height, width, name)
         if len(actual) != len(expected):
             raise ExportError(
                 f"{name}: onnxruntime gives {len(actual)} outputs, PyTorch {len(expected)}"

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..compare import relative_error
 from ..errors import ExportError
+from ..export.onnx_file import check_map_size, checked_session
 from ..geometry import Geometry, check_sizes
 from ..runtime import open_session
 from .graph import ImageInput
@@ -46,14 +47,7 @@ def check_converted(
     say: Callable[[str], None] = lambda detail: None,
 ) -> list[OnnxCheck]:
     """Run the checks of the module docstring; raise ExportError on the first that fails."""
-    import onnx
-
-    say("checking the ONNX graph (onnx.checker, full check)")
-    try:
-        onnx.checker.check_model(str(converted), full_check=True)
-    except Exception as exc:
-        raise ExportError(f"{name}: onnx.checker rejects the converted model: {exc}") from exc
-    session = open_session(converted, optimization="extended", memory_arena=False)
+    session = checked_session(converted, name, say)
     rng = np.random.default_rng(0)
     batch = image.fixed_batch if image.fixed_batch and image.fixed_batch > 1 else 2
     results = []
@@ -61,14 +55,8 @@ def check_converted(
         say(f"checking in onnxruntime at {height}x{width}")
         images = rng.standard_normal((batch, image.channels, height, width)).astype(np.float32)
         maps = session.run(None, {session.get_inputs()[0].name: images})
-        want = geometry.output_size(height, width, name)
+        want = check_map_size(maps, geometry, height, width, name)
         for output in maps:
-            if tuple(output.shape[2:]) != want:
-                raise ExportError(
-                    f"{name}: at {height}x{width} the converted model gives a "
-                    f"{output.shape[2]}x{output.shape[3]} map, the geometry predicts "
-                    f"{want[0]}x{want[1]}"
-                )
             if not np.isfinite(output).all():
                 raise ExportError(f"{name}: at {height}x{width} the map holds NaN or infinity")
         for output, ending in zip(maps, endings, strict=True):
