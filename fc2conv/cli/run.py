@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -184,29 +185,19 @@ def heatmap(
             class_members(runner.classes, name)
         background = runner.metadata.get("background")
 
-        def heatmap_record(result: Any) -> dict[str, Any]:
-            return heatmap_data(result, class_names, top, background)
-
         def heatmap_picture(item: Any, path: Path) -> None:
-            chosen = list(class_names) or list(item.result.top_classes(top, background))
+            chosen = chosen_classes(item.result, class_names, top, background)
             save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
 
-        from ..run.batch import heatmap_data, heatmap_many
+        from ..run.batch import chosen_classes
 
-        batch.run(
-            runner,
-            lambda paths: heatmap_many(
-                runner, paths, classes=None, scales=scales, max_size=max_size
-            ),
-            heatmap_record,
-            heatmap_picture,
-            {"classes": class_names, "top": top, "scales": scales, "max_size": max_size},
-        )
+        settings = {"classes": class_names, "top": top, "scales": scales, "max_size": max_size}
+        batch.run(runner, settings, heatmap_picture)
         return
-    image = single_image(images, out)
+    image, out = single_image(images, out)
     if maps_path is not None and maps_path.suffix != ".npz":
         raise Fc2ConvError(f"--maps writes a NumPy .npz file, not {maps_path.name}")
-    paths = _check_outputs(out, [json_path, maps_path], force)  # type: ignore[arg-type]
+    paths = _check_outputs(out, [json_path, maps_path], force)
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     for name in class_names:  # unknown names fail before the model runs
@@ -278,48 +269,29 @@ def detect(
     from ..run.images import read_image
     from ..run.render import save_detections
 
+    settings: dict[str, Any] = {
+        "scales": scales,
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "max_size": max_size,
+    }
     batch = Batch.of("detect", model, images, jsonl, out_dir, coco, resume, force, quiet, ray)
     if batch is not None:
         batch.refuse_single_outputs(out=out, json=json_path)
         runner = _open(model, batch.report, **options)
-        from ..run.batch import detect_many, detection_data
-
         batch.run(
-            runner,
-            lambda paths: detect_many(
-                runner,
-                paths,
-                scales=scales,
-                score_threshold=score_threshold,
-                iou_threshold=iou_threshold,
-                max_size=max_size,
-            ),
-            detection_data,
-            lambda item, path: save_detections(item.pixels, item.result, path),
-            {
-                "scales": scales,
-                "score_threshold": score_threshold,
-                "iou_threshold": iou_threshold,
-                "max_size": max_size,
-            },
+            runner, settings, lambda item, path: save_detections(item.pixels, item.result, path)
         )
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
-    image = single_image(images, out)
-    paths = _check_outputs(out, [json_path], force)  # type: ignore[arg-type]
+    image, out = single_image(images, out)
+    paths = _check_outputs(out, [json_path], force)
     report = Reporter(quiet)
     runner = _open(model, report, **options)
     pixels, size = read_image(image, max_size)
-    settings: dict[str, Any] = {
-        "score_threshold": score_threshold,
-        "iou_threshold": iou_threshold,
-        "scales": scales,
-        "max_size": max_size,
-        "image_size": size,
-    }
     with report.step("detecting over the image pyramid"):
-        found = run_detect(runner, pixels, **settings)
+        found = run_detect(runner, pixels, image_size=size, **settings)
     with output_files(paths) as (picture, *others):
         save_detections(pixels, found, picture)
         if json_path is not None:
@@ -333,8 +305,8 @@ def detect(
         )
 
 
-def single_image(images: tuple[str, ...], out: Path | None) -> str:
-    """The one image of a single-image run, which needs --out."""
+def single_image(images: tuple[str, ...], out: Path | None) -> tuple[str, Path]:
+    """The one image of a single-image run, and its --out, which it needs."""
     if out is None:
         raise click.UsageError(
             "--out names the picture of one image; for many images give --jsonl and/or --out-dir"
@@ -342,22 +314,29 @@ def single_image(images: tuple[str, ...], out: Path | None) -> str:
     image = images[0]
     if not Path(image).is_file():
         raise Fc2ConvError(f"{image} does not exist; check the path")
-    return image
+    return image, out
 
 
+@dataclass
 class Batch:
     """A run over many images: outputs checked first, results streamed to JSON Lines (and
     pictures, and a COCO file at the end), a progress bar, a summary, exit code 1 if any image
     failed, and a valid file of what finished when interrupted."""
 
-    def __init__(self, command: str, images: list[Path], jsonl: Path | None, out_dir: Path | None,
-                 coco: Path | None, resume: bool, force: bool, quiet: bool) -> None:  # fmt: skip
-        self.command, self.images = command, images
-        self.ray: str | None = None  # "local" or a cluster's address
-        self.model = ""
-        self.jsonl, self.out_dir, self.coco = jsonl, out_dir, coco
-        self.resume, self.force, self.quiet = resume, force, quiet
-        self.report = Reporter(quiet)
+    command: str
+    model: str
+    images: list[Path]
+    jsonl: Path | None
+    out_dir: Path | None
+    coco: Path | None
+    resume: bool
+    force: bool
+    quiet: bool
+    ray: str | None  #: "local" or a cluster's address; None: run here
+    report: Reporter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = Reporter(self.quiet)
 
     @classmethod
     def of(
@@ -402,9 +381,9 @@ class Batch:
             raise Fc2ConvError("--resume needs the --jsonl file of the run to resume")
         if coco is not None and jsonl is None:
             raise Fc2ConvError("--coco is written from the --jsonl results; give --jsonl too")
-        paths = collect_images(images)
-        batch = cls(command, paths, jsonl, out_dir, coco, resume, force, quiet)
-        batch.ray, batch.model = ray, model
+        batch = cls(
+            command, model, collect_images(images), jsonl, out_dir, coco, resume, force, quiet, ray
+        )
         batch.check_outputs()
         return batch
 
@@ -444,15 +423,10 @@ class Batch:
         return self.out_dir / ("__".join(relative.with_suffix("").parts) + ".png")
 
     def run(
-        self,
-        runner: Any,
-        results: Callable[[list[Path]], Any],
-        data: Callable[[Any], dict[str, Any]],
-        picture: Callable[[Any, Path], None],
-        settings: dict[str, Any],
+        self, runner: Any, settings: dict[str, Any], picture: Callable[[Any, Path], None]
     ) -> None:
-        """Run ``results`` over the images (or, with --ray, the same job on a Ray cluster with
-        ``settings``), streaming each image's record to --jsonl."""
+        """Run the command with ``settings`` over the images (here, or with --ray on a Ray
+        cluster), streaming each image's record to --jsonl."""
         from ..run.batch import JsonLines, coco_detections
 
         lines = JsonLines(self.jsonl, self.command, runner.name) if self.jsonl else None
@@ -463,9 +437,9 @@ class Batch:
                 f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
             )
         if self.ray is not None:
-            records = self.on_ray(runner, todo, settings)
+            records = self.on_ray(todo, settings)
         else:
-            records = self.locally(runner, results(todo), data, picture)
+            records = self.locally(runner, todo, settings, picture)
         succeeded = failed = 0
         mode = "a" if self.resume else "w"
         out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
@@ -503,35 +477,29 @@ class Batch:
     def locally(
         self,
         runner: Any,
-        results: Any,
-        data: Callable[[Any], dict[str, Any]],
+        todo: list[Path],
+        settings: dict[str, Any],
         picture: Callable[[Any, Path], None],
     ) -> Iterator[dict[str, Any]]:
         """Records of the images run here, with a picture of each in --out-dir; nothing is
         kept once its record is handed on."""
         import os
 
-        from ..run.batch import record
+        from ..run.batch import run_images
 
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         resolved = [str(p.resolve().parent) for p in self.images]
         root = Path(os.path.commonpath(resolved)) if resolved else Path(".")
-        for item in results:
-            found = None
-            if item.ok:
-                found = data(item.result)
-                if self.out_dir is not None:
-                    target = self.picture_path(item.path, root)
-                    with output_files([target]) as (temporary,):
-                        picture(item, temporary)
-            line = record(item, self.command, runner.name, found)
+        for item, line in run_images(self.command, runner, todo, settings):
+            if item.ok and self.out_dir is not None:
+                target = self.picture_path(item.path, root)
+                with output_files([target]) as (temporary,):
+                    picture(item, temporary)
             item.pixels = item.result = None
             yield line
 
-    def on_ray(
-        self, runner: Any, todo: list[Path], settings: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
+    def on_ray(self, todo: list[Path], settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`)."""
         import logging
         import os

@@ -235,13 +235,35 @@ def detection_data(found: Detections) -> dict[str, Any]:
     }
 
 
-def heatmap_data(
+def chosen_classes(
     result: Heatmap, classes: Sequence[ClassChoice], top: int, background: Any = None
-) -> dict[str, Any]:
-    """What a heatmap line holds besides the image: the top classes and the peaks of
-    ``classes`` (default: the ``top`` classes, the background left out)."""
-    chosen: list[Any] = list(classes) or list(result.top_classes(top, background))
-    return result.as_dict(chosen, top=max(top, 5))
+) -> list[Any]:
+    """The classes a heatmap line and picture show: ``classes``, else the ``top`` classes
+    with the background left out."""
+    return list(classes) or list(result.top_classes(top, background))
+
+
+def run_images(
+    command: str, runner: Runner, images: Iterable[Any], settings: dict[str, Any]
+) -> Iterator[tuple[ImageResult, dict[str, Any]]]:
+    """Each image's result and its JSON Lines record, for ``command`` ("detect": ``settings``
+    as for :func:`detect_many`; "heatmap": as for :func:`heatmap_many`, plus the ``classes``
+    and ``top`` its records show). The one per-image job of the folder run and of Ray."""
+    settings = dict(settings)
+    classes, top = settings.pop("classes", ()), settings.pop("top", 4)
+    background = runner.metadata.get("background")
+    if command == "detect":
+        results = detect_many(runner, images, **settings)
+    else:
+        results = heatmap_many(runner, images, **settings)
+    for item in results:
+        data = None
+        if item.ok and command == "detect":
+            data = detection_data(item.result)  # type: ignore[arg-type]
+        elif item.ok:
+            chosen = chosen_classes(item.result, classes, top, background)  # type: ignore[arg-type]
+            data = item.result.as_dict(chosen, top=max(top, 5))  # type: ignore[union-attr]
+        yield item, record(item, command, runner.name, data)
 
 
 class JsonLines:

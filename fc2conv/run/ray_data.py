@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Fc2ConvError
-from .batch import detect_many, detection_data, heatmap_data, heatmap_many, record
+from .batch import run_images
 from .runner import Runner
 
 __all__ = ["ImageJob", "require_ray", "run"]
@@ -59,25 +59,8 @@ class ImageJob:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         sources = [(str(p), bytes(b)) for p, b in zip(batch["path"], batch["bytes"], strict=True)]
-        settings = dict(self.settings)
-        classes, top = settings.pop("classes", ()), settings.pop("top", 4)
-        background = self.runner.metadata.get("background")
-
-        def data(result: Any) -> dict[str, Any]:
-            if self.command == "detect":
-                return detection_data(result)
-            return heatmap_data(result, classes, top, background)
-
-        if self.command == "detect":
-            results = detect_many(self.runner, sources, **settings)
-        else:
-            results = heatmap_many(self.runner, sources, **settings)
-
-        records = []
-        for item in results:
-            found = data(item.result) if item.ok else None
-            records.append(json.dumps(record(item, self.command, self.runner.name, found)))
-        return {"record": records}
+        lines = run_images(self.command, self.runner, sources, self.settings)
+        return {"record": [json.dumps(line) for _, line in lines]}
 
 
 def run(
