@@ -47,13 +47,18 @@ def scales_option(step: str) -> Callable[[Callable[..., None]], Callable[..., No
 
 
 def _scales(ctx: click.Context | None, param: object, text: str | None) -> tuple[float, ...] | None:
-    try:
-        scales = tuple(float(s) for s in text.split(",")) if text else None
-    except ValueError:
-        scales = ()
+    scales = _floats(text)
     if scales is not None and (not scales or not all(0 < s < float("inf") for s in scales)):
         raise click.BadParameter(f"'{text}' is not a list of positive numbers like 1.0,0.8")
-    return scales
+    return tuple(scales) if scales is not None else None
+
+
+def _floats(text: str | None) -> list[float] | None:
+    """Comma-separated numbers (None for no text, [] for text that is not such a list)."""
+    try:
+        return [float(value) for value in text.split(",")] if text else None
+    except ValueError:
+        return []
 
 
 def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
@@ -124,10 +129,7 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _numbers(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:
-    try:
-        values = [float(value) for value in text.split(",")] if text else None
-    except ValueError:
-        values = []
+    values = _floats(text)
     if values is not None and not values:
         raise click.BadParameter(f"'{text}' is not a list of numbers like 0.485,0.456,0.406")
     return values
