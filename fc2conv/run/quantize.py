@@ -111,8 +111,7 @@ def quantize(
         commit(staged, target)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    report.path, report.calibration = target, len(images)
-    return report
+    return QuantizationReport(target, len(images), **report)
 
 
 class _Calibration:
@@ -199,7 +198,8 @@ def _copy_metadata(source: Path, target: Path, metadata: dict[str, Any]) -> None
 
 def _compare(
     fp32: Runner, int8: Runner, paths: list[Path], longest: int, say: Any
-) -> QuantizationReport:
+) -> dict[str, Any]:
+    """The comparison fields of a :class:`QuantizationReport`."""
     agree = cells = boxes_fp32 = boxes_int8 = matched = 0
     error = 0.0
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
@@ -223,19 +223,17 @@ def _compare(
         matched += _matches(found[0], found[1])
     if not cells:
         raise Fc2ConvError("none of the held-out images could be read; give others with --held-out")
-    return QuantizationReport(
-        Path(),
-        0,
-        len(times["fp32"]),
-        cells,
-        agree / cells,
-        error,
-        boxes_fp32,
-        boxes_int8,
-        matched,
-        statistics.median(times["fp32"]),
-        statistics.median(times["int8"]),
-    )
+    return {
+        "held_out": len(times["fp32"]),
+        "cells": cells,
+        "argmax_agreement": agree / cells,
+        "relative_error": error,
+        "boxes_fp32": boxes_fp32,
+        "boxes_int8": boxes_int8,
+        "boxes_matched": matched,
+        "seconds_fp32": statistics.median(times["fp32"]),
+        "seconds_int8": statistics.median(times["int8"]),
+    }
 
 
 def _matches(want: Any, got: Any) -> int:
