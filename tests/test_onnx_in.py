@@ -141,13 +141,17 @@ def test_external_data_and_initializers_as_inputs(tmp_path):
     assert read_metadata(tmp_path / "converted.onnx")["classes"][0] == "c0"
 
 
-def test_heatmap_runs_on_a_converted_file(tmp_path):
+def test_heatmap_of_a_converted_file_is_its_softmax_map(tmp_path):
     out = tmp_path / "keras_fcn.onnx"
     convert_onnx(nhwc_model(), out, classes=list("abcde"))
     image = np.random.default_rng(4).random((60, 80, 3)).astype(np.float32)
     result = fc2conv.heatmap(out, image, scales=(1.0,))
     assert result.classes == list("abcde")
-    assert result.peak("c").score > 0
+    # the model's own softmax map (mean 0, std 1: none given), not a second softmax over it
+    maps = run(out, np.ascontiguousarray(image.transpose(2, 0, 1)[None]))[0][0]
+    assert result.levels[0].scores.shape == maps.shape == (5, 8, 13)
+    assert compare.relative_error(maps, result.levels[0].scores) <= 1e-6
+    assert result.peak("c").score == pytest.approx(float(maps[2].max()), rel=1e-6)
 
 
 @pytest.mark.parametrize(
