@@ -317,7 +317,7 @@ The bundled model (trained), calibrated on 48 scenes of 640×480 and compared on
 (`fc2conv quantize` report):
 
 ```
-{shapes_report}
+{str(shapes_report).split(chr(10), 1)[1]}
 ```
 
 Arg-max agreement per cell: {100 * shapes_report.argmax_agreement:.2f}% (target ≥ 99%:
