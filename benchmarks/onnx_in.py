@@ -55,7 +55,7 @@ def row(label: str, model: onnx.ModelProto, folder: Path) -> str:
     return (
         f"| {label} | {opset} | {size_mb:.0f} | {canonical.relative_error:.1e} | "
         f"{geometry.stride[0]} | {geometry.min_size[0]}×{geometry.min_size[1]} | "
-        f"{geometry.size_step[0]}×{geometry.size_step[1]} | {maps} | {seconds:.1f} | {rewrites} |"
+        f"{geometry.size_step[0]}×{geometry.size_step[1]} | {maps} | {seconds:.2f} | {rewrites} |"
     )
 
 
@@ -118,7 +118,9 @@ tests also check every cell of a larger image against the original run on that c
 → `MatMul` + `Add` → `Relu` → `Gemm` (transB=0, alpha 0.5, beta 2) → `Sigmoid`.
 `channels_last_mean`: `Transpose` to NHWC and `ReduceMean` over rows and columns.
 `reduce_mean_18`: `ReduceMean` with its axes as an input. `global_max`: opset 7. `normalised`:
-`GlobalAveragePool` → `Squeeze` → divided by its `ReduceL2` → scaled → `Gemm`.
+`GlobalAveragePool` → `Squeeze` → divided by its `ReduceL2` → scaled → `Gemm`. `softmax_identity`:
+`GlobalAveragePool` → 1×1 `Conv` → `Softmax` → `Identity` (the ending is seen through the
+`Identity`).
 """
     (ROOT / "docs" / "onnx_in.md").write_text(text)
     print("wrote docs/onnx_in.md")
