@@ -201,6 +201,53 @@ def test_untraceable_forward_is_a_trace_error_with_a_hint() -> None:
     assert isinstance(info.value.__cause__, Exception)
 
 
+class ScaledFirstChannel(nn.Module):
+    """A trunk block torch.fx cannot trace: it assigns into a tensor (as Swin's mask code does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        out[:, :1] = out[:, :1] * 2
+        return out
+
+
+class WithUntraceableParts(nn.Module):
+    def __init__(self, head_assigns: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.block = ScaledFirstChannel()
+        self.head_assigns = head_assigns
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:  # an optional input, absent when the model classifies images
+            x = x * mask
+        x = self.block(F.relu(self.conv(x))).flatten(1)
+        if self.head_assigns:
+            x[:, 0] = 0  # in the head: no per-window form can be traced
+        return self.fc(x)
+
+
+def test_an_untraceable_trunk_block_is_kept_whole_and_the_model_converts() -> None:
+    model = reinit(WithUntraceableParts())
+    converted, report = convert_and_verify(model, (8, 8))
+    assert report.relative_error < RTOL
+    calls = {n.target for n in converted.graph_module.graph.nodes if n.op == "call_module"}
+    assert "block" in calls  # a leaf: its forward runs as written
+    image = torch.randn(2, 3, 11, 13)
+    maps = converted(image)
+    assert maps.shape == (2, 3, 4, 6)
+    for row, col in [(0, 0), (3, 5), (2, 1)]:  # every cell is the classifier on its crop
+        crop = image[:, :, row : row + 8, col : col + 8]
+        assert relative_error(model(crop), maps[:, :, row, col]) < RTOL
+
+
+def test_an_untraceable_head_names_the_failing_module() -> None:
+    with pytest.raises(fc2conv.TraceError) as info:
+        fc2conv.convert(reinit(WithUntraceableParts(head_assigns=True)), (8, 8), name="m")
+    assert str(info.value).startswith("m: torch.fx cannot trace the forward")
+    assert "does not support item assignment" in str(info.value)
+
+
 class SpaceToDepthStem(nn.Module):
     """TResNet's stem: 4x4 pixel blocks become channels, so the first convolution reads 48."""
 

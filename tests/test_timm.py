@@ -45,6 +45,31 @@ def test_small_timm_models_convert_exactly(name: str) -> None:
     assert maps.shape[-2:] == converted.output_size(*size)
 
 
+def test_swin_converts_with_its_shifted_window_blocks_kept_whole() -> None:
+    """Swin's shifted-window blocks build their attention mask by assigning into a tensor, which
+    torch.fx cannot trace: those blocks stay whole, and the channels-last head converts."""
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224",
+        embed_dim=24,
+        depths=(2, 2, 2, 2),
+        num_heads=(1, 1, 1, 1),
+        strict_img_size=False,
+    )
+    model = reinit(model)
+    converted = fc2conv.convert(model, (224, 224), name="swin", inplace=True)
+    assert_order_one(fc2conv.verify(model, converted, rtol=RTOL))
+    modules = dict(converted.graph_module.named_modules())
+    whole = [
+        node.target
+        for node in converted.graph_module.graph.nodes
+        if node.op == "call_module" and list(modules[node.target].children())
+    ]
+    assert whole == ["layers.0.blocks.1", "layers.1.blocks.1", "layers.2.blocks.1"]
+    with torch.no_grad():
+        maps = converted(torch.randn(1, 3, 260, 324))
+    assert maps.shape[-2:] == converted.output_size(260, 324) == (3, 5)
+
+
 def test_token_heads_are_refused_naming_the_token_read() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
         fc2conv.convert(timm.create_model("vit_tiny_patch16_224"), name="vit", inplace=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from collections.abc import Callable
@@ -27,14 +28,31 @@ __all__ = [
 
 
 class _Tracer(fx.Tracer):
-    """torch.fx's tracer, treating the given module types as leaves (calls not traced into)."""
+    """torch.fx's tracer, treating the given module types and qualified names as leaves (calls
+    not traced into). ``failed`` names the innermost module whose forward raised."""
 
-    def __init__(self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...]) -> None:
+    def __init__(
+        self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...], leaves: set[str]
+    ) -> None:
         super().__init__(autowrap_functions=autowrap)
         self.leaf_types = leaf_types
+        self.leaves = leaves
+        self.failed: str | None = None
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
+        return (
+            qualified_name in self.leaves
+            or isinstance(module, self.leaf_types)
+            or super().is_leaf_module(module, qualified_name)
+        )
+
+    def call_module(self, m: nn.Module, forward: Callable, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed is None:  # the innermost module sees the exception first
+                self.failed = self.path_of_module(m)
+            raise
 
 
 def _untraceable() -> tuple[tuple[type, ...], tuple[Callable, ...]]:
@@ -47,23 +65,49 @@ def _untraceable() -> tuple[tuple[type, ...], tuple[Callable, ...]]:
     return tuple(timm.layers.get_notrace_modules()), tuple(timm.layers.get_notrace_functions())
 
 
+#: how many modules the tracer may keep whole, one per failed attempt, before it gives up
+MAX_FALLBACK_LEAVES = 16
+
+
 def trace(model: nn.Module, name: str) -> fx.GraphModule:
     """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules.
-    Modules and functions that timm marks as not traceable stay whole (leaves)."""
+    Modules and functions that timm marks as not traceable stay whole (leaves). Where a module's
+    forward cannot be traced (it assigns into a tensor, or branches on a traced value), the
+    trace starts again with that module whole, like a layer: its insides are then outside any
+    rule, which suits trunk blocks; the head must still trace."""
     was_training = model.training
     model.eval()
+    leaves: set[str] = set()
     try:
-        graph = _Tracer(*_untraceable()).trace(model)
-        return fx.GraphModule(model, graph, type(model).__name__)
-    except Exception as exc:
-        raise TraceError(
-            f"{name}: torch.fx cannot trace the forward ({type(exc).__name__}: "
-            f"{(str(exc).strip().splitlines() or [''])[0][:300]}). "
-            "fc2conv needs a forward without data-dependent Python control flow; move such code "
-            "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
-        ) from exc
+        while True:
+            tracer = _Tracer(*_untraceable(), leaves)
+            try:
+                graph = tracer.trace(model, concrete_args=_defaults(model))
+                return fx.GraphModule(model, graph, type(model).__name__)
+            except Exception as exc:
+                failed = tracer.failed
+                if not failed or failed in leaves or len(leaves) >= MAX_FALLBACK_LEAVES:
+                    raise TraceError(_trace_failure(name, exc, failed)) from exc
+                leaves.add(failed)
     finally:
         model.train(was_training)
+
+
+def _defaults(model: nn.Module) -> dict[str, Any]:
+    """The forward's optional arguments after the image, held at their defaults (a ``mask=None``
+    must not become an input that the trace assumes is given)."""
+    parameters = list(inspect.signature(model.forward).parameters.values())[1:]
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _trace_failure(name: str, exc: Exception, failed: str | None) -> str:
+    where = f" in {failed}" if failed else ""
+    return (
+        f"{name}: torch.fx cannot trace the forward{where} ({type(exc).__name__}: "
+        f"{(str(exc).strip().splitlines() or [''])[0][:300]}). "
+        "fc2conv needs a forward without data-dependent Python control flow; move such code "
+        "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
+    )
 
 
 def meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
