@@ -233,12 +233,31 @@ def test_an_untraceable_trunk_block_is_kept_whole_and_the_model_converts() -> No
     assert report.relative_error < RTOL
     calls = {n.target for n in converted.graph_module.graph.nodes if n.op == "call_module"}
     assert "block" in calls  # a leaf: its forward runs as written
+    assert "torch.fx cannot trace into block: kept whole" in " ".join(converted.plan.notes)
     image = torch.randn(2, 3, 11, 13)
     maps = converted(image)
     assert maps.shape == (2, 3, 4, 6)
     for row, col in [(0, 0), (3, 5), (2, 1)]:  # every cell is the classifier on its crop
         crop = image[:, :, row : row + 8, col : col + 8]
         assert relative_error(model(crop), maps[:, :, row, col]) < RTOL
+
+
+class StemKeptWhole(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        x[:, :1] = x[:, :1] * 2  # untraceable: the whole stem is kept, its conv inside it
+        return x
+
+
+def test_input_channels_are_read_inside_a_module_kept_whole() -> None:
+    model = reinit(nn.Sequential(StemKeptWhole(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)))
+    converted, _ = convert_and_verify(model, (8, 8))
+    assert converted.input_channels == 2
+    assert "cannot trace into 0: kept whole" in " ".join(converted.plan.notes)
 
 
 def test_an_untraceable_head_names_the_failing_module() -> None:

@@ -105,14 +105,15 @@ def _weight_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
 
 def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:
     """(vector input?, channels or features, the layer they were read from), from the first
-    convolution or Linear of the graph."""
+    convolution or Linear of the graph (inside a module that the trace kept whole, too)."""
     for node in gm.graph.nodes:
-        if node.op == "call_module":
-            module = gm.get_submodule(str(node.target))
-            if isinstance(module, nn.Conv2d):
-                return False, module.in_channels, str(node.target)
-            if isinstance(module, nn.Linear):
-                return True, module.in_features, str(node.target)
+        if node.op == "call_module":  # a layer, or a module kept whole: its first layer
+            for inner, module in gm.get_submodule(str(node.target)).named_modules():
+                where = ".".join(part for part in (str(node.target), inner) if part)
+                if isinstance(module, nn.Conv2d):
+                    return False, module.in_channels, where
+                if isinstance(module, nn.Linear):
+                    return True, module.in_features, where
         if node.op == "call_function" and node.target in (
             torch.nn.functional.conv2d,
             torch.conv2d,
@@ -439,6 +440,12 @@ def analyse(
         the_plan.notes.append(
             f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
             "(e.g. squeeze-and-excitation) and stay global"
+        )
+    whole = gm.meta.get("kept_whole", [])
+    if whole:
+        shown = ", ".join(whole[:3]) + (f" and {len(whole) - 3} more" if len(whole) > 3 else "")
+        the_plan.notes.append(
+            f"torch.fx cannot trace into {shown}: kept whole, like a layer (no rule sees inside)"
         )
     beyond = reads_beyond_window(gm)
     if beyond and mode == "window" and not vector_input:

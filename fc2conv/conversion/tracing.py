@@ -74,7 +74,8 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
     Modules and functions that timm marks as not traceable stay whole (leaves). Where a module's
     forward cannot be traced (it assigns into a tensor, or branches on a traced value), the
     trace starts again with that module whole, like a layer: its insides are then outside any
-    rule, which suits trunk blocks; the head must still trace."""
+    rule, which suits trunk blocks; the head must still trace. ``gm.meta["kept_whole"]`` lists
+    those modules."""
     was_training = model.training
     model.eval()
     leaves: set[str] = set()
@@ -83,7 +84,9 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
             tracer = _Tracer(*_untraceable(), leaves)
             try:
                 graph = tracer.trace(model, concrete_args=_defaults(model))
-                return fx.GraphModule(model, graph, type(model).__name__)
+                gm = fx.GraphModule(model, graph, type(model).__name__)
+                gm.meta["kept_whole"] = sorted(leaves)
+                return gm
             except Exception as exc:
                 failed = tracer.failed
                 if not failed or failed in leaves or len(leaves) >= MAX_FALLBACK_LEAVES:
