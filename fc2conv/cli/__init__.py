@@ -200,7 +200,7 @@ def inspect(
     loaded = load_model(model, weights, num_classes=classes["num_classes"])
     size = input_size or loaded.input_size
     channels = input_channels or loaded.input_channels  # as the export reads them
-    options = {"mode": mode, "name": model, "input_channels": channels}
+    options: dict[str, Any] = {"mode": mode, "name": model, "input_channels": channels}
     the_plan = plan(loaded.model, size, **options)
     click.echo(str(the_plan))
     if the_plan.convertible:
