@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import Fc2ConvError
+from ..runtime import RUNTIMES
 from .options import (
     Reporter,
     check_output,
@@ -65,6 +66,20 @@ def run_options(command: Any) -> Any:
             "--output", default=None, help="Output with the class scores (index or name)."
         ),
         click.option(
+            "--runtime",
+            type=click.Choice(list(RUNTIMES)),
+            default="onnxruntime",
+            show_default=True,
+            help="What runs an exported model (openvino: pip install 'fc2conv[openvino]').",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16"]),
+            default="fp32",
+            show_default=True,
+            help="bf16: OpenVINO on a CPU with AVX512-BF16 or AMX.",
+        ),
+        click.option(
             "--max-size",
             type=click.IntRange(1, None),
             default=2048,
@@ -103,7 +118,8 @@ def _open(model: str, report: Reporter, **options: Any) -> Any:
     ignored = [
         f"--{key.replace('_', '-')}"
         for key, value in options.items()
-        if value not in (None, "DEFAULT", "window") and key != "output"
+        if value not in (None, "DEFAULT", "window")
+        and key not in ("output", "runtime", "precision")
     ]
     if Path(model).is_file() and ignored:
         click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
@@ -437,7 +453,7 @@ class Batch:
                 f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
             )
         if self.ray is not None:
-            records = self.on_ray(todo, settings)
+            records = self.on_ray(todo, settings, runner)
         else:
             records = self.locally(runner, todo, settings, picture)
         succeeded = failed = 0
@@ -499,8 +515,11 @@ class Batch:
             item.pixels = item.result = None
             yield line
 
-    def on_ray(self, todo: list[Path], settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`)."""
+    def on_ray(
+        self, todo: list[Path], settings: dict[str, Any], runner: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`), in
+        the runtime and precision that ``runner`` runs in."""
         import logging
         import os
 
@@ -515,7 +534,10 @@ class Batch:
                 else:
                     ray.init(address=self.ray, **quiet)
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        yield from ray_data.run(self.command, self.model, todo, workers=workers, **settings)
+        engine = {"runtime": runner.runtime, "precision": runner.precision}
+        yield from ray_data.run(
+            self.command, self.model, todo, workers=workers, **engine, **settings
+        )
 
 
 @contextmanager

@@ -46,7 +46,14 @@ class ImageJob:
     """A ``map_batches`` actor: opens the model once (from its bytes, so that no node needs
     the driver's file) and turns each batch of ``{"path", "bytes"}`` rows into records."""
 
-    def __init__(self, model: Any, command: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        command: str,
+        settings: dict[str, Any],
+        runtime: str = "onnxruntime",
+        precision: str = "fp32",
+    ) -> None:
         import ray
 
         if isinstance(model, ray.ObjectRef):  # the model's bytes, put once into the object store
@@ -54,7 +61,8 @@ class ImageJob:
         self.folder = tempfile.mkdtemp(prefix="fc2conv-ray-")
         path = Path(self.folder) / "model.onnx"
         path.write_bytes(model)
-        self.runner = Runner.from_onnx(path, threads=1)  # one CPU per actor: no oversubscription
+        # one CPU per actor: no oversubscription
+        self.runner = Runner.from_onnx(path, threads=1, runtime=runtime, precision=precision)
         self.command, self.settings = command, dict(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
@@ -70,11 +78,14 @@ def run(
     *,
     workers: int = 2,
     batch_size: int = 4,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
     **settings: Any,
 ) -> Iterator[dict[str, Any]]:
     """Run ``command`` ("detect" or "heatmap", with its ``settings`` as for
     :func:`~fc2conv.run.batch.detect_many` / ``heatmap_many``, and ``classes``/``top`` for
-    heatmaps) on every image with ``workers`` actors of one CPU each, on the Ray cluster this
+    heatmaps) on every image with ``workers`` actors of one CPU each, each running the model in
+    ``runtime`` at ``precision`` (see :meth:`Runner.from_onnx`), on the Ray cluster this
     process is connected to (``ray.init()`` first; a local one is started otherwise). Yields
     one record per image as the cluster finishes it. A local path that does not exist is
     recorded as failed without reaching the cluster."""
@@ -112,6 +123,8 @@ def run(
             "model": ray.put(model_bytes),
             "command": command,
             "settings": settings,
+            "runtime": runtime,
+            "precision": precision,
         },
         batch_size=batch_size,
         concurrency=workers,

@@ -80,7 +80,9 @@ class Runner:
     std: list[float]
     metadata: dict[str, Any] = field(default_factory=dict)
     module: Any = None  #: a FullyConvolutionalModel, or None
-    session: Any = None  #: an onnxruntime InferenceSession, or None
+    session: Any = None  #: an onnxruntime InferenceSession (or OpenVINO's stand-in), or None
+    runtime: str = "onnxruntime"  #: what runs ``session``: onnxruntime or openvino
+    precision: str = "fp32"  #: what ``session`` computes in: fp32 or bf16
     outputs: list[Output] = field(default_factory=list)
     output: int = 0  #: the index of the output read as class scores
 
@@ -131,13 +133,20 @@ class Runner:
 
     @classmethod
     def from_onnx(
-        cls, path: str | os.PathLike, output: int | str | None = None, threads: int | None = None
+        cls,
+        path: str | os.PathLike,
+        output: int | str | None = None,
+        threads: int | None = None,
+        runtime: str = "onnxruntime",
+        precision: str = "fp32",
     ) -> Runner:
-        """A runner for a model exported by fc2conv (runs in onnxruntime, no PyTorch), with
-        ``threads`` intra-op threads (default: one per core)."""
+        """A runner for a model exported by fc2conv (no PyTorch), in ``runtime``
+        ("onnxruntime", or "openvino", which also runs ``precision="bf16"`` on CPUs that have
+        it), with ``threads`` threads (default: one per core)."""
         from ..export.onnx_file import read_metadata
-        from ..runtime import open_session
+        from ..runtime import check_runtime, open_runtime
 
+        check_runtime(runtime, precision)
         file = Path(path)
         if not file.is_file():
             raise Fc2ConvError(f"ONNX model {file} does not exist; check the path")
@@ -148,7 +157,7 @@ class Runner:
                 f"{file} was not converted by fc2conv (it has no geometry metadata); if it is "
                 f"a classifier, convert it first: fc2conv {file} --out {converted}"
             )
-        session = open_session(file, memory_arena=False, threads=threads)  # many sizes: no arena
+        session = open_runtime(file, runtime, precision, threads)
         if "outputs" in meta:
             outputs = [Output(**info) for info in meta["outputs"]]
         else:  # written before fc2conv recorded its outputs: raw scores, as they were read
@@ -162,7 +171,16 @@ class Runner:
                 for value in session.get_outputs()
             ]
         name = str(meta.get("model", file.stem))
-        return cls._create(name, meta["geometry"], meta, outputs, output, session=session)
+        return cls._create(
+            name,
+            meta["geometry"],
+            meta,
+            outputs,
+            output,
+            session=session,
+            runtime=runtime,
+            precision=precision,
+        )
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std, in the
@@ -228,19 +246,30 @@ def open_model(
     stride: int | None = None,
     output: int | str | None = None,
     progress: Any = None,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
 ) -> Runner:
-    """A runner for an exported ONNX file (recognised by its content, whatever its name) or for
-    a model name, converted on the fly with :func:`fc2conv.pipeline.prepare` (needs PyTorch)."""
+    """A runner for an exported ONNX file (recognised by its content, whatever its name) in
+    ``runtime`` at ``precision`` (see :meth:`Runner.from_onnx`), or for a model name, converted
+    on the fly with :func:`fc2conv.pipeline.prepare` (runs in PyTorch)."""
     from ..progress import SILENT
+    from ..runtime import check_runtime
 
     progress = progress or SILENT
+    check_runtime(runtime, precision)
     if Path(model).is_file():
         from ..export.onnx_file import looks_like_onnx
 
         if not looks_like_onnx(model):
             raise Fc2ConvError(f"{model} is not an ONNX model; pass an .onnx file or a model name")
-        with progress.step(f"loading {model} in onnxruntime"):
-            return Runner.from_onnx(model, output)
+        shown = runtime + (f" ({precision})" if precision != "fp32" else "")
+        with progress.step(f"loading {model} in {shown}"):
+            return Runner.from_onnx(model, output, runtime=runtime, precision=precision)
+    if (runtime, precision) != ("onnxruntime", "fp32"):
+        raise Fc2ConvError(
+            f"--runtime and --precision apply to exported .onnx files; {model} runs in PyTorch "
+            f"(export it first: fc2conv {model} --out {Path(str(model)).name}_fcn.onnx)"
+        )
     from ..pipeline import prepare
 
     name = str(model)
@@ -272,6 +301,8 @@ def as_runner(model: Any, output: int | str | None = None) -> Runner:
             output,
             module=model.module,
             session=model.session,
+            runtime=model.runtime,
+            precision=model.precision,
         )
     if isinstance(model, (str, os.PathLike)):
         return Runner.from_onnx(model, output)
