@@ -6,10 +6,12 @@ writes docs/many_images.md.
 1. The machine's fp32 matrix-multiply peak (onnxruntime MatMul and NumPy, 4096x4096), and the
    VGG-16 FCN (random weights) at 448x448 in onnxruntime as a share of it, under the settings
    the run path could use (threads, memory arena, optimisation level, two same-size images per
-   run).
+   run), with the peak memory of each in a fresh process.
 2. Static int8 (``fc2conv quantize``): VGG-16 at 448x448 against fp32 (speed; calibrated on 16
    generated scenes), and the bundled model on held-out scenes: arg-max agreement per cell, and
-   detection precision and recall against the scenes' true boxes, fp32 and int8.
+   detection precision and recall against the scenes' true boxes, fp32 and int8. VGG-16 in
+   each runtime and precision of the run path (onnxruntime; OpenVINO fp32, int8, and bf16
+   where the CPU has it).
 3. Folder runs of the bundled model: images/s over 200 scenes of 640x480, and peak memory of
    `fc2conv detect FOLDER --jsonl` over 100 and 1000 images.
 """
@@ -120,7 +122,35 @@ def session(path: Path, threads: int | None, arena: bool, level: str) -> ort.Inf
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def fp32_share(vgg: Path, peak: float, repeats: int) -> tuple[list[str], float]:
+#: one run of a setting in a fresh process, for its peak memory (empty path: imports only)
+SETTING_RUN = """
+import numpy as np, onnxruntime as ort
+if {path!r}:
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = {arena!r}
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, {level!r})
+    if {threads!r}:
+        options.intra_op_num_threads = {threads!r}
+    runner = ort.InferenceSession({path!r}, options, providers=["CPUExecutionProvider"])
+    image = np.zeros(({batch}, 3, 448, 448), np.float32)
+    runner.run(None, {{runner.get_inputs()[0].name: image}})
+"""
+
+
+def setting_memory(vgg: Path | None, work: Path, threads, arena, level, batch) -> int:
+    """Peak RSS (bytes) of a fresh process that opens VGG-16 with a setting and runs it once."""
+    levels = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED"}
+    code = SETTING_RUN.format(
+        path=str(vgg) if vgg else "",
+        threads=threads,
+        arena=arena,
+        level=levels[level],
+        batch=batch,
+    )
+    return peak_rss([sys.executable, "-c", code], work)[1]
+
+
+def fp32_share(vgg: Path, peak: float, repeats: int, work: Path) -> tuple[list[str], float, float]:
     flops = conv_flops(vgg, 448)
     image = np.random.default_rng(1).standard_normal((2, 3, 448, 448), dtype=np.float32)
     rows = []
@@ -144,8 +174,48 @@ def fp32_share(vgg: Path, peak: float, repeats: int) -> tuple[list[str], float]:
             median_time(lambda runner=runner, feed=feed: runner.run(None, feed), repeats) / batch
         )
         rate = flops / seconds / 1e9
-        rows.append(f"| {label} | {1000 * seconds:.0f} | {rate:.0f} | {100 * rate / peak:.0f}% |")
-    return rows, flops
+        del runner
+        memory = setting_memory(vgg, work, threads, arena, level, batch) / 1e6
+        rows.append(
+            f"| {label} | {1000 * seconds:.0f} | {rate:.0f} | {100 * rate / peak:.0f}% "
+            f"| {memory:.0f} |"
+        )
+    baseline = setting_memory(None, work, None, False, "all", 1) / 1e6
+    return rows, flops, baseline
+
+
+def runtimes(
+    vgg: Path, vgg_int8: Path, image: np.ndarray, times: dict[str, float], repeats: int
+) -> tuple[list[str], str]:
+    """VGG-16 at 448x448 in each runtime and precision the run path offers, against
+    onnxruntime fp32: rows of the table, and what the CPU says of bf16."""
+    import openvino
+
+    from fc2conv.runtime import open_runtime
+
+    reference = times["fp32"]
+    rows = [
+        f"| onnxruntime | {name} | {1000 * times[name]:.0f} | {reference / times[name]:.2f}× |"
+        for name in ("fp32", "int8")
+    ]
+    capabilities = list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    runs = [("fp32", vgg, "fp32"), ("int8 (the same quantized file)", vgg_int8, "fp32")]
+    if "BF16" in capabilities:
+        runs.append(("bf16", vgg, "bf16"))
+        note = "OpenVINO finds bf16 arithmetic on this CPU (capabilities: "
+    else:
+        note = "bf16 was not run: OpenVINO finds no bf16 arithmetic on this CPU (capabilities: "
+    note += f"{', '.join(capabilities)}); `--precision bf16` says so and stops on such a CPU."
+    for label, path, precision in runs:
+        runner = open_runtime(path, "openvino", precision)
+        feed = {runner.get_inputs()[0].name: image}
+        seconds = median_time(lambda runner=runner, feed=feed: runner.run(None, feed), repeats)
+        rows.append(
+            f"| OpenVINO {openvino.__version__.split('-')[0]} | {label} "
+            f"| {1000 * seconds:.0f} | {reference / seconds:.2f}× |"
+        )
+        del runner
+    return rows, note
 
 
 def scenes(folder: Path, count: int, width: int, height: int, first: int = 0) -> Path:
@@ -174,8 +244,12 @@ FIGURES = (
     "peak",
     "share_rows",
     "flops",
+    "baseline",
+    "model_size",
     "times",
     "vgg_speed",
+    "runtime_rows",
+    "bf16_note",
     "shapes_report",
     "quality",
     "wall",
@@ -197,10 +271,11 @@ def run(work: Path, repeats: int) -> None:
         [*fc2conv_cli, "vgg16", "--weights", "none", "--out", str(vgg), "--quiet"], check=True
     )
 
+    model_size = vgg.stat().st_size
     print("matmul peak and fp32 share", flush=True)
     peaks = matmul_peak(repeats)
     peak = max(peaks.values())
-    share_rows, flops = fp32_share(vgg, peak, repeats)
+    share_rows, flops, baseline = fp32_share(vgg, peak, repeats, work)
 
     print("int8", flush=True)
     calibration = scenes(work / "calibration", 16, 448, 448, first=500)
@@ -217,6 +292,8 @@ def run(work: Path, repeats: int) -> None:
         feed = {runner.get_inputs()[0].name: image}
         times[label] = median_time(lambda runner=runner, feed=feed: runner.run(None, feed), repeats)
     vgg_speed = times["fp32"] / times["int8"]
+    del fp32_session, int8_session
+    runtime_rows, bf16_note = runtimes(vgg, vgg_int8, image, times, repeats)
     shapes_int8 = work / "shapes_int8.onnx"
     shapes_calibration = scenes(work / "shapes_calibration", 48, 640, 480, first=4000)
     shapes_held = scenes(work / "shapes_held_out", 24, 640, 480, first=5000)
@@ -275,8 +352,12 @@ def write(figures: dict) -> None:
         peak,
         share_rows,
         flops,
+        baseline,
+        model_size,
         times,
         vgg_speed,
+        runtime_rows,
+        bf16_note,
         shapes_report,
         quality,
         wall,
@@ -300,9 +381,12 @@ Peak, a 4096×4096 float32 matrix product: onnxruntime (MLAS) {peaks["onnxruntim
 NumPy {peaks["numpy"]:.0f} GFLOP/s; the share below is of the larger, {peak:.0f} GFLOP/s. The
 model's convolutions at 448×448 are {flops / 1e9:.1f} GFLOP per image (from onnx shape inference).
 
-| onnxruntime setting | ms per image | GFLOP/s | share of peak |
-|---|---|---|---|
+| onnxruntime setting | ms per image | GFLOP/s | share of peak | peak RSS (MB) |
+|---|---|---|---|---|
 {chr(10).join(share_rows)}
+
+Peak RSS: a fresh process that opens the model with the setting and runs one image (the model's
+file is {model_size / 1e6:.0f} MB; a process that only imports onnxruntime and NumPy: {baseline:.0f} MB).
 
 Target ≥ 80% of the peak: {mark(best_share >= 80)} (best {best_share:.0f}%).
 
@@ -332,8 +416,17 @@ scenes (seeds 3000–3049, `fc2conv.shapes.quality.evaluate`):
 Within 0.01 of fp32: precision {mark(abs(quality["fp32"].precision - quality["int8"].precision) <= 0.01)},
 recall {mark(abs(quality["fp32"].recall - quality["int8"].recall) <= 0.01)}.
 
-bf16: this CPU has no AVX-512-BF16 or AMX instructions (flags above), so a bf16 path would be
-emulated here and slower than fp32; it is not offered.
+### Runtimes and precisions
+
+VGG-16 FCN at 448×448, one image per run, in each runtime `fc2conv heatmap|detect --runtime
+… --precision …` offers (OpenVINO: its CPU plugin with the latency hint, as the run path opens
+it), against onnxruntime fp32:
+
+| runtime | precision | ms per image | speed-up |
+|---|---|---|---|
+{chr(10).join(runtime_rows)}
+
+{bf16_note}
 
 ## 3. Folder runs of the bundled model
 
