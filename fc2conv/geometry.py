@@ -110,6 +110,11 @@ class Geometry:
         return text
 
 
+#: the size steps tried, smallest first: any up to 64 pixels, then the block sizes of windowed
+#: attention (a model whose 8x8 attention blocks sit at stride 32 takes multiples of 256)
+SIZE_STEPS = (*range(1, 65), 128, 256, 512)
+
+
 def measure_geometry(
     map_size: Callable[[int, int], Pair | None],
     canonical: Pair,
@@ -145,7 +150,7 @@ def measure_geometry(
     # several multiples of it (one odd size that happens to work is not enough).
     step = [0, 0]
     for axis in (0, 1):
-        for extra in range(1, 65):
+        for extra in SIZE_STEPS:
             sizes = [[canonical[0], canonical[1]] for _ in range(4)]
             for size, multiple in zip(sizes, (1, 2, 3, 7), strict=True):
                 size[axis] += multiple * extra
@@ -155,7 +160,8 @@ def measure_geometry(
         else:
             raise UnsupportedModelError(
                 f"{name}: the converted model runs at no size from 1 to 64 pixels larger than "
-                "the canonical size; its layers only accept certain sizes"
+                "the canonical size, nor 128, 256 or 512 larger; its layers only accept certain "
+                "sizes"
             )
     steps = 1 << 14 if far_size is None else [max(1, far_size // step[axis]) for axis in (0, 1)]
     far = [step[axis] * (steps if isinstance(steps, int) else steps[axis]) for axis in (0, 1)]
@@ -207,11 +213,17 @@ def measure_geometry(
         ),
     )
     first_more = at(more)
-    origin = (
-        first_more[0] - canonical_cells[0] * stride[0],
-        first_more[1] - canonical_cells[1] * stride[1],
+    # cells there: one more than at the canonical size, or several where the size step is
+    # larger than the stride (windowed attention taking whole blocks only)
+    grown_cells = (
+        cells(first_more[0], canonical[1])[0],
+        cells(canonical[0], first_more[1])[1],
     )
-    fewest = [-((canonical[axis] - max(1, origin[axis])) // step[axis]) for axis in (0, 1)]
+    origin = (
+        first_more[0] - (grown_cells[0] - 1) * stride[0],
+        first_more[1] - (grown_cells[1] - 1) * stride[1],
+    )
+    fewest = [min(0, -((canonical[axis] - max(1, origin[axis])) // step[axis])) for axis in (0, 1)]
 
     def regular(size: Pair, measured: Pair) -> Pair:
         """Whether the model runs there and gives the cells the formula predicts: below the

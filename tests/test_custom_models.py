@@ -267,6 +267,33 @@ def test_an_untraceable_head_names_the_failing_module() -> None:
     assert "does not support item assignment" in str(info.value)
 
 
+class WholeBlocks(nn.Module):
+    """Windowed attention's partition: a map of 8x8 blocks at stride 32, so the image must be
+    whole 256x256 blocks (as halo attention asserts)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] % 256 or x.shape[3] % 256:
+            raise ValueError("the image does not divide into 256x256 blocks")
+        return x
+
+
+def test_a_model_taking_multiples_of_256_gets_that_size_step() -> None:
+    model = reinit(
+        nn.Sequential(
+            WholeBlocks(),
+            nn.Conv2d(3, 4, 32, stride=32),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        )
+    )
+    converted, _ = convert_and_verify(model, (256, 256))
+    assert converted.geometry.size_step == (256, 256)
+    assert converted.output_size(512, 768) == (9, 17)
+    assert converted(torch.randn(1, 3, 512, 768)).shape == (1, 3, 9, 17)
+    assert converted.geometry.usable_size(700, 600) == (512, 512)
+
+
 class SpaceToDepthStem(nn.Module):
     """TResNet's stem: 4x4 pixel blocks become channels, so the first convolution reads 48."""
 
