@@ -110,9 +110,10 @@ class Geometry:
         return text
 
 
-#: the size steps tried, smallest first: any up to 64 pixels, then the block sizes of windowed
-#: attention (a model whose 8x8 attention blocks sit at stride 32 takes multiples of 256)
-SIZE_STEPS = (*range(1, 65), 128, 256, 512)
+#: the size steps tried, smallest first: any up to 64 pixels, then (where probing costs nothing)
+#: the block sizes of windowed attention (8x8 attention blocks at stride 32: multiples of 256)
+SIZE_STEPS = tuple(range(1, 65))
+BLOCK_STEPS = (128, 256, 512)
 
 
 def measure_geometry(
@@ -129,7 +130,8 @@ def measure_geometry(
 
     ``map_size`` should be cheap (meta tensors): a few dozen calls are made. The stride is
     read from the growth of the map over about ``far_size`` pixels (default: 2**14 size
-    steps; give less where ``map_size`` really runs the model).
+    steps; give less where ``map_size`` really runs the model, which also keeps the size steps
+    tried to at most 64 pixels).
     """
 
     def cells(height: int, width: int) -> Pair:
@@ -150,7 +152,7 @@ def measure_geometry(
     # several multiples of it (one odd size that happens to work is not enough).
     step = [0, 0]
     for axis in (0, 1):
-        for extra in SIZE_STEPS:
+        for extra in SIZE_STEPS + (BLOCK_STEPS if far_size is None else ()):
             sizes = [[canonical[0], canonical[1]] for _ in range(4)]
             for size, multiple in zip(sizes, (1, 2, 3, 7), strict=True):
                 size[axis] += multiple * extra
@@ -158,10 +160,10 @@ def measure_geometry(
                 step[axis] = extra
                 break
         else:
+            blocks = ", nor 128, 256 or 512 larger" if far_size is None else ""
             raise UnsupportedModelError(
                 f"{name}: the converted model runs at no size from 1 to 64 pixels larger than "
-                "the canonical size, nor 128, 256 or 512 larger; its layers only accept certain "
-                "sizes"
+                f"the canonical size{blocks}; its layers only accept certain sizes"
             )
     steps = 1 << 14 if far_size is None else [max(1, far_size // step[axis]) for axis in (0, 1)]
     far = [step[axis] * (steps if isinstance(steps, int) else steps[axis]) for axis in (0, 1)]
