@@ -101,7 +101,9 @@ def write(
     resumed: bool = False,
 ) -> None:
     command = "python benchmarks/timm_zoo.py" + (" --resume" if resumed else "")
-    took = f"{seconds / 60:.0f} minutes" + (" for its last part" if resumed else "")
+    took = (f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} s") + (
+        " for its last part" if resumed else ""
+    )
     status = (
         f"Written by `{command}` in {took}"
         if not left

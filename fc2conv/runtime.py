@@ -100,7 +100,8 @@ class OpenVinoSession:
             if "BF16" not in capabilities:
                 raise Fc2ConvError(
                     "this CPU has no bf16 arithmetic (OpenVINO finds "
-                    f"{', '.join(capabilities)}; bf16 needs AVX512-BF16 or AMX): run fp32"
+                    f"{', '.join(capabilities)}; bf16 needs AVX512-BF16 or AMX): drop "
+                    "--precision bf16 to run in fp32"
                 )
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",

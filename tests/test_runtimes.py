@@ -49,7 +49,10 @@ def test_bf16_keeps_the_classes_of_almost_every_cell(shapes_onnx, scene) -> None
 
 @pytest.mark.skipif(HAS_BF16, reason="this CPU computes in bf16")
 def test_bf16_on_a_cpu_without_it_is_refused_not_run_in_fp32(shapes_onnx) -> None:
-    with pytest.raises(fc2conv.Fc2ConvError, match="this CPU has no bf16 arithmetic"):
+    with pytest.raises(
+        fc2conv.Fc2ConvError,
+        match=r"this CPU has no bf16 arithmetic.*drop --precision bf16 to run in fp32",
+    ):
         Runner.from_onnx(shapes_onnx, runtime="openvino", precision="bf16")
 
 

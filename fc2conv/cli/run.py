@@ -74,7 +74,7 @@ def run_options(command: Any) -> Any:
         ),
         click.option(
             "--precision",
-            type=click.Choice(["fp32", "bf16"]),
+            type=click.Choice(sorted({p for ps in RUNTIMES.values() for p in ps}, reverse=True)),
             default="fp32",
             show_default=True,
             help="bf16: OpenVINO on a CPU with AVX512-BF16 or AMX.",

@@ -253,10 +253,8 @@ def open_model(
     ``runtime`` at ``precision`` (see :meth:`Runner.from_onnx`), or for a model name, converted
     on the fly with :func:`fc2conv.pipeline.prepare` (runs in PyTorch)."""
     from ..progress import SILENT
-    from ..runtime import check_runtime
 
     progress = progress or SILENT
-    check_runtime(runtime, precision)
     if Path(model).is_file():
         from ..export.onnx_file import looks_like_onnx
 
