@@ -104,7 +104,10 @@ def quantize(
     try:
         staged = folder / target.name
         with progress.step(f"calibrating on {len(images)} images and quantizing") as say:
-            _quantize_static(source, staged, _Calibration(fp32, images, longest, say))
+            reader = _Calibration(fp32, images, longest, say)
+            quantize_graph(source, staged, reader)
+            if reader.done == 0:
+                raise Fc2ConvError("none of the calibration images could be read or used")
             _copy_metadata(source, staged, read_metadata(source))
         with progress.step(f"comparing fp32 and int8 on {len(test)} held-out images") as say:
             report = _compare(fp32, Runner.from_onnx(staged), test, longest, say)
@@ -146,9 +149,11 @@ def _model_sized(runner: Runner, path: Path, longest: int) -> np.ndarray:
     return pixels[:height, :width]
 
 
-def _quantize_static(source: Path, target: Path, reader: _Calibration) -> None:
-    """onnxruntime's recommended path: pre-processing (graph optimisation, e.g. batch norms
-    folded into convolutions, and shape inference), then static QDQ quantisation."""
+def quantize_graph(source: Path, target: Path, reader: Any) -> None:
+    """fc2conv's int8 settings on any ONNX file, calibrated by ``reader`` (onnxruntime's
+    CalibrationDataReader): onnxruntime's recommended path, pre-processing (graph optimisation,
+    e.g. batch norms folded into convolutions, and shape inference), then static QDQ
+    quantisation, uint8 activations and per-channel int8 weights, MinMax ranges."""
     import logging
 
     from onnxruntime.quantization import (
@@ -177,8 +182,6 @@ def _quantize_static(source: Path, target: Path, reader: _Calibration) -> None:
         raise Fc2ConvError(f"onnxruntime's quantisation failed on {source}: {exc}") from exc
     finally:
         prepared.unlink(missing_ok=True)
-    if reader.done == 0:
-        raise Fc2ConvError("none of the calibration images could be read or used")
 
 
 def _copy_metadata(source: Path, target: Path, metadata: dict[str, Any]) -> None:
