@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -466,21 +467,23 @@ def write(figures: dict) -> None:
     )
     if best_layer < 3:
         ceiling_note = (
-            f"No layer of the model runs 3× faster in int8 on this CPU, so the model cannot: the "
-            f"model's {vgg_speed:.2f}× is {100 * vgg_speed / best_layer:.0f}% of the best layer's "
-            f"{best_layer:.2f}×, and the 3× target is out of onnxruntime int8's reach here."
+            f"Neither layer shape reaches 3× in int8 on this CPU, and the model's {vgg_speed:.2f}× "
+            f"is {100 * vgg_speed / best_layer:.0f}% of the faster layer's {best_layer:.2f}×: "
+            "on this CPU the 3× target is out of onnxruntime int8's reach."
         )
     else:
         ceiling_note = (
-            f"The model's {vgg_speed:.2f}× is {100 * vgg_speed / best_layer:.0f}% of the best "
+            f"The model's {vgg_speed:.2f}× is {100 * vgg_speed / best_layer:.0f}% of the faster "
             f"layer's {best_layer:.2f}×."
         )
     if "vnni" not in cpu():
         ceiling_note += (
             " This CPU has no VNNI (AVX-VNNI or AVX512-VNNI): onnxruntime's int8 kernels "
             "multiply and add with three instructions (vpmaddubsw, vpmaddwd, vpaddd) where VNNI "
-            "takes one (vpdpbusd), so a VNNI CPU gives int8 a larger lead over fp32."
+            "takes one (vpdpbusd). What int8 gains on a VNNI CPU is not measured here: run this "
+            "benchmark there."
         )
+    ceiling_note = textwrap.fill(ceiling_note, 95)
     text = f"""# Many images, reduced precision, and the fp32 share of the machine's peak
 
 Measured with `python benchmarks/many_images.py --repeats {repeats}` in one run on {cpu()}, 2
