@@ -33,16 +33,17 @@ def batched_nms(
     boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float
 ) -> np.ndarray:
     """Indices of the boxes kept by non-maximum suppression within each label, best first:
-    a box is dropped when it overlaps a better box of its label by IoU > ``iou_threshold``."""
+    a box is dropped when it overlaps a better box of its label by IoU > ``iou_threshold``.
+    Each kept box is compared with the boxes still standing only, so memory grows with the
+    number of boxes, not its square."""
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     for label in np.unique(labels):
-        candidates = order[labels[order] == label]
-        overlaps = box_iou(boxes[candidates], boxes[candidates])
-        suppressed = np.zeros(len(candidates), dtype=bool)
-        for i in range(len(candidates)):
-            if suppressed[i]:
-                continue
-            kept.append(int(candidates[i]))
-            suppressed |= overlaps[i] > iou_threshold
+        standing = order[labels[order] == label]
+        while standing.size:
+            best, standing = standing[0], standing[1:]
+            kept.append(int(best))
+            standing = standing[
+                box_iou(boxes[best : best + 1], boxes[standing])[0] <= iou_threshold
+            ]
     return np.array(sorted(kept, key=lambda i: -scores[i]), dtype=np.int64)

@@ -140,18 +140,14 @@ def _suppress_contained(
     by a window at a scale where it looks smaller than the classifier's objects."""
     order = np.argsort(-scores, kind="stable")
     boxes, labels = boxes[order], labels[order]
-    inter = intersection(boxes, boxes)
     sizes = area(boxes)
-    iou = inter / (sizes[:, None] + sizes[None, :] - inter)
-    inside = inter / sizes[None, :]  # share of box j inside box i
-    holds = inter / sizes[:, None]  # share of box i inside box j
-    kept: list[int] = []
+    kept = np.zeros(0, dtype=np.int64)
     for j in range(len(boxes)):
-        if all(
-            iou[i, j] < 0.5
-            and inside[i, j] < overlap
-            and not (labels[i] == labels[j] and holds[i, j] >= HOLDS)
-            for i in kept
-        ):
-            kept.append(j)
-    return order[np.array(kept, dtype=np.int64)]
+        inter = intersection(boxes[kept], boxes[j : j + 1])[:, 0]
+        iou = inter / (sizes[kept] + sizes[j] - inter)
+        inside = inter / sizes[j]  # share of box j inside each kept box
+        holds = inter / sizes[kept]  # share of each kept box inside box j
+        same = labels[kept] == labels[j]
+        if not np.any((iou >= 0.5) | (inside >= overlap) | (same & (holds >= HOLDS))):
+            kept = np.append(kept, j)
+    return order[kept]
