@@ -139,13 +139,64 @@ def test_bad_batch_arguments(shapes_onnx, collection, tmp_path) -> None:
     code, output = cli(
         "detect", str(shapes_onnx), str(collection), "--jsonl", "x.jsonl", "--out", "x.png"
     )
-    assert code == 1 and "--out: for one image" in output
+    assert code == 1 and "--out: for a run of one image" in output
     code, output = cli(
         "detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.txt")
     )
     assert code == 1 and "name it .jsonl" in output
     code, output = cli("detect", str(shapes_onnx), str(collection / "scene0.png"))
-    assert code == 2 and "--out names the picture of one image" in output
+    assert code == 2 and "one image needs --out PICTURE" in output
+    picture = str(tmp_path / "x.png")
+    code, output = cli("detect", str(shapes_onnx), str(tmp_path / "gone.png"), "--out", picture)
+    assert code == 1 and "gone.png does not exist" in output
+    code, output = cli("detect", str(tmp_path / "gone.onnx"), str(collection / "scene0.png"),
+                       "--out", picture)  # fmt: skip
+    assert code == 1 and "gone.onnx does not exist; check the path" in output
+
+
+def test_pictures_of_same_named_images_differ_and_a_full_out_dir_needs_force(
+    shapes_onnx, collection, tmp_path
+) -> None:
+    images = tmp_path / "images"
+    (images / "a").mkdir(parents=True)
+    scene = Image.open(collection / "scene0.png")
+    scene.save(images / "x.png")
+    scene.save(images / "x.jpg")
+    scene.save(images / "a" / "b.png")
+    scene.save(images / "a__b.png")
+    pictures = tmp_path / "pictures"
+    code, output = cli("detect", str(shapes_onnx), str(images), "--out-dir", str(pictures))
+    assert code == 0, output
+    assert sorted(p.name for p in pictures.iterdir()) == [
+        "a__b-2.png", "a__b.png", "x-2.png", "x.png"
+    ]  # fmt: skip
+    code, output = cli("detect", str(shapes_onnx), str(images), "--out-dir", str(pictures))
+    assert code == 1 and "holds files; pass --force" in output
+    code, output = cli(
+        "detect", str(shapes_onnx), str(images), "--out-dir", str(pictures), "--force", "--quiet"
+    )
+    assert code == 0, output
+
+
+def test_resume_matches_paths_however_written_and_keeps_the_settings(
+    shapes_onnx, collection, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(collection)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# scenes of the first run\n{collection / 'scene0.png'}\n\n")
+    jsonl = tmp_path / "run.jsonl"
+    code, output = cli("detect", str(shapes_onnx), f"@{listing}", "--jsonl", str(jsonl))
+    assert code == 0 and "1 images: 1 succeeded" in output  # the comment is no image
+    code, output = cli(
+        "detect", str(shapes_onnx), "scene0.png", "scene2.png", "--jsonl", str(jsonl), "--resume"
+    )  # the same image by a relative path
+    assert code == 0 and "1 of 2 images are done" in output
+    assert len(jsonl.read_text().splitlines()) == 2
+    code, output = cli(
+        "detect", str(shapes_onnx), "scene3.jpg", "--jsonl", str(jsonl), "--resume",
+        "--score-threshold", "0.9",
+    )  # fmt: skip
+    assert code == 1 and "score_threshold 0.6, this run has score_threshold 0.9" in output
 
 
 def test_interrupted_run_leaves_valid_jsonl_and_resumes(shapes_onnx, collection, tmp_path) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import onnx
 import pytest
@@ -172,6 +173,10 @@ def test_usage_errors_exit_2() -> None:
     assert run("resnet18", "--out", "x.onnx", "--opset", "11")[0] == 2
     code, output = run("resnet18", "--out", "x.onnx", "--input-size", "big")
     assert code == 2 and "is not a size" in output
+    code, output = run("resnet18", "--out", "x.onnx", "--rtol", "-1")
+    assert code == 2 and "--rtol" in output
+    code, output = run("model.onnx", "--out", "x.onnx", "--std", "0.2,0,0.2")
+    assert code == 2 and "must be > 0" in output
 
 
 def test_cam_refusal_names_the_layer(tmp_path: Path) -> None:
@@ -219,7 +224,8 @@ def test_onnx_files_are_recognised_by_content(tmp_path: Path) -> None:
     assert code == 1 and "notes.onnx is not an ONNX model" in output
 
 
-def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_the_export_once_and_leaves_nothing(tmp_path: Path, how: str) -> None:
     out = tmp_path / "shapes.onnx"
     process = subprocess.Popen(
         [sys.executable, "-m", "fc2conv", "shapes", "--out", str(out)],
@@ -236,12 +242,29 @@ def test_ctrl_c_stops_the_export_once_and_leaves_nothing(tmp_path: Path) -> None
         if "loading shapes" in line:  # the machine is: its next step is converting
             break
     time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    if how == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        process.terminate()  # SIGTERM to the command alone, as kill and timeout send
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 130, errors
     assert errors.count("interrupted; nothing was written") == 1, errors
     assert "Aborted" not in errors and "Traceback" not in errors
+    time.sleep(1)  # a PyTorch process left running would still be writing
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_is_one_line() -> None:
+    from fc2conv.cli.options import handles_errors
+
+    @click.command()
+    @handles_errors
+    def write() -> None:
+        raise OSError(28, "No space left on device", "out/b.png")
+
+    result = CliRunner().invoke(write, [])
+    assert result.exit_code == 1
+    assert result.output == "error: No space left on device: out/b.png\n"
 
 
 def test_training_the_bundled_model_does_not_replace_the_shipped_weights(

@@ -40,6 +40,8 @@ def test_int8_agrees_with_fp32_on_held_out_scenes(shapes_onnx, scenes, tmp_path)
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     found = fc2conv.detect(out, scenes / "200.png")  # the run path takes it as it is
     assert len(found) > 0
+    with pytest.raises(fc2conv.Fc2ConvError, match="already int8"):
+        quantize(out, [scenes], tmp_path / "again.onnx")
 
 
 def test_quantize_refuses_too_few_images_and_existing_output(shapes_onnx, scenes, tmp_path) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,11 +63,19 @@ def _floats(text: str | None) -> list[float] | None:
         return []
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends a command as Ctrl-C does: partial files and child processes are removed."""
+    raise KeyboardInterrupt
+
+
 def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """A problem the user can fix is one line on stderr and exit code 1 (tracebacks: --debug)."""
+    """A problem the user can fix is one line on stderr and exit code 1 (tracebacks: --debug);
+    an OSError while writing (a full disk) is one too. SIGTERM is handled as Ctrl-C."""
 
     @functools.wraps(command)
     def run(*args: Any, debug: bool, **kwargs: Any) -> None:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
             command(*args, **kwargs)
         except Fc2ConvError as exc:
@@ -74,9 +84,18 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except OSError as exc:  # a full disk, a folder that turned read-only
+            if debug:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was written", err=True)
             sys.exit(130)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     return click.option("--debug", is_flag=True, help="Show tracebacks.")(run)
 
@@ -135,6 +154,13 @@ def _numbers(ctx: click.Context | None, param: object, text: str | None) -> list
     return values
 
 
+def _deviations(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:
+    values = _numbers(ctx, param, text)
+    if values is not None and not all(value > 0 for value in values):
+        raise click.BadParameter(f"'{text}': each std divides its channel, so it must be > 0")
+    return values
+
+
 def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
     """--mean, --std, --bgr: the preprocessing an ONNX classifier's file does not record."""
     options = [
@@ -147,7 +173,7 @@ def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option(
             "--std",
-            callback=_numbers,
+            callback=_deviations,
             metavar="C1,C2,C3",
             help="ONNX classifiers: per-channel std for images in [0, 1], in the model's "
             "channel order [default: 1].",

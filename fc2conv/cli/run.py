@@ -3,7 +3,9 @@ JSON. Every output is checked before the model runs and written only when all su
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -323,13 +325,14 @@ def detect(
 
 def single_image(images: tuple[str, ...], out: Path | None) -> tuple[str, Path]:
     """The one image of a single-image run, and its --out, which it needs."""
-    if out is None:
-        raise click.UsageError(
-            "--out names the picture of one image; for many images give --jsonl and/or --out-dir"
-        )
     image = images[0]
     if not Path(image).is_file():
         raise Fc2ConvError(f"{image} does not exist; check the path")
+    if out is None:
+        raise click.UsageError(
+            "one image needs --out PICTURE (e.g. --out result.png); runs of many images write "
+            "--jsonl FILE and/or --out-dir FOLDER"
+        )
     return image, out
 
 
@@ -386,7 +389,12 @@ class Batch:
                     "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
                 )
 
-        single = len(images) == 1 and Path(images[0]).is_file() and not images[0].startswith("@")
+        single = (
+            len(images) == 1
+            and not images[0].startswith("@")
+            and not Path(images[0]).is_dir()
+            and not glob.has_magic(images[0])
+        )  # a missing file too: single_image says so
         if single and jsonl is None and out_dir is None:
             if resume:
                 raise Fc2ConvError("--resume goes with --jsonl (many images)")
@@ -407,7 +415,8 @@ class Batch:
         named = [f"--{name}" for name, value in given.items() if value is not None]
         if named:
             raise Fc2ConvError(
-                f"{', '.join(named)}: for one image; many images write --jsonl and --out-dir"
+                f"{', '.join(named)}: for a run of one image without --jsonl or --out-dir; "
+                "runs with those write pictures into --out-dir"
             )
 
     def check_outputs(self) -> None:
@@ -427,16 +436,39 @@ class Batch:
                 raise Fc2ConvError(f"--out-dir {self.out_dir} is a file; name a folder")
             if not self.out_dir.exists() and not parent.is_dir():
                 raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {parent} does not exist")
+            writable = self.out_dir if self.out_dir.exists() else parent
+            if not os.access(writable, os.W_OK):
+                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {writable} is not writable")
+            filled = self.out_dir.exists() and any(self.out_dir.iterdir())
+            if filled and not (self.force or self.resume):
+                raise Fc2ConvError(
+                    f"--out-dir {self.out_dir} holds files; pass --force to write into it "
+                    "(pictures of the same name are replaced)"
+                )
 
-    def picture_path(self, image: Path, root: Path) -> Path:
-        """The picture of ``image`` in --out-dir: its path below the common folder, with
-        separators as '__', so that images of the same name in different folders differ."""
+    def picture_paths(self) -> dict[Path, Path]:
+        """The picture of each image in --out-dir: its path below the images' common folder,
+        with separators as '__', so that images of the same name in different folders differ;
+        where two images would still share a name (``x.png`` and ``x.jpg``, ``a/b.png`` and
+        ``a__b.png``), the later ones get ``-2``, ``-3``… Computed over all the images, so
+        that a resumed run names them as the first did."""
         assert self.out_dir is not None
-        try:
-            relative = image.resolve().relative_to(root)
-        except ValueError:
-            relative = Path(image.name)
-        return self.out_dir / ("__".join(relative.with_suffix("").parts) + ".png")
+        resolved = [path.resolve() for path in self.images]
+        root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else None
+        pictures: dict[Path, Path] = {}
+        taken: set[str] = set()
+        for path in resolved:
+            if path in pictures:
+                continue
+            relative = path.relative_to(root) if root else Path(path.name)
+            stem = "__".join(relative.with_suffix("").parts)
+            name, number = stem, 1
+            while name.lower() in taken:
+                number += 1
+                name = f"{stem}-{number}"
+            taken.add(name.lower())
+            pictures[path] = self.out_dir / f"{name}.png"
+        return pictures
 
     def run(
         self, runner: Any, settings: dict[str, Any], picture: Callable[[Any, Path], None]
@@ -445,9 +477,11 @@ class Batch:
         cluster), streaming each image's record to --jsonl."""
         from ..run.batch import JsonLines, coco_detections
 
-        lines = JsonLines(self.jsonl, self.command, runner.name) if self.jsonl else None
+        thresholds = ("score_threshold", "iou_threshold")  # a resumed file must have the same
+        kept: dict[str, Any] = {key: settings[key] for key in thresholds if key in settings}
+        lines = JsonLines(self.jsonl, self.command, runner.name, kept) if self.jsonl else None
         done = lines.done() if lines is not None and self.resume else set()
-        todo = [path for path in self.images if str(path) not in done]
+        todo = [path for path in self.images if path.resolve() not in done]
         if done:
             self.report.line(
                 f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
@@ -499,17 +533,15 @@ class Batch:
     ) -> Iterator[dict[str, Any]]:
         """Records of the images run here, with a picture of each in --out-dir; nothing is
         kept once its record is handed on."""
-        import os
-
         from ..run.batch import run_images
 
+        pictures = {}
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        resolved = [str(p.resolve().parent) for p in self.images]
-        root = Path(os.path.commonpath(resolved)) if resolved else Path(".")
+            pictures = self.picture_paths()
         for item, line in run_images(self.command, runner, todo, settings):
             if item.ok and self.out_dir is not None:
-                target = self.picture_path(item.path, root)
+                target = pictures[Path(item.path).resolve()]
                 with output_files([target]) as (temporary,):
                     picture(item, temporary)
             item.pixels = item.result = None
@@ -521,7 +553,6 @@ class Batch:
         """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`), in
         the runtime and precision that ``runner`` runs in."""
         import logging
-        import os
 
         from ..run import ray_data
 

@@ -52,8 +52,9 @@ PREFETCH = 2
 def collect_images(items: Iterable[str | os.PathLike]) -> list[Path]:
     """The image paths that ``items`` name: files as they are, folders searched recursively
     for image files (sorted), globs (``photos/*.jpg``, ``**`` for sub-folders), and
-    ``@list.txt`` files with one path a line (relative to the list's folder; a listed path that
-    does not exist is kept, and its run records the error). A folder without images, a glob
+    ``@list.txt`` files with one path a line (relative to the list's folder; lines starting with
+    ``#`` are comments; a listed path that does not exist is kept, and its run records the
+    error). A folder without images, a glob
     that matches nothing, or a missing file or list raise Fc2ConvError."""
     found: list[Path] = []
     for item in items:
@@ -86,7 +87,11 @@ def _listed(listing: Path) -> list[Path]:
         lines = listing.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise Fc2ConvError(f"cannot read the image list {listing}: {exc}") from exc
-    paths = [listing.parent / line.strip() for line in lines if line.strip()]
+    paths = [
+        listing.parent / line.strip()
+        for line in lines
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not paths:
         raise Fc2ConvError(f"the image list {listing} names no images (one path a line)")
     return paths
@@ -270,24 +275,29 @@ class JsonLines:
     """Results as JSON Lines: one object per image, written and flushed as it comes. Each
     holds the command and model, so that ``resume`` refuses a file of another run."""
 
-    def __init__(self, path: Path, command: str, model: str) -> None:
+    def __init__(
+        self, path: Path, command: str, model: str, settings: dict[str, Any] | None = None
+    ) -> None:
         self.path, self.command, self.model = path, command, model
+        self.settings = settings or {}  #: what a resumed file's records must hold too
 
-    def done(self) -> set[str]:
-        """The images already in the file (for ``--resume``); refuses a file written by another
-        command or model."""
+    def done(self) -> set[Path]:
+        """The images already in the file, resolved (for ``--resume``); refuses a file written
+        by another command or model, or with other settings (e.g. thresholds)."""
         if not self.path.exists():
             return set()
         seen = set()
+        wanted = {"command": self.command, "model": self.model, **self.settings}
         for number, record in enumerate(self.records(), 1):
-            for key, want in (("command", self.command), ("model", self.model)):
-                if record.get(key) != want:
+            for key, want in wanted.items():
+                required = key in ("command", "model")  # settings: where the record has them
+                if (required or key in record) and record.get(key) != want:
                     raise Fc2ConvError(
-                        f"cannot resume {self.path}: line {number} was written by "
-                        f"{key} {record.get(key)!r}, this run is {key} {want!r}; "
-                        "write to another file"
+                        f"cannot resume {self.path}: line {number} was written with "
+                        f"{key} {record.get(key)!r}, this run has {key} {want!r}; "
+                        "write to another file or run with the same settings"
                     )
-            seen.add(str(record["path"]))
+            seen.add(Path(record["path"]).resolve())
         return seen
 
     def records(self) -> Iterator[dict[str, Any]]:

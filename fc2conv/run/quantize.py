@@ -50,13 +50,16 @@ class QuantizationReport:
     boxes_matched: int
     seconds_fp32: float
     seconds_int8: float
+    unreadable: int = 0  #: held-out images that could not be read or were too small
 
     def __str__(self) -> str:
         speed = self.seconds_fp32 / self.seconds_int8 if self.seconds_int8 else float("nan")
         return "\n".join(
             [
                 f"wrote {self.path} (calibrated on {self.calibration} images)",
-                f"on {self.held_out} held-out images ({self.cells} cells): arg-max class agrees "
+                f"on {self.held_out} held-out images ({self.cells} cells"
+                + (f"; {self.unreadable} others could not be used" if self.unreadable else "")
+                + "): arg-max class agrees "
                 f"in {100 * self.argmax_agreement:.2f}% of cells; relative error of the maps "
                 f"{self.relative_error:.3f}",
                 f"detections: fp32 {self.boxes_fp32}, int8 {self.boxes_int8}, "
@@ -86,6 +89,11 @@ def quantize(
 
     source, target = Path(model), Path(out)
     fp32 = Runner.from_onnx(source)
+    if fp32.metadata.get("precision") == "int8":
+        raise Fc2ConvError(
+            f"{source} is already int8 (written by fc2conv quantize); quantize the fp32 model "
+            "it came from"
+        )
     check_target(target, force)
     images = collect_images(calibration)
     if held_out is None:
@@ -203,14 +211,16 @@ def _compare(
     fp32: Runner, int8: Runner, paths: list[Path], longest: int, say: Any
 ) -> dict[str, Any]:
     """The comparison fields of a :class:`QuantizationReport`."""
-    agree = cells = boxes_fp32 = boxes_int8 = matched = 0
+    agree = cells = boxes_fp32 = boxes_int8 = matched = unreadable = 0
     error = 0.0
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for number, path in enumerate(paths, 1):
         say(f"held-out image {number} of {len(paths)}")
         try:
             pixels = _model_sized(fp32, path, longest)
-        except Fc2ConvError:
+        except Fc2ConvError as exc:
+            say(f"skipping {path}: {exc}")
+            unreadable += 1
             continue
         maps = {}
         for label, runner in (("fp32", fp32), ("int8", int8)):
@@ -236,6 +246,7 @@ def _compare(
         "boxes_matched": matched,
         "seconds_fp32": statistics.median(times["fp32"]),
         "seconds_int8": statistics.median(times["int8"]),
+        "unreadable": unreadable,
     }
 
 

@@ -263,6 +263,8 @@ def open_model(
         shown = runtime + (f" ({precision})" if precision != "fp32" else "")
         with progress.step(f"loading {model} in {shown}"):
             return Runner.from_onnx(model, output, runtime=runtime, precision=precision)
+    if Path(model).suffix.lower() == ".onnx":
+        raise Fc2ConvError(f"{model} does not exist; check the path")
     if (runtime, precision) != ("onnxruntime", "fp32"):
         raise Fc2ConvError(
             f"--runtime and --precision apply to exported .onnx files; {model} runs in PyTorch "
