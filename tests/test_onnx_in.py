@@ -246,3 +246,12 @@ def test_input_size_where_the_file_leaves_it_free():
         convert_onnx(model)
     result = convert_onnx(model, input_size=(32, 32))
     assert result.geometry.canonical_size == (32, 32) and result.checks[0].relative_error <= 1e-4
+
+
+def test_input_size_cannot_change_a_fixed_input():
+    model = small_classifier("global_max")
+    height, width = (d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[2:])
+    with pytest.raises(fc2conv.InputSizeError, match=f"fixed at {height}x{width}"):
+        convert_onnx(model, input_size=(height + 8, width + 8))
+    result = convert_onnx(model, input_size=(height, width), verify=False)
+    assert result.geometry.canonical_size == (height, width)

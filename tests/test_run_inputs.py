@@ -194,3 +194,13 @@ def test_options_for_model_names_warn_with_an_onnx_file(shapes_onnx, scene_png, 
     )
     assert result.exit_code == 0, result.output
     assert "warning: --weights, --input-size apply to model names" in result.output
+
+
+def test_cam_pyramid_stops_at_the_canonical_input() -> None:
+    """A cam-mode model takes inputs down to 1x1; its pyramid still stops where the image is as
+    large as the classifier's canonical input, not at a few pixels."""
+    from fc2conv.geometry import Geometry
+
+    cam = Geometry((224, 224), (32, 32), (32, 32), (0, 0), (1, 1))
+    scales = fc2conv.run.pyramid_scales(cam, (300, 451))
+    assert scales[0] == 2.0 and round(300 * scales[-1]) == 224

@@ -153,7 +153,14 @@ def _rewrite(
     from onnx import helper
 
     image = graph.input
-    canonical = input_size or image.fixed_size
+    fixed = image.fixed_size
+    if input_size is not None and fixed is not None and tuple(input_size) != fixed:
+        raise InputSizeError(
+            f"{graph.name}: its input {image.name} is fixed at {fixed[0]}x{fixed[1]}, the size "
+            f"it classifies; --input-size {input_size[0]}x{input_size[1]} cannot change that: "
+            "leave --input-size out"
+        )
+    canonical = input_size or fixed
     if canonical is None:
         raise InputSizeError(
             f"{graph.name}: input {image.name} has no fixed height and width; pass the size "

@@ -4,7 +4,8 @@ cell's box in the original image's pixels.
 A cell sees a window of fixed size, so an object is found best at the scale that makes it about
 as large as the objects the classifier was trained on. Heatmaps and detection run the same
 pyramid: from 2× (objects of half a window look like a whole one) down to the scale at which
-the whole image is one window, no level larger than ``max_size`` pixels on its longer side.
+the whole image is one window (cam mode: the canonical input), no level larger than
+``max_size`` pixels on its longer side.
 """
 
 from __future__ import annotations
@@ -38,10 +39,21 @@ class Level:
     boxes: np.ndarray
 
 
-def _smallest_scale(geometry: Geometry, image_size: tuple[int, int]) -> float:
-    """The scale at which the image is just large enough for one cell on its tighter axis."""
-    (min_h, min_w), (height, width) = geometry.min_size, image_size
+def _smallest_scale(size: tuple[int, int], image_size: tuple[int, int]) -> float:
+    """The scale at which the image is just ``size`` on its tighter axis."""
+    (min_h, min_w), (height, width) = size, image_size
     return max(min_h / height, min_w / width)
+
+
+def _classifier_view(geometry: Geometry) -> tuple[int, int]:
+    """The smallest image the pyramid goes down to: what the classifier saw in training, its
+    canonical input (in window mode also its smallest input and one window; in cam mode, where
+    the model takes far smaller inputs, smaller images would shrink objects below anything
+    the classifier was trained on)."""
+    return (
+        max(geometry.min_size[0], geometry.canonical_size[0]),
+        max(geometry.min_size[1], geometry.canonical_size[1]),
+    )
 
 
 def _check_image(geometry: Geometry, image_size: tuple[int, int], max_size: int, name: str) -> None:
@@ -62,12 +74,13 @@ def pyramid_scales(
     step: float = math.sqrt(2),
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> tuple[float, ...]:
-    """Scales from 2 down to the one at which the image is a single window, largest first: the
+    """Scales from 2 down to the one at which the image is the classifier's canonical input (in
+    window mode: a single window), largest first: the
     powers of ``step`` in that range, plus that smallest scale where it falls between two of
     them. Scales that would make the image larger than ``max_size`` on its longer side are left
     out, so a large image starts at the scale that fits it."""
     _check_image(geometry, image_size, max_size, "model")
-    smallest = math.ceil(_smallest_scale(geometry, image_size) * 1e4) / 1e4
+    smallest = math.ceil(_smallest_scale(_classifier_view(geometry), image_size) * 1e4) / 1e4
     largest = math.floor(min(LARGEST_SCALE, max_size / max(image_size)) * 1e4) / 1e4
     if largest < smallest:  # the image is too small even at 2x, or too thin to fit max_size
         return (largest,)
@@ -119,7 +132,7 @@ def pyramid(
         if size[0] >= min_h and size[1] >= min_w
     ]
     if not usable:
-        needed = _smallest_scale(geometry, (height, width))
+        needed = _smallest_scale(geometry.min_size, (height, width))
         raise InputSizeError(
             f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
             f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
