@@ -197,6 +197,13 @@ def test_resume_matches_paths_however_written_and_keeps_the_settings(
         "--score-threshold", "0.9",
     )  # fmt: skip
     assert code == 1 and "score_threshold 0.6, this run has score_threshold 0.9" in output
+    with open(jsonl, "a", encoding="utf-8") as file:  # a run killed while writing a line
+        file.write('{"path": "scene3.jpg", "comm')
+    code, output = cli("detect", str(shapes_onnx), "scene3.jpg", "--jsonl", str(jsonl), "--resume")
+    assert code == 0 and "removed an unfinished last line" in output
+    assert [Path(json.loads(line)["path"]).name for line in jsonl.read_text().splitlines()] == [
+        "scene0.png", "scene2.png", "scene3.jpg"
+    ]  # fmt: skip
 
 
 def test_interrupted_run_leaves_valid_jsonl_and_resumes(shapes_onnx, collection, tmp_path) -> None:

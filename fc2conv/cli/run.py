@@ -482,6 +482,10 @@ class Batch:
         lines = JsonLines(self.jsonl, self.command, runner.name, kept) if self.jsonl else None
         done = lines.done() if lines is not None and self.resume else set()
         todo = [path for path in self.images if path.resolve() not in done]
+        if lines is not None and lines.dropped_partial:
+            self.report.line(
+                f"{self.jsonl}: removed an unfinished last line (its image runs again)"
+            )
         if done:
             self.report.line(
                 f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"

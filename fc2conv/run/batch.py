@@ -280,12 +280,14 @@ class JsonLines:
     ) -> None:
         self.path, self.command, self.model = path, command, model
         self.settings = settings or {}  #: what a resumed file's records must hold too
+        self.dropped_partial = False  #: whether :meth:`done` cut off an unfinished last line
 
     def done(self) -> set[Path]:
         """The images already in the file, resolved (for ``--resume``); refuses a file written
         by another command or model, or with other settings (e.g. thresholds)."""
         if not self.path.exists():
             return set()
+        self.dropped_partial = _drop_partial_line(self.path)
         seen = set()
         wanted = {"command": self.command, "model": self.model, **self.settings}
         for number, record in enumerate(self.records(), 1):
@@ -317,6 +319,29 @@ class JsonLines:
 
     def record(self, item: ImageResult, data: dict[str, Any] | None) -> dict[str, Any]:
         return record(item, self.command, self.model, data)
+
+
+def _drop_partial_line(path: Path) -> bool:
+    """Cut an unfinished last line (a run killed while writing it) off a JSON Lines file;
+    whether there was one."""
+    with open(path, "rb+") as file:
+        end = file.seek(0, os.SEEK_END)
+        if end == 0:
+            return False
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return False
+        position = end
+        while position > 0:  # back to the last newline, a block at a time
+            block = min(1 << 16, position)
+            position -= block
+            file.seek(position)
+            newline = file.read(block).rfind(b"\n")
+            if newline >= 0:
+                file.truncate(position + newline + 1)
+                return True
+        file.truncate(0)
+        return True
 
 
 def coco_detections(records: Iterable[dict[str, Any]], classes: list[str]) -> dict[str, Any]:

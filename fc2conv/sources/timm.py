@@ -65,6 +65,13 @@ def _config(model: nn.Module) -> dict[str, Any]:
     return dict(getattr(model, "pretrained_cfg", None) or {})
 
 
+def _first_sentence(exc: Exception) -> str:
+    """The first sentence of an error's message (the Hub's run on for several), at most 200
+    characters."""
+    text = str(exc).strip().split(". ")[0].rstrip(".")
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def load_timm(name: str, weights: str, num_classes: int | None = None) -> LoadedModel:
     """timm's model ``name`` (without the ``timm:`` prefix) with ``weights``: "DEFAULT" (timm's
     pretrained weights), "none" (random) or a state-dict file."""
@@ -83,7 +90,7 @@ def load_timm(name: str, weights: str, num_classes: int | None = None) -> Loaded
             where = getattr(config, "hf_hub_id", None) or getattr(config, "url", None) or name
             raise ModelLoadError(
                 f"{PREFIX}{name}: cannot get timm's pretrained weights ({type(exc).__name__}: "
-                f"{str(exc).strip()[:160]}); they come from {where} into the Hugging Face cache "
+                f"{_first_sentence(exc)}); they come from {where} into the Hugging Face cache "
                 "(HF_HOME, by default ~/.cache/huggingface); or pass a weights file with "
                 "--weights PATH, or --weights none"
             ) from exc
