@@ -168,7 +168,7 @@ def test_pictures_of_same_named_images_differ_and_a_full_out_dir_needs_force(
     code, output = cli("detect", str(shapes_onnx), str(images), "--out-dir", str(pictures))
     assert code == 0, output
     assert sorted(p.name for p in pictures.iterdir()) == [
-        "a__b-2.png", "a__b.png", "x-2.png", "x.png"
+        "a__b-2.png", "a__b.png", "x.jpg.png", "x.png.png"
     ]  # fmt: skip
     code, output = cli("detect", str(shapes_onnx), str(images), "--out-dir", str(pictures))
     assert code == 1 and "holds files; pass --force" in output
@@ -187,6 +187,11 @@ def test_resume_matches_paths_however_written_and_keeps_the_settings(
     jsonl = tmp_path / "run.jsonl"
     code, output = cli("detect", str(shapes_onnx), f"@{listing}", "--jsonl", str(jsonl))
     assert code == 0 and "1 images: 1 succeeded" in output  # the comment is no image
+    coco = tmp_path / "coco.json"  # given by mistake: refused, and left as it is
+    coco.write_text('{"images": [], "annotations": []}')  # no newline, as COCO files end
+    code, output = cli("detect", str(shapes_onnx), "scene0.png", "--jsonl", str(coco), "--resume")
+    assert code == 1 and "is not an image's result" in output
+    assert coco.read_text() == '{"images": [], "annotations": []}'
     code, output = cli(
         "detect", str(shapes_onnx), "scene0.png", "scene2.png", "--jsonl", str(jsonl), "--resume"
     )  # the same image by a relative path

@@ -15,6 +15,7 @@ def random_boxes(seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     rng = np.random.default_rng(seed)
     corner = rng.uniform(0, 100, (count, 2))
     size = rng.uniform(1, 40, (count, 2))
+    size[rng.random(count) < 0.1, rng.integers(0, 2)] = 0  # empty boxes too
     boxes = np.concatenate([corner, corner + size], axis=1).astype(np.float32)
     scores = rng.permutation(count).astype(np.float32) / count  # no ties
     labels = rng.integers(0, 3, count)
@@ -31,6 +32,7 @@ def nms_by_definition(boxes, scores, labels, threshold):
     return kept
 
 
+@np.errstate(divide="ignore", invalid="ignore")
 def contained_by_definition(boxes, scores, labels, overlap=0.6):
     order = np.argsort(-scores)
     inter = intersection(boxes, boxes)

@@ -68,14 +68,20 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def interrupt_on_sigterm() -> Any:
+    """Handle SIGTERM as Ctrl-C from now on (main thread only); the handler it replaces."""
+    if threading.current_thread() is threading.main_thread():
+        return signal.signal(signal.SIGTERM, _interrupt)
+    return None
+
+
 def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
     """A problem the user can fix is one line on stderr and exit code 1 (tracebacks: --debug);
     an OSError while writing (a full disk) is one too. SIGTERM is handled as Ctrl-C."""
 
     @functools.wraps(command)
     def run(*args: Any, debug: bool, **kwargs: Any) -> None:
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        previous = interrupt_on_sigterm()  # kill, timeout: as Ctrl-C
         try:
             command(*args, **kwargs)
         except Fc2ConvError as exc:
@@ -94,7 +100,7 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
             click.echo("interrupted; nothing was written", err=True)
             sys.exit(130)
         finally:
-            if main_thread:
+            if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
     return click.option("--debug", is_flag=True, help="Show tracebacks.")(run)

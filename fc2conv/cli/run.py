@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .options import (
     Reporter,
     check_output,
     handles_errors,
+    interrupt_on_sigterm,
     model_options,
     output_files,
     quiet_option,
@@ -389,11 +391,11 @@ class Batch:
                     "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
                 )
 
+        first = Path(images[0])
         single = (
             len(images) == 1
             and not images[0].startswith("@")
-            and not Path(images[0]).is_dir()
-            and not glob.has_magic(images[0])
+            and (first.is_file() or not (first.is_dir() or glob.has_magic(images[0])))
         )  # a missing file too: single_image says so
         if single and jsonl is None and out_dir is None:
             if resume:
@@ -449,19 +451,26 @@ class Batch:
     def picture_paths(self) -> dict[Path, Path]:
         """The picture of each image in --out-dir: its path below the images' common folder,
         with separators as '__', so that images of the same name in different folders differ;
-        where two images would still share a name (``x.png`` and ``x.jpg``, ``a/b.png`` and
-        ``a__b.png``), the later ones get ``-2``, ``-3``… Computed over all the images, so
-        that a resumed run names them as the first did."""
+        images that differ only in their suffix keep it (``x.png.png``, ``x.jpg.png``), and
+        where names still clash (``a/b.png`` and ``a__b.png``) the later ones get ``-2``,
+        ``-3``…"""
         assert self.out_dir is not None
-        resolved = [path.resolve() for path in self.images]
+        resolved = list(dict.fromkeys(path.resolve() for path in self.images))
         root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else None
+        stems = {
+            path: "__".join((path.relative_to(root) if root else Path(path.name)).parts)
+            for path in resolved
+        }
+        short = {
+            path: stem.rsplit(".", 1)[0] if "." in stem else stem for path, stem in stems.items()
+        }
+        clash = Counter(name.lower() for name in short.values())
+        suffixed = Counter(name.lower() for name in stems.values())
         pictures: dict[Path, Path] = {}
         taken: set[str] = set()
-        for path in resolved:
-            if path in pictures:
-                continue
-            relative = path.relative_to(root) if root else Path(path.name)
-            stem = "__".join(relative.with_suffix("").parts)
+        for path in resolved:  # x.png and x.jpg: x.png.png and x.jpg.png
+            keep = clash[short[path].lower()] > 1 and suffixed[stems[path].lower()] == 1
+            stem = stems[path] if keep else short[path]
             name, number = stem, 1
             while name.lower() in taken:
                 number += 1
@@ -568,6 +577,7 @@ class Batch:
                     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
                 else:
                     ray.init(address=self.ray, **quiet)
+            interrupt_on_sigterm()  # ray.init replaces the handler with its own exit
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         engine = {"runtime": runner.runtime, "precision": runner.precision}
         yield from ray_data.run(

@@ -284,13 +284,16 @@ class JsonLines:
 
     def done(self) -> set[Path]:
         """The images already in the file, resolved (for ``--resume``); refuses a file written
-        by another command or model, or with other settings (e.g. thresholds)."""
+        by another command or model, or with other settings (e.g. thresholds). Once the file is
+        accepted, a last line cut short (a run killed while writing it) is removed, and a
+        complete last line gets the newline it lacks."""
         if not self.path.exists():
             return set()
-        self.dropped_partial = _drop_partial_line(self.path)
+        unended = _unended_last_line(self.path)
+        cut = unended[0] if unended and not unended[1] else None
         seen = set()
         wanted = {"command": self.command, "model": self.model, **self.settings}
-        for number, record in enumerate(self.records(), 1):
+        for number, record in enumerate(self.records(end=cut), 1):
             for key, want in wanted.items():
                 required = key in ("command", "model")  # settings: where the record has them
                 if (required or key in record) and record.get(key) != want:
@@ -300,16 +303,29 @@ class JsonLines:
                         "write to another file or run with the same settings"
                     )
             seen.add(Path(record["path"]).resolve())
+        if unended:
+            with open(self.path, "rb+") as file:
+                if cut is not None:
+                    file.truncate(cut)
+                    self.dropped_partial = True
+                else:
+                    file.seek(0, os.SEEK_END)
+                    file.write(b"\n")
         return seen
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        with open(self.path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
+    def records(self, end: int | None = None) -> Iterator[dict[str, Any]]:
+        """The records of the file (up to byte ``end``), each checked to be an image's."""
+        with open(self.path, "rb") as lines:
+            position = 0
+            for number, raw in enumerate(lines, 1):
+                if end is not None and position >= end:
+                    return
+                position += len(raw)
+                if not raw.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
+                    record = json.loads(raw)
+                except ValueError as exc:  # not JSON, or not UTF-8
                     raise Fc2ConvError(
                         f"{self.path} line {number} is not JSON ({exc}); it is not a results file"
                     ) from exc
@@ -321,27 +337,30 @@ class JsonLines:
         return record(item, self.command, self.model, data)
 
 
-def _drop_partial_line(path: Path) -> bool:
-    """Cut an unfinished last line (a run killed while writing it) off a JSON Lines file;
-    whether there was one."""
-    with open(path, "rb+") as file:
+def _unended_last_line(path: Path) -> tuple[int, bool] | None:
+    """Where the file's last line starts, and whether it is complete JSON, if it lacks its
+    newline (None: the file is empty or ends with one)."""
+    with open(path, "rb") as file:
         end = file.seek(0, os.SEEK_END)
         if end == 0:
-            return False
+            return None
         file.seek(end - 1)
         if file.read(1) == b"\n":
-            return False
-        position = end
-        while position > 0:  # back to the last newline, a block at a time
+            return None
+        start = position = end
+        while position > 0 and start == end:  # back to the last newline, a block at a time
             block = min(1 << 16, position)
             position -= block
             file.seek(position)
             newline = file.read(block).rfind(b"\n")
-            if newline >= 0:
-                file.truncate(position + newline + 1)
-                return True
-        file.truncate(0)
-        return True
+            start = position + newline + 1 if newline >= 0 else (0 if position == 0 else end)
+        file.seek(start)
+        tail = file.read()
+    try:
+        json.loads(tail)
+    except ValueError:
+        return start, False
+    return start, True
 
 
 def coco_detections(records: Iterable[dict[str, Any]], classes: list[str]) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def detect(
 
     Each scale of the image pyramid resizes the image and runs the model once; the default
     scales go from 2× (objects of half a window) down to the scale at which the image is one
-    window, in steps of 1.25 (see :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger
+    window (cam mode: the canonical input), in steps of 1.25 (see :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger
     than ``max_size`` pixels on its longer side. Every cell whose class probability (see
     :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that holds
     the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's
@@ -144,10 +144,11 @@ def _suppress_contained(
     kept = np.zeros(0, dtype=np.int64)
     for j in range(len(boxes)):
         inter = intersection(boxes[kept], boxes[j : j + 1])[:, 0]
-        iou = inter / (sizes[kept] + sizes[j] - inter)
-        inside = inter / sizes[j]  # share of box j inside each kept box
-        holds = inter / sizes[kept]  # share of each kept box inside box j
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty box: NaN, dropped
+            iou = inter / (sizes[kept] + sizes[j] - inter)
+            inside = inter / sizes[j]  # share of box j inside each kept box
+            holds = inter / sizes[kept]  # share of each kept box inside box j
         same = labels[kept] == labels[j]
-        if not np.any((iou >= 0.5) | (inside >= overlap) | (same & (holds >= HOLDS))):
+        if np.all((iou < 0.5) & (inside < overlap) & ~(same & (holds >= HOLDS))):
             kept = np.append(kept, j)
     return order[kept]

@@ -122,7 +122,7 @@ def quantize(
         commit(staged, target)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return QuantizationReport(target, len(images), **report)
+    return QuantizationReport(target, reader.done, **report)
 
 
 class _Calibration:
