@@ -139,6 +139,9 @@ def test_external_data_and_initializers_as_inputs(tmp_path):
     result = convert_onnx(source, tmp_path / "converted.onnx", classes=[f"c{i}" for i in range(7)])
     assert result.checks[0].relative_error <= 1e-4
     assert read_metadata(tmp_path / "converted.onnx")["classes"][0] == "c0"
+    (tmp_path / "external.data").unlink()  # copied without its weights
+    with pytest.raises(fc2conv.Fc2ConvError, match="copy the weights file"):
+        convert_onnx(source)
 
 
 def test_heatmap_of_a_converted_file_is_its_softmax_map(tmp_path):
@@ -255,3 +258,32 @@ def test_input_size_cannot_change_a_fixed_input():
         convert_onnx(model, input_size=(height + 8, width + 8))
     result = convert_onnx(model, input_size=(height, width), verify=False)
     assert result.geometry.canonical_size == (height, width)
+
+
+def test_a_bias_added_before_the_vector_converts():
+    """``Add(bias, x)``, the order PyTorch exports a Linear on more than two dimensions in."""
+    from onnx import TensorProto, numpy_helper
+    from onnx import helper as make
+
+    rng = np.random.default_rng(0)
+    weights = {
+        "k": rng.standard_normal((4, 3, 3, 3)),
+        "w": rng.standard_normal((4, 5)),
+        "b": rng.standard_normal(5),
+    }
+    graph = make.make_graph(
+        [
+            make.make_node("Conv", ["x", "k"], ["c"], kernel_shape=[3, 3]),
+            make.make_node("GlobalAveragePool", ["c"], ["g"]),
+            make.make_node("Flatten", ["g"], ["f"]),
+            make.make_node("MatMul", ["f", "w"], ["m"]),
+            make.make_node("Add", ["b", "m"], ["y"]),
+        ],
+        "bias_first",
+        [make.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [make.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()],
+    )
+    model = make.make_model(graph, opset_imports=[make.make_opsetid("", 13)])
+    result = convert_onnx(model)
+    assert result.checks[0].relative_error <= 1e-5

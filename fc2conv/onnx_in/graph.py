@@ -39,6 +39,11 @@ def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
             raise Fc2ConvError(f"{path} does not exist; check the path")
         try:
             model = onnx.load(str(path))
+        except onnx.checker.ValidationError as exc:  # its external data file is missing
+            raise Fc2ConvError(
+                f"{path}: cannot read its weights ({exc}); copy the weights file(s) it names "
+                "into the same folder"
+            ) from exc
         except (DecodeError, ValueError, OSError, RuntimeError) as exc:
             raise Fc2ConvError(
                 f"{path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "

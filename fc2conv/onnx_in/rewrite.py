@@ -485,10 +485,13 @@ class Rewrite:
         self.nodes.append(copy)
         self.kinds[node.output[0]] = Vec(copy.output[0], vec.rank)
 
-    def per_channel(self, node: Any, value: np.ndarray, rank: int) -> np.ndarray:
+    def per_channel(
+        self, node: Any, value: np.ndarray, rank: int, vector: str | None = None
+    ) -> np.ndarray:
         """A per-feature constant (F or 1×F for an N×F vector, F×1×1 or 1×F×1×1 for N×F×1×1)
-        as 1×F×1×1, to broadcast over a map's cells."""
-        features = self.shape(node.input[0])[1]
+        as 1×F×1×1, to broadcast over a map's cells; ``vector``: the node's input that holds
+        the features (default: its first)."""
+        features = self.shape(vector or node.input[0])[1]
         padded = (1,) * (rank - value.ndim) + value.shape
         if len(padded) != rank or padded[1] != features or value.size != features:
             raise self.refuse(
@@ -499,6 +502,7 @@ class Rewrite:
     def binary(self, node: Any, kinds: list[Any]) -> None:
         replace: dict[str, str] = {}
         rank = max(kind.rank for kind in kinds if isinstance(kind, Vec))
+        vector = next(n for n, kind in zip(node.input, kinds, strict=True) if isinstance(kind, Vec))
         for name, kind in zip(node.input, kinds, strict=True):
             if isinstance(kind, Vec):
                 replace[name] = kind.tensor
@@ -509,7 +513,8 @@ class Rewrite:
                 if value is None:
                     raise self.refuse(node, "combines the vector with a value computed at run time")
                 if value.size > 1:
-                    replace[name] = self.const(self.per_channel(node, value, rank), "operand")
+                    per_cell = self.per_channel(node, value, rank, vector)
+                    replace[name] = self.const(per_cell, "operand")
         renamed = _renamed(node, replace, self.fresh(node.op_type.lower()))
         self.nodes.append(renamed)
         self.kinds[node.output[0]] = Vec(renamed.output[0], rank)
