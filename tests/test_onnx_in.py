@@ -287,3 +287,35 @@ def test_a_bias_added_before_the_vector_converts():
     model = make.make_model(graph, opset_imports=[make.make_opsetid("", 13)])
     result = convert_onnx(model)
     assert result.checks[0].relative_error <= 1e-5
+
+
+def test_a_grey_classifier_runs_on_the_luma_of_colour_images(tmp_path):
+    import onnxruntime as ort
+    from onnx import TensorProto, numpy_helper
+    from onnx import helper as make
+
+    rng = np.random.default_rng(1)
+    weights = {"k": rng.standard_normal((4, 1, 3, 3)), "w": rng.standard_normal((5, 4))}
+    graph = make.make_graph(
+        [
+            make.make_node("Conv", ["x", "k"], ["c"], kernel_shape=[3, 3]),
+            make.make_node("GlobalAveragePool", ["c"], ["g"]),
+            make.make_node("Flatten", ["g"], ["f"]),
+            make.make_node("Gemm", ["f", "w"], ["y"], transB=1),
+        ],
+        "grey",
+        [make.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [make.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()],
+    )
+    out = tmp_path / "grey_fcn.onnx"
+    convert_onnx(make.make_model(graph, opset_imports=[make.make_opsetid("", 13)]), out)
+    image = rng.random((40, 56, 3)).astype(np.float32)
+    from fc2conv.run import Runner
+
+    got = Runner.from_onnx(out).logits(image)
+    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {session.get_inputs()[0].name: luma[None, None]})
+    assert compare.relative_error(want[0], got) <= 1e-6
+    assert len(fc2conv.detect(out, image, score_threshold=0.0).boxes) > 0

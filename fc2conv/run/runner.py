@@ -115,8 +115,8 @@ class Runner:
             name,
             geometry,
             _names(names, count),
-            list(meta.get("mean") or [0.0] * 3),
-            list(meta.get("std") or [1.0] * 3),
+            list(meta.get("mean") or [0.0] * int(meta.get("input_channels", 3))),
+            list(meta.get("std") or [1.0] * int(meta.get("input_channels", 3))),
             dict(meta),
             outputs=outputs,
             output=index,
@@ -183,8 +183,18 @@ class Runner:
         )
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """H×W×3 floats in [0, 1] → 1×3×H×W normalised with the model's mean and std, in the
-        channel order the model was trained with (metadata ``channel_order``: RGB or BGR)."""
+        """H×W×3 floats in [0, 1] → 1×C×H×W normalised with the model's mean and std, in the
+        channel order the model was trained with (metadata ``channel_order``: RGB or BGR); for
+        a model of grey images (metadata ``input_channels`` 1), the image's luma (ITU-R 601,
+        as PIL's "L" mode)."""
+        channels = int(self.metadata.get("input_channels", 3))
+        if channels == 1:
+            image = image @ np.array([[0.299], [0.587], [0.114]], np.float32)
+        elif channels != 3:
+            raise Fc2ConvError(
+                f"{self.name} takes images of {channels} channels; fc2conv runs models of "
+                "colour (3) or grey (1) images"
+            )
         if self.metadata.get("channel_order") == "BGR":
             image = image[..., ::-1]
         mean = np.asarray(self.mean, np.float32)
