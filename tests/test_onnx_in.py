@@ -319,3 +319,47 @@ def test_a_grey_classifier_runs_on_the_luma_of_colour_images(tmp_path):
     (want,) = session.run(None, {session.get_inputs()[0].name: luma[None, None]})
     assert compare.relative_error(want[0], got) <= 1e-6
     assert len(fc2conv.detect(out, image, score_threshold=0.0).boxes) > 0
+
+
+@pytest.mark.parametrize("then", ["Reshape", "MatMul"])
+def test_channels_last_pooling_that_keeps_its_axes(then):
+    """Keras' GlobalAveragePooling2D(keepdims=True): N×1×1×C, reshaped to N×C, converts; a
+    layer on the N×1×1×C vector itself is refused for what it is."""
+    from onnx import TensorProto, numpy_helper
+    from onnx import helper as make
+
+    rng = np.random.default_rng(2)
+    weights = {
+        "k": rng.standard_normal((4, 3, 3, 3)),
+        "w": rng.standard_normal((4, 5)),
+        "s": np.array([-1, 4]),
+    }
+    head = ["Reshape", ["g", "s"], ["f"]] if then == "Reshape" else ["Identity", ["g"], ["f"]]
+    graph = make.make_graph(
+        [
+            make.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+            make.make_node("Conv", ["t", "k"], ["c"], kernel_shape=[3, 3]),
+            make.make_node("Transpose", ["c"], ["t2"], perm=[0, 2, 3, 1]),
+            make.make_node("ReduceMean", ["t2"], ["g"], axes=[1, 2], keepdims=1),
+            make.make_node(*head),
+            make.make_node("MatMul", ["f", "w"], ["y"]),
+        ],
+        "nhwc_keep",
+        [make.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16, 3])],
+        [
+            make.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, 5] if then == "Reshape" else [1, 1, 1, 5]
+            )
+        ],
+        [
+            numpy_helper.from_array(v.astype(np.int64 if k == "s" else np.float32), k)
+            for k, v in weights.items()
+        ],
+    )
+    model = make.make_model(graph, opset_imports=[make.make_opsetid("", 13)])
+    if then == "MatMul":
+        with pytest.raises(fc2conv.Fc2ConvError, match="features are on axis 3"):
+            convert_onnx(model)
+        return
+    result = convert_onnx(model)
+    assert result.checks[0].relative_error <= 1e-5

@@ -72,6 +72,7 @@ class Flat:
 class Vec:
     tensor: str  #: the map (N×F×rows×cols) that holds it in the new graph
     rank: int  #: the original's rank (2: N×F, 4: N×F×1×1)
+    axis: int = 1  #: the original's feature axis (3: N×1×1×F, pooled channels-last)
 
 
 @dataclass
@@ -283,7 +284,8 @@ class Rewrite:
         if scale != 1.0:
             factor = self.const(np.array(scale, np.float32), "pool_scale")
             pooled = self.emit("Mul", [pooled, factor], "window_sum")
-        self.kinds[node.output[0]] = Vec(pooled, 4 if keep else 2)
+        features = roles.index(None) if keep else 1  # channels-last keeps them last
+        self.kinds[node.output[0]] = Vec(pooled, 4 if keep else 2, features)
         change = f"{pool} {rows}x{cols}, stride 1 (one cell per window)"
         self.steps.append(Step(describe(node), op, change))
         return True
@@ -317,6 +319,11 @@ class Rewrite:
         if len(vectors) != len([k for k in kinds if k is not None]) and op not in BINARY:
             raise self.refuse(node, "mixes the per-image vector with a feature map")
         vec = vectors[0]
+        if vec.axis != 1 and op not in ("Reshape", "Flatten", "Squeeze"):
+            raise self.refuse(
+                node, f"acts on the pooled vector while its features are on axis {vec.axis} "
+                "(channels last); fc2conv converts a reshape to N×features there"
+            )  # fmt: skip
         if op in ("Gemm", "MatMul"):
             self.linear(node, vec.tensor, None)
         elif op in ENDINGS or op in ("Hardmax",):
@@ -327,7 +334,7 @@ class Rewrite:
             self.binary(node, kinds)
         elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
             out_shape = self.shape(node.output[0])
-            features = self.shape(node.input[0])[1]
+            features = self.shape(node.input[0])[vec.axis]
             if out_shape[:2] != [self.shape(node.input[0])[0], features] or any(
                 size != 1 for size in out_shape[2:]
             ):
