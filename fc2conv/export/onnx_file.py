@@ -74,7 +74,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     except (DecodeError, OSError, ValueError) as exc:
         raise Fc2ConvError(
             f"cannot read {path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "
-            "export it again"
+            "copy or export it again"
         ) from exc
     result: dict[str, Any] = {}
     for prop in model.metadata_props:
