@@ -146,6 +146,10 @@ def test_bad_batch_arguments(shapes_onnx, collection, tmp_path) -> None:
     assert code == 1 and "name it .jsonl" in output
     code, output = cli("detect", str(shapes_onnx), str(collection / "scene0.png"))
     assert code == 2 and "one image needs --out PICTURE" in output
+    bracketed = tmp_path / "photo[1].png"  # glob characters in the name of one image
+    bracketed.write_bytes((collection / "scene0.png").read_bytes())
+    code, output = cli("detect", str(shapes_onnx), str(bracketed))
+    assert code == 2 and "one image needs --out PICTURE" in output
     picture = str(tmp_path / "x.png")
     code, output = cli("detect", str(shapes_onnx), str(tmp_path / "gone.png"), "--out", picture)
     assert code == 1 and "gone.png does not exist" in output

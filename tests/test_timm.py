@@ -126,6 +126,17 @@ def test_pretrained_weights_come_from_the_hugging_face_cache(tmp_path: Path) -> 
     assert "timm/resnet18.a1_in1k" in done.stderr and "--weights PATH" in done.stderr
 
 
+def test_hub_errors_are_quoted_by_their_first_sentence() -> None:
+    from fc2conv.sources.timm import _first_sentence
+
+    hub = (
+        "An error happened while trying to locate the file on the Hub and we cannot find the "
+        "requested files in the local cache. Please check your connection and try again."
+    )
+    assert _first_sentence(Exception(hub)) == hub.split(". ")[0]
+    assert len(_first_sentence(Exception("x" * 500))) == 200
+
+
 def smallest_model(family: str) -> str:
     """The timm model of ``family`` (a timm module) with the fewest parameters, counted on a
     copy built on the meta device (no memory, no initialisation)."""
