@@ -363,3 +363,15 @@ def test_channels_last_pooling_that_keeps_its_axes(then):
         return
     result = convert_onnx(model)
     assert result.checks[0].relative_error <= 1e-5
+
+
+def test_padding_is_noted_in_the_plan():
+    """As for PyTorch models: cells of a padded trunk read beyond their window."""
+    plain = convert_onnx(small_classifier("global_max"), verify=False)
+    assert plain.notes == []
+    model = small_classifier("global_max")
+    conv = next(node for node in model.graph.node if node.op_type == "Conv")
+    conv.attribute.append(onnx.helper.make_attribute("pads", [1, 1, 1, 1]))
+    padded = convert_onnx(model)
+    assert len(padded.notes) == 1 and "pad their input" in padded.notes[0]
+    assert f"note: {padded.notes[0]}" in str(padded)

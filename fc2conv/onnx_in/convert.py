@@ -40,9 +40,11 @@ class OnnxConversion:
     checks: list[OnnxCheck] = field(default_factory=list)
     path: Path | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  #: what the cells mean beyond the plan
 
     def __str__(self) -> str:
         lines = [f"{self.name}: {len(self.plan)} rewrites", *(f"  {step}" for step in self.plan)]
+        lines.extend(f"note: {note}" for note in self.notes)
         lines.append(f"geometry: {self.geometry}")
         for check in self.checks:
             size = f"{check.height}x{check.width} → {check.map_size[0]}x{check.map_size[1]} map"
@@ -116,7 +118,7 @@ def convert_onnx(
     _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
-    result = OnnxConversion(name, converted, plan, geometry, outputs)
+    result = OnnxConversion(name, converted, plan, geometry, outputs, notes=padding_note(graph))
     if target is None and not verify:
         return result
     folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
@@ -144,6 +146,33 @@ def _original_for_checks(source: Any, model: Any) -> str | bytes:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     return bytes(model.SerializeToString())
+
+
+def padding_note(graph: OnnxGraph) -> list[str]:
+    """The note on nodes that pad or pool with ceil_mode, whose cells inside a larger image
+    also read pixels beyond their window (where the classifier sees padding)."""
+    from .rewrite import _attribute
+
+    def pads(node: Any) -> bool:
+        if node.op_type == "Pad":
+            return True
+        if node.op_type not in ("Conv", "MaxPool", "AveragePool", "LpPool"):
+            return False
+        return bool(
+            any(_attribute(node, "pads", []))
+            or _attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+            or _attribute(node, "ceil_mode", 0)
+        )
+
+    padded = [node.name or node.output[0] for node in graph.model.graph.node if pads(node)]
+    if not padded:
+        return []
+    shown = ", ".join(padded[:3]) + (f" and {len(padded) - 3} more" if len(padded) > 3 else "")
+    return [
+        f"{shown} pad their input or pool with ceil_mode: at the canonical size the cell is "
+        "exactly the classifier, but inside a larger image a cell also reads pixels beyond its "
+        "window where the classifier sees padding or a partial pooling window"
+    ]
 
 
 def _rewrite(
