@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputSizeError, UnsupportedModelError
 
-__all__ = ["Geometry", "check_sizes", "measure_geometry"]
+__all__ = ["Geometry", "check_sizes", "measure_geometry", "padding_note"]
 
 Pair = tuple[int, int]
 
@@ -108,6 +108,16 @@ class Geometry:
         if self.size_step != (1, 1):
             text += f", sizes in steps of {pair(self.size_step)}"
         return text
+
+
+def padding_note(layers: list[str]) -> str:
+    """What a plan says of ``layers`` that pad or pool with ceil_mode (the first three named)."""
+    shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
+    return (
+        f"{shown} pad their input or pool with ceil_mode: at the canonical size the cell is "
+        "exactly the classifier, but inside a larger image a cell also reads pixels beyond its "
+        "window where the classifier sees padding or a partial pooling window"
+    )
 
 
 #: the size steps tried, smallest first: any up to 64 pixels, then (where probing costs nothing)

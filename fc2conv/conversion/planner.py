@@ -18,6 +18,7 @@ import torch
 from torch import fx, nn
 
 from ..errors import TraceError
+from ..geometry import padding_note
 from .layouts import NCHW, Map, NotTensor, Trunk, Vec, on_classifier_path
 from .receptive import reads_beyond_window
 from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
@@ -449,12 +450,8 @@ def analyse(
         )
     beyond = reads_beyond_window(gm)
     if beyond and mode == "window" and not vector_input:
-        shown = ", ".join(beyond[:3]) + (f" and {len(beyond) - 3} more" if len(beyond) > 3 else "")
         the_plan.notes.append(
-            f"{shown} pad their input or pool with ceil_mode: at the canonical size the cell is "
-            "exactly the classifier, but inside a larger image a cell also reads pixels beyond "
-            "its window where the classifier sees padding or a partial pooling window "
-            "(`fc2conv inspect` measures the region a cell reads)"
+            f"{padding_note(beyond)} (`fc2conv inspect` measures the region a cell reads)"
         )
     if (
         not any(s.rule.name == "linear" for s in the_plan.steps)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Fc2ConvError, InputSizeError, UnsupportedModelError
-from ..geometry import Geometry, measure_geometry
+from ..geometry import Geometry, measure_geometry, padding_note
 from ..progress import SILENT, Progress
 from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, skeleton, static_shapes
@@ -118,7 +118,7 @@ def convert_onnx(
     _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
-    result = OnnxConversion(name, converted, plan, geometry, outputs, notes=padding_note(graph))
+    result = OnnxConversion(name, converted, plan, geometry, outputs, notes=padding_notes(graph))
     if target is None and not verify:
         return result
     folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
@@ -148,10 +148,9 @@ def _original_for_checks(source: Any, model: Any) -> str | bytes:
     return bytes(model.SerializeToString())
 
 
-def padding_note(graph: OnnxGraph) -> list[str]:
-    """The note on nodes that pad or pool with ceil_mode, whose cells inside a larger image
-    also read pixels beyond their window (where the classifier sees padding)."""
-    from .rewrite import _attribute
+def padding_notes(graph: OnnxGraph) -> list[str]:
+    """The plan's note on the nodes that pad or pool with ceil_mode (none: no note)."""
+    from .rewrite import attribute, describe
 
     def pads(node: Any) -> bool:
         if node.op_type == "Pad":
@@ -159,20 +158,13 @@ def padding_note(graph: OnnxGraph) -> list[str]:
         if node.op_type not in ("Conv", "MaxPool", "AveragePool", "LpPool"):
             return False
         return bool(
-            any(_attribute(node, "pads", []))
-            or _attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-            or _attribute(node, "ceil_mode", 0)
+            any(attribute(node, "pads", []))
+            or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+            or attribute(node, "ceil_mode", 0)
         )
 
-    padded = [node.name or node.output[0] for node in graph.model.graph.node if pads(node)]
-    if not padded:
-        return []
-    shown = ", ".join(padded[:3]) + (f" and {len(padded) - 3} more" if len(padded) > 3 else "")
-    return [
-        f"{shown} pad their input or pool with ceil_mode: at the canonical size the cell is "
-        "exactly the classifier, but inside a larger image a cell also reads pixels beyond its "
-        "window where the classifier sees padding or a partial pooling window"
-    ]
+    padded = [describe(node) for node in graph.model.graph.node if pads(node)]
+    return [padding_note(padded)] if padded else []
 
 
 def _rewrite(

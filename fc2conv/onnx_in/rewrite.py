@@ -193,7 +193,7 @@ class Rewrite:
             raise self.refuse(node, "multiplies a feature map along its columns, not per position")
         out_shape = self.shape(node.output[0])
         if op == "Transpose":
-            perm = _attribute(node, "perm", list(range(len(roles)))[::-1])
+            perm = attribute(node, "perm", list(range(len(roles)))[::-1])
             self.nodes.append(node)
             self.kinds[node.output[0]] = Map(tuple(roles[axis] for axis in perm))
             return
@@ -262,22 +262,22 @@ class Rewrite:
             spatial = {roles.index("H"), roles.index("W")}
             if {axis % len(roles) for axis in axes} != spatial:
                 return False
-            keep = _attribute(node, "keepdims", 1)
+            keep = attribute(node, "keepdims", 1)
             pool = REDUCE_POOLS[op]
             if op == "ReduceSum":
                 scale = float(rows * cols)
         elif op in WINDOW_POOLS:
             keep, pool = 1, WINDOW_POOLS[op]
         else:
-            kernel = _attribute(node, "kernel_shape", [])
-            pads = _attribute(node, "pads", [0] * 4)
+            kernel = attribute(node, "kernel_shape", [])
+            pads = attribute(node, "pads", [0] * 4)
             out_shape = self.shape(node.output[0])
-            if _attribute(node, "auto_pad", "NOTSET") != "NOTSET":
+            if attribute(node, "auto_pad", "NOTSET") != "NOTSET":
                 return False
             if out_shape[2:] != [1, 1] or kernel[0] - pads[0] < rows or kernel[1] - pads[1] < cols:
                 return False
             keep, pool = 1, op
-            if op == "AveragePool" and _attribute(node, "count_include_pad", 0):
+            if op == "AveragePool" and attribute(node, "count_include_pad", 0):
                 scale = rows * cols / (kernel[0] * kernel[1])
         mapped = self.nchw(source, roles)
         pooled = self.emit(pool, [mapped], "window_pool", kernel_shape=[rows, cols])
@@ -345,7 +345,7 @@ class Rewrite:
         elif op == "Concat":
             if len(vectors) != len(node.input):
                 raise self.refuse(node, "joins the vector with a value that is not one")
-            if _attribute(node, "axis", 1) % vec.rank != 1:
+            if attribute(node, "axis", 1) % vec.rank != 1:
                 raise self.refuse(node, "joins vectors along another axis than the features")
             joined = self.emit("Concat", [k.tensor for k in vectors], "concat", axis=1)
             self.kinds[node.output[0]] = Vec(joined, vec.rank)
@@ -366,8 +366,8 @@ class Rewrite:
         """A 1×1 convolution with stride 1 and no padding on an N×F×1×1 vector: the same on
         every cell of a map."""
         kernel = self.shape(node.input[1])[2:]
-        strides = _attribute(node, "strides", [1, 1])
-        pads = _attribute(node, "pads", [0, 0, 0, 0])
+        strides = attribute(node, "strides", [1, 1])
+        pads = attribute(node, "pads", [0, 0, 0, 0])
         return kernel == [1, 1] and list(strides) == [1, 1] and not any(pads)
 
     def flat_head(self, node: Any, flat: Flat) -> None:
@@ -389,11 +389,11 @@ class Rewrite:
     def linear(self, node: Any, mapped: str, flat: Flat | None) -> None:
         """Gemm (any transB, alpha, beta) or MatMul by a constant → a convolution."""
         if node.op_type == "Gemm":
-            if _attribute(node, "transA", 0):
+            if attribute(node, "transA", 0):
                 raise self.refuse(node, "multiplies the transposed vector (transA=1)")
             weight = self.constant(node, 1, "weight")
-            matrix = weight if _attribute(node, "transB", 0) else weight.T
-            matrix = matrix * np.asarray(_attribute(node, "alpha", 1.0), weight.dtype)
+            matrix = weight if attribute(node, "transB", 0) else weight.T
+            matrix = matrix * np.asarray(attribute(node, "alpha", 1.0), weight.dtype)
             bias = (
                 self.graph.constant(node.input[2])
                 if len(node.input) > 2 and node.input[2]
@@ -402,7 +402,7 @@ class Rewrite:
             if len(node.input) > 2 and node.input[2] and bias is None:
                 raise self.refuse(node, "adds a bias that is not a constant")
             if bias is not None:
-                beta = np.asarray(_attribute(node, "beta", 1.0), bias.dtype)
+                beta = np.asarray(attribute(node, "beta", 1.0), bias.dtype)
                 bias = np.broadcast_to(bias * beta, (1, matrix.shape[0])).reshape(-1)
         else:
             weight = self.constant(node, 1, "weight")
@@ -431,7 +431,7 @@ class Rewrite:
         self.steps.append(Step(describe(node), node.op_type, change))
 
     def class_axis_op(self, node: Any, vec: Vec) -> None:
-        axis = _attribute(node, "axis", 1 if self.graph.opset < 13 else -1)
+        axis = attribute(node, "axis", 1 if self.graph.opset < 13 else -1)
         if node.op_type == "Sigmoid":
             axis = 1
         if axis % vec.rank != 1:
@@ -477,7 +477,7 @@ class Rewrite:
         axes = _reduce_axes(self.graph, node)
         if axes is None or [axis % vec.rank for axis in axes] != [1]:
             raise self.refuse(node, f"reduces over axes {axes}, not over the features alone")
-        if not _attribute(node, "keepdims", 1):
+        if not attribute(node, "keepdims", 1):
             raise self.refuse(node, "drops the feature axis (keepdims=0)")
         from onnx import helper
 
@@ -531,7 +531,7 @@ def describe(node: Any) -> str:
     return node.name or node.output[0]
 
 
-def _attribute(node: Any, name: str, default: Any) -> Any:
+def attribute(node: Any, name: str, default: Any) -> Any:
     from onnx import helper
 
     for attribute in node.attribute:
@@ -542,7 +542,7 @@ def _attribute(node: Any, name: str, default: Any) -> Any:
 
 
 def _reduce_axes(graph: OnnxGraph, node: Any) -> list[int] | None:
-    axes = _attribute(node, "axes", None)
+    axes = attribute(node, "axes", None)
     if axes is None and len(node.input) > 1 and node.input[1]:
         value = graph.constant(node.input[1])
         axes = None if value is None else [int(v) for v in value.reshape(-1)]
