@@ -111,12 +111,18 @@ class Runner:
                 raise Fc2ConvError(f"{name}: no output named '{choice}'; it has: {listed}")
             index = found[0]
         count = outputs[index].channels or 0
+        channels = int(meta.get("input_channels", 3))
+        if channels not in (1, 3):
+            raise Fc2ConvError(
+                f"{name} takes images of {channels} channels; fc2conv runs models of colour (3) "
+                "or grey (1) images"
+            )
         return cls(
             name,
             geometry,
             _names(names, count),
-            list(meta.get("mean") or [0.0] * int(meta.get("input_channels", 3))),
-            list(meta.get("std") or [1.0] * int(meta.get("input_channels", 3))),
+            list(meta.get("mean") or [0.0] * channels),
+            list(meta.get("std") or [1.0] * channels),
             dict(meta),
             outputs=outputs,
             output=index,
@@ -187,14 +193,8 @@ class Runner:
         channel order the model was trained with (metadata ``channel_order``: RGB or BGR); for
         a model of grey images (metadata ``input_channels`` 1), the image's luma (ITU-R 601,
         as PIL's "L" mode)."""
-        channels = int(self.metadata.get("input_channels", 3))
-        if channels == 1:
+        if self.metadata.get("input_channels") == 1:  # 1 or 3: checked when opened
             image = image @ np.array([[0.299], [0.587], [0.114]], np.float32)
-        elif channels != 3:
-            raise Fc2ConvError(
-                f"{self.name} takes images of {channels} channels; fc2conv runs models of "
-                "colour (3) or grey (1) images"
-            )
         if self.metadata.get("channel_order") == "BGR":
             image = image[..., ::-1]
         mean = np.asarray(self.mean, np.float32)
