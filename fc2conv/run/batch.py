@@ -54,8 +54,8 @@ def collect_images(items: Iterable[str | os.PathLike]) -> list[Path]:
     for image files (sorted), globs (``photos/*.jpg``, ``**`` for sub-folders), and
     ``@list.txt`` files with one path a line (relative to the list's folder; lines starting with
     ``#`` are comments; a listed path that does not exist is kept, and its run records the
-    error). A folder without images, a glob
-    that matches nothing, or a missing file or list raise Fc2ConvError."""
+    error). A folder without images, a glob that matches nothing, or a missing file or list
+    raise Fc2ConvError."""
     found: list[Path] = []
     for item in items:
         text = str(item)
@@ -348,12 +348,16 @@ def _unended_last_line(path: Path) -> tuple[int, bool] | None:
         if file.read(1) == b"\n":
             return None
         start = position = end
-        while position > 0 and start == end:  # back to the last newline, a block at a time
+        while position > 0:  # back to the last newline, a block at a time
             block = min(1 << 16, position)
             position -= block
             file.seek(position)
             newline = file.read(block).rfind(b"\n")
-            start = position + newline + 1 if newline >= 0 else (0 if position == 0 else end)
+            if newline >= 0:
+                start = position + newline + 1
+                break
+        else:
+            start = 0  # the file is one line
         file.seek(start)
         tail = file.read()
     try:

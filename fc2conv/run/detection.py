@@ -66,8 +66,9 @@ def detect(
 
     Each scale of the image pyramid resizes the image and runs the model once; the default
     scales go from 2× (objects of half a window) down to the scale at which the image is one
-    window (cam mode: the canonical input), in steps of 1.25 (see :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger
-    than ``max_size`` pixels on its longer side. Every cell whose class probability (see
+    window (cam mode: the canonical input), in steps of 1.25 (see
+    :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger than ``max_size`` pixels on
+    its longer side. Every cell whose class probability (see
     :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that holds
     the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's
     ``box_fraction`` metadata, the share of a window its objects filled in training; 1 when

@@ -75,10 +75,10 @@ def pyramid_scales(
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> tuple[float, ...]:
     """Scales from 2 down to the one at which the image is the classifier's canonical input (in
-    window mode: a single window), largest first: the
-    powers of ``step`` in that range, plus that smallest scale where it falls between two of
-    them. Scales that would make the image larger than ``max_size`` on its longer side are left
-    out, so a large image starts at the scale that fits it."""
+    window mode: a single window), largest first: the powers of ``step`` in that range, plus
+    that smallest scale where it falls between two of them. Scales that would make the image
+    larger than ``max_size`` on its longer side are left out, so a large image starts at the
+    scale that fits it."""
     _check_image(geometry, image_size, max_size, "model")
     smallest = math.ceil(_smallest_scale(_classifier_view(geometry), image_size) * 1e4) / 1e4
     largest = math.floor(min(LARGEST_SCALE, max_size / max(image_size)) * 1e4) / 1e4
