@@ -323,8 +323,9 @@ def test_a_grey_classifier_runs_on_the_luma_of_colour_images(tmp_path):
 
 @pytest.mark.parametrize("then", ["Reshape", "MatMul"])
 def test_channels_last_pooling_that_keeps_its_axes(then):
-    """Keras' GlobalAveragePooling2D(keepdims=True): N×1×1×C, reshaped to N×C, converts; a
-    layer on the N×1×1×C vector itself is refused for what it is."""
+    """Keras' GlobalAveragePooling2D(keepdims=True): N×1×1×C, reshaped to N×C, converts; so
+    does a layer on the N×1×1×C vector itself (a MatMul over its last axis, the features), as
+    PyTorch exports ``x.permute(0, 2, 3, 1).mean((1, 2), keepdim=True)`` → Linear."""
     from onnx import TensorProto, numpy_helper
     from onnx import helper as make
 
@@ -357,12 +358,13 @@ def test_channels_last_pooling_that_keeps_its_axes(then):
         ],
     )
     model = make.make_model(graph, opset_imports=[make.make_opsetid("", 13)])
-    if then == "MatMul":
-        with pytest.raises(fc2conv.Fc2ConvError, match="features are on axis 3"):
-            convert_onnx(model)
-        return
     result = convert_onnx(model)
-    assert result.checks[0].relative_error <= 1e-5
+    image = np.random.default_rng(3).standard_normal((1, 3, 16 + 2, 16 + 3)).astype(np.float32)
+    maps = run(result.model, image)[0][0]
+    assert maps.shape == (5, 3, 4)
+    expected = original_cells(model, image, result.geometry, 3, 4, channels_last=True)
+    assert float(np.abs(expected).max()) > 1e-2
+    assert compare.relative_error(expected, maps.transpose(1, 2, 0)) <= RTOL
 
 
 def test_padding_is_noted_in_the_plan():

@@ -41,7 +41,7 @@ def check_converted(
     converted: Path,
     image: ImageInput,
     geometry: Geometry,
-    endings: list[str],
+    outputs: list[dict[str, Any]],
     rtol: float,
     name: str,
     say: Callable[[str], None] = lambda detail: None,
@@ -59,8 +59,8 @@ def check_converted(
         for output in maps:
             if not np.isfinite(output).all():
                 raise ExportError(f"{name}: at {height}x{width} the map holds NaN or infinity")
-        for output, ending in zip(maps, endings, strict=True):
-            if ending == "softmax":
+        for output, info in zip(maps, outputs, strict=True):
+            if info["ending"] == "softmax":
                 drift = float(np.abs(output.sum(axis=1, dtype=np.float64) - 1).max())
                 if drift > SUM_TOLERANCE:
                     raise ExportError(
@@ -68,7 +68,7 @@ def check_converted(
                     )
         error = None
         if (height, width) == geometry.canonical_size:
-            expected = run_original(original, image, images)
+            expected = run_original(original, image, images, [o["name"] for o in outputs])
             error = max(
                 relative_error(want_output, got.reshape(want_output.shape))
                 for want_output, got in zip(expected, maps, strict=True)
@@ -82,12 +82,14 @@ def check_converted(
     return results
 
 
-def run_original(original: str | bytes, image: ImageInput, images: np.ndarray) -> list[Any]:
-    """The original model's outputs for ``images`` (N×C×H×W), one image at a time where the
-    file fixes its batch size, in its own layout."""
+def run_original(
+    original: str | bytes, image: ImageInput, images: np.ndarray, names: list[str]
+) -> list[Any]:
+    """The original model's outputs ``names`` for ``images`` (N×C×H×W), one image at a time
+    where the file fixes its batch size, in its own layout."""
     session = open_session(original, optimization="basic", memory_arena=False)
     feed = images.transpose(0, 2, 3, 1) if image.channels_last else images
     if image.fixed_batch != 1:
-        return list(session.run(None, {image.name: np.ascontiguousarray(feed)}))
-    singles = [session.run(None, {image.name: feed[i : i + 1]}) for i in range(len(feed))]
+        return list(session.run(names, {image.name: np.ascontiguousarray(feed)}))
+    singles = [session.run(names, {image.name: feed[i : i + 1]}) for i in range(len(feed))]
     return [np.concatenate(parts) for parts in zip(*singles, strict=True)]

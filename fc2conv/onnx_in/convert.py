@@ -18,7 +18,11 @@ from ..geometry import Geometry, measure_geometry, padding_note
 from ..progress import SILENT, Progress
 from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, skeleton, static_shapes
-from .rewrite import NCHW, Flat, Map, Rewrite, Step, Vec
+from .kinds import NCHW, Flat, Trunk, Vec
+from .planner import OnnxPlan, apply, flat_output, plan_graph
+from .rules import ONNX_RULES, Build, OnnxRule
+from .rules.base import attribute, describe
+from .surgery import assemble, live_nodes, with_nchw_input
 
 __all__ = ["OnnxConversion", "convert_onnx"]
 
@@ -34,7 +38,7 @@ class OnnxConversion:
 
     name: str
     model: Any
-    plan: list[Step]
+    plan: OnnxPlan
     geometry: Geometry
     outputs: list[dict[str, Any]]
     checks: list[OnnxCheck] = field(default_factory=list)
@@ -43,8 +47,7 @@ class OnnxConversion:
     notes: list[str] = field(default_factory=list)  #: what the cells mean beyond the plan
 
     def __str__(self) -> str:
-        lines = [f"{self.name}: {len(self.plan)} rewrites", *(f"  {step}" for step in self.plan)]
-        lines.extend(f"note: {note}" for note in self.notes)
+        lines = [str(self.plan), *(f"note: {note}" for note in self.notes)]
         lines.append(f"geometry: {self.geometry}")
         for check in self.checks:
             size = f"{check.height}x{check.width} → {check.map_size[0]}x{check.map_size[1]} map"
@@ -70,6 +73,8 @@ def convert_onnx(
     rtol: float = 1e-4,
     verify: bool = True,
     force: bool = False,
+    output: str | int | None = None,
+    rules: tuple[OnnxRule, ...] = ONNX_RULES,
     progress: Progress = SILENT,
 ) -> OnnxConversion:
     """Convert an ONNX classifier (a path or an ``onnx.ModelProto``) into a fully
@@ -83,6 +88,10 @@ def convert_onnx(
     opset (default: the file's own). With ``verify``, onnxruntime runs the original and the
     converted model at the canonical size (relative error ≤ ``rtol``) and the converted one at
     two more sizes (see :mod:`.checks`); the file is put in place only when all checks pass.
+    ``output`` (a name or an index) chooses the class output of a file with several; ``rules``
+    is the ordered rule list (:data:`fc2conv.onnx_in.rules.ONNX_RULES`; pass your own to add
+    one). A node that no rule converts exactly is refused with every other such node in one
+    :class:`UnsupportedModelError`.
     """
     from ..export.onnx_file import check_target, commit, staging_folder
     from ..sources import read_class_names
@@ -110,7 +119,7 @@ def convert_onnx(
             "3-channel models"
         )
     with progress.step("converting"):
-        converted, plan, outputs, canonical = _rewrite(graph, input_size)
+        converted, plan, outputs, canonical = _rewrite(graph, input_size, output, rules)
         geometry = _measure(converted, graph, canonical)
     count = outputs[0]["channels"]
     if names is not None and len(names) != count:
@@ -118,7 +127,8 @@ def convert_onnx(
     _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
-    result = OnnxConversion(name, converted, plan, geometry, outputs, notes=padding_notes(graph))
+    notes = padding_notes(graph)
+    result = OnnxConversion(name, converted, plan, geometry, outputs, notes=notes)
     if target is None and not verify:
         return result
     folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
@@ -128,9 +138,8 @@ def convert_onnx(
             _save(converted, staged)
         if verify:
             with progress.step("checking against the original in onnxruntime") as say:
-                endings = [output["ending"] for output in outputs]
                 result.checks = check_converted(
-                    original, staged, graph.input, geometry, endings, rtol, name, say
+                    original, staged, graph.input, geometry, outputs, rtol, name, say
                 )
         if target is not None:
             commit(staged, target)
@@ -150,7 +159,6 @@ def _original_for_checks(source: Any, model: Any) -> str | bytes:
 
 def padding_notes(graph: OnnxGraph) -> list[str]:
     """The plan's note on the nodes that pad or pool with ceil_mode (none: no note)."""
-    from .rewrite import attribute, describe
 
     def pads(node: Any) -> bool:
         if node.op_type == "Pad":
@@ -167,12 +175,7 @@ def padding_notes(graph: OnnxGraph) -> list[str]:
     return [padding_note(padded)] if padded else []
 
 
-def _rewrite(
-    graph: OnnxGraph, input_size: tuple[int, int] | None
-) -> tuple[Any, list[Step], list[dict[str, Any]], tuple[int, int]]:
-    import onnx
-    from onnx import helper
-
+def _canonical_size(graph: OnnxGraph, input_size: tuple[int, int] | None) -> tuple[int, int]:
     image = graph.input
     fixed = image.fixed_size
     if input_size is not None and fixed is not None and tuple(input_size) != fixed:
@@ -187,108 +190,124 @@ def _rewrite(
             f"{graph.name}: input {image.name} has no fixed height and width; pass the size "
             "the classifier was trained at with --input-size HxW (input_size=(h, w) in Python)"
         )
-    model = graph.model
-    for output in model.graph.output:
-        if output.name == image.name:
-            raise UnsupportedModelError(f"{graph.name}: the model returns its input")
-    value = next(value for value in model.graph.input if value.name == image.name)
-    if image.channels_last:  # a new N×C×H×W input, transposed to the file's layout
-        transpose = helper.make_node("Transpose", [IMAGE], [image.name], perm=[0, 2, 3, 1])
-        model.graph.node.insert(0, transpose)
-        model.graph.input.remove(value)
-        dims: list[int | str] = ["N", image.channels, "H", "W"]
-        model.graph.input.append(
-            helper.make_tensor_value_info(IMAGE, value.type.tensor_type.elem_type, dims)
-        )
-    else:
-        value.name = IMAGE
-        for node in model.graph.node:
-            node.input[:] = [IMAGE if name == image.name else name for name in node.input]
-    batch = image.fixed_batch or 1
-    height, width = canonical
-    shapes = _shapes(model, [batch, image.channels, height, width], graph.name)
-    rewrite = Rewrite(graph, shapes)
-    rewrite.run(IMAGE)
+    return int(canonical[0]), int(canonical[1])
 
-    finals, outputs = [], []
+
+def _rewrite(
+    graph: OnnxGraph,
+    input_size: tuple[int, int] | None,
+    output: str | int | None,
+    rules: tuple[OnnxRule, ...],
+) -> tuple[Any, OnnxPlan, list[dict[str, Any]], tuple[int, int]]:
+    """Plan and apply the rules: the converted model, its plan, its outputs' descriptions and
+    the canonical size."""
+    image = graph.input
+    canonical = _canonical_size(graph, input_size)
+    model = graph.model
     for value in model.graph.output:
-        tensor, channels = _class_map(rewrite, value.name, graph.name)
-        finals.append(tensor)
-        ending = rewrite.endings.get(value.name, "scores")
+        if value.name == image.name:
+            raise UnsupportedModelError(f"{graph.name}: the model returns its input")
+    with_nchw_input(model, image, IMAGE)
+    graph.index_producers()
+    shape = [image.fixed_batch or 1, image.channels, *canonical]
+    the_plan = plan_graph(graph, _shapes(model, shape, graph.name), IMAGE, rules)
+    chosen = _chosen_outputs(the_plan, output)
+    needed = {id(node) for node in live_nodes(list(model.graph.node), [v.name for v in chosen])}
+    for index in [i for i, d in the_plan.declines.items() if id(d.node) not in needed]:
+        del the_plan.declines[index]  # in a branch of an output that is not converted
+    the_plan.raise_declines()
+    build = apply(the_plan)
+    outputs, infos = [], []
+    for value in chosen:
+        channels = _class_map(the_plan, build, value.name)
+        ending = the_plan.ctx.endings.get(value.name, "scores")
+        infos.append((value, channels))
         outputs.append(
             {"name": value.name, "channels": channels, "class_map": True, "ending": ending}
         )
-    kept_nodes = list(rewrite.nodes)
-    for value, tensor in zip(model.graph.output, finals, strict=True):
-        if tensor != value.name:
-            kept_nodes.append(helper.make_node("Identity", [tensor], [value.name], name=value.name))
-    converted = onnx.ModelProto()
-    converted.ir_version = model.ir_version
-    converted.opset_import.extend(model.opset_import)
-    converted.producer_name = "fc2conv"
-    converted.metadata_props.extend(
-        prop for prop in model.metadata_props if not prop.key.startswith("fc2conv.")
-    )
-    new = converted.graph
-    new.name = model.graph.name
-    live = _live_nodes(kept_nodes, [value.name for value in model.graph.output])
-    new.node.extend(live)
-    used = {name for node in live for name in node.input}
-    new.initializer.extend(t for t in model.graph.initializer if t.name in used)
-    new.initializer.extend(t for t in rewrite.initializers if t.name in used)
-    new.input.append(
-        helper.make_tensor_value_info(
-            IMAGE, onnx.TensorProto.FLOAT, ["batch", image.channels, "height", "width"]
-        )
-    )
-    for value, info in zip(model.graph.output, outputs, strict=True):
-        new.output.append(
-            helper.make_tensor_value_info(
-                value.name,
-                value.type.tensor_type.elem_type or onnx.TensorProto.FLOAT,
-                ["batch", info["channels"], "rows", "cols"],
+    converted = assemble(model, build.nodes, build.initializers, IMAGE, image.channels, infos)
+    return converted, the_plan, outputs, canonical
+
+
+def _is_class_vector(the_plan: OnnxPlan, name: str) -> bool:
+    """Whether output ``name`` holds one vector per image (its converted form: a class map)."""
+    kind = the_plan.ctx.kind(name)
+    shape = the_plan.ctx.shape(name) or []
+    if isinstance(kind, Vec):
+        others = [size for axis, size in enumerate(shape) if axis not in (0, kind.axis)]
+        return len(shape) in (2, 4) and all(size == 1 for size in others)
+    if isinstance(kind, Flat):
+        return flat_output(kind)
+    return isinstance(kind, Trunk) and kind.roles == NCHW and shape[2:] == [1, 1]
+
+
+def _chosen_outputs(the_plan: OnnxPlan, output: str | int | None) -> list[Any]:
+    """The graph outputs to convert: ``output`` (a name or an index), else the only output, else
+    the only one of several that is a class vector; several candidates are refused, named, for
+    the caller to choose."""
+    values = list(the_plan.ctx.graph.model.graph.output)
+    name = the_plan.name
+
+    def described(value: Any) -> str:
+        shape = the_plan.ctx.shape(value.name)
+        return f"{value.name} ({'x'.join(map(str, shape)) if shape else 'unknown shape'})"
+
+    if output is not None:
+        names = [value.name for value in values]
+        index: Any = names.index(output) if output in names else output
+        if isinstance(index, str) and index.isdigit():
+            index = int(index)
+        if not isinstance(index, int) or not 0 <= index < len(values):
+            raise Fc2ConvError(
+                f"{name}: no output {output}; its outputs are "
+                f"{', '.join(described(v) for v in values)}"
             )
+        return [values[index]]
+    if len(values) == 1:
+        return values
+    candidates = [value for value in values if _is_class_vector(the_plan, value.name)]
+    if len(candidates) == 1:
+        others = ", ".join(v.name for v in values if v is not candidates[0])
+        the_plan.notes.append(
+            f"converted output {candidates[0].name}, the only class vector; left out {others}"
         )
-    return converted, rewrite.steps, outputs, (height, width)
+        return candidates
+    shown = candidates or values
+    raise Fc2ConvError(
+        f"{name}: {len(shown)} outputs could be the class scores: "
+        f"{', '.join(described(v) for v in shown)}; choose one with --output NAME "
+        "(output= in Python)"
+    )
 
 
-def _class_map(rewrite: Rewrite, name: str, model: str) -> tuple[str, int]:
-    """The tensor of the converted graph that holds output ``name`` as a class map, and its
-    number of classes; refuses outputs that are not one class vector per image."""
-    kind = rewrite.kinds.get(name)
-    shape = rewrite.shapes.get(name) or []
+def _class_map(the_plan: OnnxPlan, build: Build, name: str) -> int:
+    """The number of classes of output ``name``, which the converted graph holds as a class map
+    under the same name (an Identity added where it needs one); refuses outputs that are not
+    one class vector per image."""
+    kind = the_plan.ctx.kind(name)
+    shape = the_plan.ctx.shape(name) or []
     described = "x".join(map(str, shape)) or "unknown shape"
-    if isinstance(kind, Map):
-        roles = kind.roles
-        if roles == NCHW and shape[2:] == [1, 1]:  # already one cell of a convolutional head
-            return name, shape[1]
+    model = the_plan.name
+    if isinstance(kind, Trunk):
+        if _is_class_vector(the_plan, name):  # already one cell of a convolutional head
+            return shape[1]
         raise UnsupportedModelError(
             f"{model}: output {name} ({described}) is a map, not a class vector: the model is "
             "already fully convolutional (a segmentation or detection model?)"
         )
     if isinstance(kind, Flat):
-        height, width = (kind.dims[kind.roles.index(role)] for role in ("H", "W"))
-        if (height, width) == (1, 1):
-            return rewrite.nchw(kind.source, kind.roles), int(np.prod(kind.dims[1:]))
-        raise UnsupportedModelError(
-            f"{model}: output {name} ({described}) is a flattened feature map, not a class vector"
-        )
-    if isinstance(kind, Vec) and len(shape) in (2, 4) and all(s == 1 for s in shape[2:]):
-        return kind.tensor, shape[1]
+        if not flat_output(kind) or kind.source == name:
+            raise UnsupportedModelError(
+                f"{model}: output {name} ({described}) is a flattened feature map, not a class "
+                "vector"
+            )
+        build.emit("Identity", [build.nchw(kind.source, kind.roles)], "out", output=name)
+        return int(np.prod(kind.dims[1:]))
+    if isinstance(kind, Vec) and _is_class_vector(the_plan, name):
+        return shape[kind.axis]
     raise UnsupportedModelError(
         f"{model}: output {name} ({described}) is not a class vector (N×classes or N×classes×1×1)"
     )
-
-
-def _live_nodes(nodes: list[Any], outputs: list[str]) -> list[Any]:
-    """The nodes the outputs depend on, in their order."""
-    needed = set(outputs)
-    live = []
-    for node in reversed(nodes):
-        if any(output in needed for output in node.output):
-            live.append(node)
-            needed.update(name for name in node.input if name)
-    return live[::-1]
 
 
 def _shapes(model: Any, shape: list[int], name: str) -> dict[str, list[int] | None]:

@@ -128,10 +128,12 @@ class OnnxGraph:
         self.input = self._image_input(inputs, input_channels)
         self.initializers = {tensor.name: tensor for tensor in graph.initializer}
         self.producer: dict[str, Any] = {}
-        for node in graph.node:
-            for output in node.output:
-                self.producer[output] = node
+        self.index_producers()
         self._constants: dict[str, np.ndarray | None] = {}
+
+    def index_producers(self) -> None:
+        """Record the node that produces each tensor (again, after nodes were inserted)."""
+        self.producer = {output: node for node in self.model.graph.node for output in node.output}
 
     def _image_input(self, inputs: list[Any], channels: int | None) -> ImageInput:
         import onnx
