@@ -46,9 +46,10 @@ def row(label: str, model: onnx.ModelProto, folder: Path) -> str:
     geometry = result.geometry
     canonical, *others = result.checks
     maps = ", ".join(f"{c.height}×{c.width} → {c.map_size[0]}×{c.map_size[1]}" for c in others)
-    rewrites = "; ".join(f"{step.op_type}: {step.change}" for step in result.plan
-                         if "shape" not in step.change)  # fmt: skip
-    shuffles = sum("shape" in step.change for step in result.plan)
+    steps = [s for s in result.plan.changes if s.rule.name not in ("vector shape", "binary")]
+    rewrites = "; ".join(f"{step.node.op_type}: {step.action}" for step in steps
+                         if step.rule.name != "trunk reshape")  # fmt: skip
+    shuffles = sum(step.rule.name == "trunk reshape" for step in steps)
     if shuffles:
         rewrites += f"; {shuffles} fixed-shape Reshapes made size-independent"
     print(f"{label}: {canonical.relative_error:.1e}, {seconds:.1f} s", flush=True)

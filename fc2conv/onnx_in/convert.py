@@ -19,6 +19,7 @@ from ..progress import SILENT, Progress
 from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, skeleton, static_shapes
 from .kinds import NCHW, Flat, Trunk, Vec
+from .normalise import identity_gathers
 from .planner import OnnxPlan, apply, flat_output, plan_graph
 from .rules import ONNX_RULES, Build, OnnxRule
 from .rules.base import attribute, describe
@@ -210,7 +211,13 @@ def _rewrite(
     with_nchw_input(model, image, IMAGE)
     graph.index_producers()
     shape = [image.fixed_batch or 1, image.channels, *canonical]
+    views = identity_gathers(graph, IMAGE, shape)
     the_plan = plan_graph(graph, _shapes(model, shape, graph.name), IMAGE, rules)
+    if views:
+        the_plan.notes.append(
+            f"{views} as_strided view(s) that read every value in place (Reshape to 1-D, then "
+            "Gather) read the tensor itself"
+        )
     chosen = _chosen_outputs(the_plan, output)
     needed = {id(node) for node in live_nodes(list(model.graph.node), [v.name for v in chosen])}
     for index in [i for i, d in the_plan.declines.items() if id(d.node) not in needed]:
