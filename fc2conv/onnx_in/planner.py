@@ -7,7 +7,8 @@ declined. A pooled or flattened branch that flows back into the trunk (a squeeze
 gate: ``GlobalAveragePool`` → ``Conv`` → ``HardSigmoid`` → ``Mul`` with the map) is not the
 classifier: when a node combines it with a trunk map, every step derived from that pool is taken
 back and its nodes are kept, as :mod:`fc2conv.conversion.planner` does for PyTorch models. Every
-remaining decline is listed in one :class:`UnsupportedModelError`.
+remaining decline that is not the consequence of an earlier one (a node reading a refused node's
+output) is listed in one :class:`UnsupportedModelError`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class _Walk:
         #: for each tensor of the classifier path, the pools and flattens it derives from
         self.entries: dict[str, frozenset[int]] = {}
         self.index_of: dict[str, int] = {}  #: the node that produced each tensor
+        self.refused: set[str] = set()  #: outputs of declined nodes
 
     def run(self, image: str) -> None:
         self.ctx.kinds[image] = Trunk(NCHW)
@@ -95,13 +97,20 @@ class _Walk:
             path = []
         rule = next((rule for rule in self.rules if rule.match(node, ctx)), None)
         if rule is None:
-            result: Step | Decline = Decline(
-                "none", node, "in the classifier head has no exact convolutional form"
+            reason = (
+                "in the classifier head has no exact convolutional form"
+                if path
+                else "matches none of the rules (none keeps or converts it)"
             )
+            result: Step | Decline = Decline("none", node, reason)
         else:
             result = rule.check(node, ctx)
+        follows = any(name in self.refused for name in node.input)  # from a refused node
+        if follows or isinstance(result, Decline):
+            self.refused.update(node.output)
         if isinstance(result, Decline):
-            self.plan.declines[index] = result
+            if not follows:
+                self.plan.declines[index] = result
             kind = self._kind_after_decline(node, path)
         else:
             self.plan.steps[index] = result
@@ -141,6 +150,7 @@ class _Walk:
             self.ctx.kinds[tensor] = Trunk(None)
             index = self.index_of[tensor]
             self.plan.declines.pop(index, None)
+            self.refused.discard(tensor)
             node = nodes[index]
             action = "kept global: its result gates the trunk" if index in gates else "kept"
             self.plan.steps[index] = Step(KEPT, node, action, Trunk(None), NoPayload(), False)
