@@ -45,7 +45,7 @@ def test_pools_over_the_whole_map(spelling, opset):
                 pads=[1, 1, 0, 0],
                 count_include_pad=1,
             )
-        ],  # fmt: skip
+        ],
     }[spelling]
     model = classifier(pooled_head(pool, weights), weights, [1, 5], opset=opset)
     assert "stride 1 (one cell per window)" in plan_of(model)
