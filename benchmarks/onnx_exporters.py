@@ -3,6 +3,8 @@ writes its table into docs/onnx_in.md (between the ``exporters`` markers).
 
     python benchmarks/onnx_exporters.py            # all 68, both exporters (about half an hour)
     python benchmarks/onnx_exporters.py resnet18   # some models only (the table is not written)
+    python benchmarks/onnx_exporters.py --from-log LOG   # the table from a run's printed lines,
+                                                     # also of a run stopped before the end
 
 Each model (calibrated random weights, outputs of order one) is exported with a dynamic batch by
 ``torch.onnx.export(dynamo=False)`` and by ``torch.onnx.export(dynamo=True)``; the file is
@@ -46,32 +48,39 @@ def cell(outcome: Outcome) -> str:
     return f"{outcome.status}: {outcome.reason.replace('|', '/')}"
 
 
-def table(outcomes: dict[tuple[str, str], Outcome], models: list[str], minutes: float) -> str:
-    counts = {
-        exporter: sum(outcomes[(name, exporter)].exact for name in models) for exporter in EXPORTERS
-    }
+def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float | None) -> str:
+    """The doc's block from each (model, exporter)'s printed cell (see :func:`cell`)."""
+    measured = [name for name in models if all((name, e) in cells for e in EXPORTERS)]
+    exact = re.compile(r"^[0-9.e+-]+ / [0-9.e+-]+$")
+    counts = {e: sum(bool(exact.match(cells[(n, e)])) for n in measured) for e in EXPORTERS}
+    when = f"in {minutes:.0f} minutes" if minutes is not None else "(table from its printed lines)"
+    partial = (
+        f" **Partial: {len(measured)} of {len(models)} models were measured before the run "
+        "was stopped; the others are marked not run.**"
+        if len(measured) < len(models)
+        else ""
+    )
     lines = [
         BEGIN,
         "## torchvision's classifiers through both PyTorch exporters",
         "",
-        f"Measured with `python benchmarks/onnx_exporters.py` on {cpu()} (2 cores) in "
-        f"{minutes:.0f} minutes. Each of torchvision's {len(models)} CNN classifiers, with "
+        f"Measured with `python benchmarks/onnx_exporters.py` on {cpu()} (2 cores) {when}."
+        f"{partial} Each of torchvision's {len(models)} CNN classifiers, with "
         "calibrated random weights, exported with a dynamic batch by `torch.onnx.export(..., "
         "dynamo=False)` (TorchScript) and `dynamo=True`, then converted by `fc2conv FILE.onnx`. "
         "Each cell: the converted file's relative error in onnxruntime against fc2conv's "
         "PyTorch conversion of the same model, at the canonical size / at 37 rows and 101 "
         f"columns more (an exact conversion is within {RTOL:.0e} at both).",
         "",
-        f"Exact: TorchScript exporter {counts['torchscript']} of {len(models)}, dynamo "
-        f"exporter {counts['dynamo']} of {len(models)}.",
+        f"Exact: TorchScript exporter {counts['torchscript']} of {len(measured)}, dynamo "
+        f"exporter {counts['dynamo']} of {len(measured)} measured.",
         "",
-        "| model | TorchScript exporter | dynamo exporter | conversion (s) |",
-        "|---|---|---|---|",
+        "| model | TorchScript exporter | dynamo exporter |",
+        "|---|---|---|",
     ]
     for name in models:
-        row = [outcomes[(name, exporter)] for exporter in EXPORTERS]
-        seconds = " / ".join(f"{o.seconds:.1f}" if o.seconds else "–" for o in row)
-        lines.append(f"| {name} | {cell(row[0])} | {cell(row[1])} | {seconds} |")
+        row = [cells.get((name, exporter), "not run") for exporter in EXPORTERS]
+        lines.append(f"| {name} | {row[0]} | {row[1]} |")
     lines.append(END)
     return "\n".join(lines)
 
@@ -79,19 +88,27 @@ def table(outcomes: dict[tuple[str, str], Outcome], models: list[str], minutes: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="model names (default: all)")
+    parser.add_argument("--from-log", type=Path, help="write the table from a run's output")
     args = parser.parse_args()
     models = args.models or CNN_MODELS
-    outcomes: dict[tuple[str, str], Outcome] = {}
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        for name in models:
-            for exporter in EXPORTERS:
-                outcome = sweep_one(name, exporter, Path(folder))
-                outcomes[(name, exporter)] = outcome
-                print(f"{name} {exporter}: {cell(outcome)}", flush=True)
+    cells: dict[tuple[str, str], str] = {}
+    minutes: float | None = None
+    if args.from_log:
+        for line in args.from_log.read_text().splitlines():
+            found = re.match(r"^(\S+) (torchscript|dynamo): (.*)$", line)
+            if found:
+                cells[(found[1], found[2])] = found[3]
+    else:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            for name in models:
+                for exporter in EXPORTERS:
+                    cells[(name, exporter)] = cell(sweep_one(name, exporter, Path(folder)))
+                    print(f"{name} {exporter}: {cells[(name, exporter)]}", flush=True)
+        minutes = (time.perf_counter() - started) / 60
     if args.models:
         return
-    block = table(outcomes, list(models), (time.perf_counter() - started) / 60)
+    block = table(cells, list(models), minutes)
     text = DOC.read_text()
     if BEGIN in text:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)

@@ -24,7 +24,7 @@ import fc2conv
 from fc2conv.run.render import save_heatmaps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from real_models import REAL_MODELS, wheel_of  # noqa: E402
+from real_models import REAL_MODELS, wheel_of
 
 CLASSES = ["0", "90", "180", "270"]
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

@@ -88,17 +88,18 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
             rtol=options["rtol"],
             verify=not no_verify,
             force=options["force"],
+            output=options["class_output"],
             progress=report,
         )
         report.line(str(result))
         return
     from ..export import export_model
 
-    preprocessing = [options.pop(key) for key in ("mean", "std", "bgr")]
-    if any(preprocessing):
+    preprocessing = [options.pop(key) for key in ("mean", "std", "bgr", "class_output")]
+    if any(value is not None and value is not False for value in preprocessing):
         raise Fc2ConvError(
-            "--mean, --std and --bgr are for ONNX classifiers; a model name brings its own "
-            "preprocessing"
+            "--mean, --std, --bgr and --output are for ONNX classifiers; a model name brings its "
+            "own preprocessing and its class output"
         )
     if options["opset"] is None:
         options["opset"] = 18

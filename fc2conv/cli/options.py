@@ -185,6 +185,12 @@ def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
             "channel order [default: 1].",
         ),
         click.option("--bgr", is_flag=True, help="ONNX classifiers: it takes BGR (Caffe)."),
+        click.option(
+            "--output",
+            "class_output",
+            metavar="NAME|INDEX",
+            help="ONNX classifiers with several outputs: the one that holds the class scores.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
