@@ -3,8 +3,8 @@ writes its table into docs/onnx_in.md (between the ``exporters`` markers).
 
     python benchmarks/onnx_exporters.py            # all 68, both exporters (about half an hour)
     python benchmarks/onnx_exporters.py resnet18   # some models only (the table is not written)
-    python benchmarks/onnx_exporters.py --from-log LOG   # the table from a run's printed lines,
-                                                     # also of a run stopped before the end
+    python benchmarks/onnx_exporters.py --from-log LOG ...   # the table from runs' printed
+                                                         # lines (runs stopped early, parts)
 
 Each model (calibrated random weights, outputs of order one) is exported with a dynamic batch by
 ``torch.onnx.export(dynamo=False)`` and by ``torch.onnx.export(dynamo=True)``; the file is
@@ -88,13 +88,15 @@ def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float |
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="model names (default: all)")
-    parser.add_argument("--from-log", type=Path, help="write the table from a run's output")
+    parser.add_argument(
+        "--from-log", type=Path, nargs="+", help="write the table from the output of runs"
+    )
     args = parser.parse_args()
     models = args.models or CNN_MODELS
     cells: dict[tuple[str, str], str] = {}
     minutes: float | None = None
     if args.from_log:
-        for line in args.from_log.read_text().splitlines():
+        for line in (line for log in args.from_log for line in log.read_text().splitlines()):
             found = re.match(r"^(\S+) (torchscript|dynamo): (.*)$", line)
             if found:
                 cells[(found[1], found[2])] = found[3]
@@ -106,7 +108,7 @@ def main() -> None:
                     cells[(name, exporter)] = cell(sweep_one(name, exporter, Path(folder)))
                     print(f"{name} {exporter}: {cells[(name, exporter)]}", flush=True)
         minutes = (time.perf_counter() - started) / 60
-    if args.models:
+    if args.models and not args.from_log:
         return
     block = table(cells, list(models), minutes)
     text = DOC.read_text()

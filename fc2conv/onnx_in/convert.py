@@ -20,7 +20,7 @@ from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, skeleton, static_shapes
 from .kinds import NCHW, Flat, Trunk, Vec
 from .normalise import identity_gathers
-from .planner import OnnxPlan, apply, flat_output, plan_graph
+from .planner import OnnxPlan, apply, plan_graph
 from .rules import ONNX_RULES, Build, OnnxRule
 from .rules.base import attribute, describe
 from .surgery import assemble, live_nodes, with_nchw_input
@@ -244,7 +244,7 @@ def _is_class_vector(the_plan: OnnxPlan, name: str) -> bool:
         others = [size for axis, size in enumerate(shape) if axis not in (0, kind.axis)]
         return len(shape) in (2, 4) and all(size == 1 for size in others)
     if isinstance(kind, Flat):
-        return flat_output(kind)
+        return kind.one_cell
     return isinstance(kind, Trunk) and kind.roles == NCHW and shape[2:] == [1, 1]
 
 
@@ -303,7 +303,7 @@ def _class_map(the_plan: OnnxPlan, build: Build, name: str) -> int:
             "already fully convolutional (a segmentation or detection model?)"
         )
     if isinstance(kind, Flat):
-        if not flat_output(kind) or kind.source == name:
+        if not kind.one_cell or kind.source == name:
             raise UnsupportedModelError(
                 f"{model}: output {name} ({described}) is a flattened feature map, not a class "
                 "vector"

@@ -32,6 +32,11 @@ class Flat:
     roles: Roles  #: its axes' roles, in the flatten's order
     dims: tuple[int, ...]  #: its canonical shape
 
+    @property
+    def one_cell(self) -> bool:
+        """A flattened map of one cell at the canonical size: one vector per image already."""
+        return (self.dims[self.roles.index("H")], self.dims[self.roles.index("W")]) == (1, 1)
+
 
 @dataclass(frozen=True)
 class Vec:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import UnsupportedModelError
 from .graph import OnnxGraph
-from .kinds import NCHW, Flat, Kind, Trunk, Vec, on_classifier_path
+from .kinds import NCHW, Kind, Trunk, Vec, on_classifier_path
 from .rules import ONNX_RULES, Build, Context, Decline, OnnxRule, Step
 from .rules.base import NoPayload, describe
 
@@ -186,8 +186,3 @@ def apply(plan: OnnxPlan) -> Build:
         else:
             build.nodes.append(node)
     return build
-
-
-def flat_output(kind: Flat) -> bool:
-    """A flattened map of one cell at the canonical size: a class vector already."""
-    return (kind.dims[kind.roles.index("H")], kind.dims[kind.roles.index("W")]) == (1, 1)

@@ -49,11 +49,15 @@ class Elementwise(OnnxRule[ElementwisePayload]):
             if value is None:
                 return self.decline(node, "has a parameter that is not a constant")
             if value.size > 1:
-                if isinstance(kind, Flat) or node.op_type != "PRelu":
+                if isinstance(kind, Flat):
                     return self.decline(
                         node, f"uses a parameter of shape {value.shape}, one value per "
                         "flattened feature; only single values commute with the flatten"
-                        if isinstance(kind, Flat) else f"uses a parameter of shape {value.shape}"
+                    )  # fmt: skip
+                if node.op_type != "PRelu":
+                    return self.decline(
+                        node, f"uses a parameter of shape {value.shape}; only PRelu's slope "
+                        "may hold one value per feature"
                     )  # fmt: skip
                 assert isinstance(kind, Vec)
                 features = feature_count(ctx, node.input[0], kind.axis) or 0
