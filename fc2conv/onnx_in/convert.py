@@ -17,7 +17,7 @@ from ..errors import Fc2ConvError, InputSizeError, UnsupportedModelError
 from ..geometry import Geometry, measure_geometry, padding_note
 from ..progress import SILENT, Progress
 from .checks import OnnxCheck, check_converted
-from .graph import OnnxGraph, load, skeleton, static_shapes
+from .graph import OnnxGraph, load, over_protobuf_limit, skeleton, static_shapes
 from .kinds import NCHW, Flat, Trunk, Vec
 from .normalise import identity_gathers
 from .planner import OnnxPlan, apply, plan_graph
@@ -28,7 +28,6 @@ from .surgery import assemble, live_nodes, with_nchw_input
 __all__ = ["OnnxConversion", "convert_onnx"]
 
 IMAGE = "images"
-TWO_GB = 2 * 1024**3
 
 
 @dataclass
@@ -445,7 +444,7 @@ def _upgrade(model: Any, current: int, opset: int, name: str) -> Any:
 def _save(model: Any, path: Path) -> None:
     import onnx
 
-    large = model.ByteSize() > TWO_GB - 64 * 1024**2
+    large = over_protobuf_limit(model, margin=64 * 1024**2)
     onnx.save_model(
         model,
         str(path),

@@ -20,6 +20,7 @@ __all__ = ["ImageInput", "OnnxGraph", "load", "skeleton", "static_shapes"]
 
 #: initializers with at most this many elements are kept in the skeleton (shape constants)
 SMALL = 4096
+PROTOBUF_LIMIT = 2 * 1024**3
 FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16: image tensors
 
 
@@ -57,9 +58,20 @@ def load(source: str | os.PathLike | Any) -> tuple[Any, str]:
             f"fc2conv heatmap|detect {name} IMAGE"
         )
     _normalise(model)
-    if model.ByteSize() < 2 * 1024**3:  # a file cut at a field boundary still parses
+    if not over_protobuf_limit(model):  # a file cut at a field boundary still parses
         _validate(model, name)
     return model, name if isinstance(source, onnx.ModelProto) else Path(source).stem
+
+
+def over_protobuf_limit(model: Any, margin: int = 0) -> bool:
+    """Whether ``model`` with its weights inside is too large for one protobuf message (2 GB,
+    less ``margin``): such a model is checked and saved with its weights in external data."""
+    from google.protobuf.message import EncodeError
+
+    try:
+        return bool(model.ByteSize() > PROTOBUF_LIMIT - margin)
+    except EncodeError:  # protobuf cannot even measure a message past the limit
+        return True
 
 
 def _normalise(model: Any) -> None:
