@@ -85,10 +85,10 @@ def export(model: torch.nn.Module, size: tuple[int, int], path: Path, exporter: 
             program.save(str(path))
 
 
-def run_onnx(model: object, images: np.ndarray) -> np.ndarray:
+def run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     from fc2conv.runtime import open_session
 
-    session = open_session(model.SerializeToString(), optimization="basic")  # type: ignore[attr-defined]
+    session = open_session(str(path), optimization="basic")
     return session.run(None, {session.get_inputs()[0].name: images})[0]
 
 
@@ -104,7 +104,7 @@ def sweep_one(name: str, exporter: str, folder: Path) -> Outcome:
         return Outcome(name, exporter, "export failed", reason=first[:200])
     start = time.perf_counter()
     try:
-        result = fc2conv.convert_onnx(path, input_size=size)
+        converted = fc2conv.convert_onnx(path, folder / f"{path.stem}_fcn.onnx", input_size=size)
     except fc2conv.Fc2ConvError as exc:
         return Outcome(name, exporter, "refused", reason=" ".join(str(exc).split())[:300])
     seconds = time.perf_counter() - start
@@ -116,12 +116,13 @@ def sweep_one(name: str, exporter: str, folder: Path) -> Outcome:
         images = torch.randn(2, 3, height, width, generator=generator)
         with torch.no_grad():
             want = reference(images).numpy()
-        got = run_onnx(result.model, images.numpy())
+        got = run_onnx(converted.path or path, images.numpy())
         if got.shape != want.shape:
             return Outcome(
                 name, exporter, "converted", reason=f"map {got.shape} against {want.shape}"
             )
         assert float(np.abs(want).max()) > 0.1, "outputs too small to compare"
         errors.append(compare.relative_error(want, got))
-    path.unlink()
+    for written in folder.glob(f"{path.stem}*"):
+        written.unlink()
     return Outcome(name, exporter, "converted", errors[0], errors[1], larger, seconds=seconds)

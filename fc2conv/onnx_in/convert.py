@@ -135,7 +135,7 @@ def convert_onnx(
     try:
         staged = folder / (target.name if target is not None else "converted.onnx")
         with progress.step("writing the converted model"):
-            _save(converted, staged)
+            external = _save(converted, staged)
         if verify:
             with progress.step("checking against the original in onnxruntime") as say:
                 result.checks = check_converted(
@@ -144,6 +144,10 @@ def convert_onnx(
         if target is not None:
             commit(staged, target)
             result.path = target
+        if external:  # saving moved the weights out of the model: read them back in
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(converted, str((target or staged).parent))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result.seconds = time.perf_counter() - started
@@ -441,7 +445,8 @@ def _upgrade(model: Any, current: int, opset: int, name: str) -> Any:
         ) from exc
 
 
-def _save(model: Any, path: Path) -> None:
+def _save(model: Any, path: Path) -> bool:
+    """Write ``model``; True where its weights went to ``path.data`` (over 2 GB)."""
     import onnx
 
     large = over_protobuf_limit(model, margin=64 * 1024**2)
@@ -451,3 +456,4 @@ def _save(model: Any, path: Path) -> None:
         save_as_external_data=large,
         location=path.name + ".data" if large else None,
     )
+    return large
