@@ -39,19 +39,20 @@ def cpu() -> str:
 
 
 def cell(outcome: Outcome) -> str:
-    if outcome.exact:
-        return f"{outcome.canonical_error:.1e} / {outcome.larger_error:.1e}"
     if outcome.status == "converted" and outcome.reason:
         return f"**wrong map**: {outcome.reason}"
     if outcome.status == "converted":
-        return f"**differs**: {outcome.canonical_error:.1e} / {outcome.larger_error:.1e}"
+        errors = f"{outcome.canonical_error:.1e} / {outcome.larger_error:.1e}"
+        if outcome.allowed > RTOL:
+            errors += f" (PyTorch's own noise {outcome.noise:.1e})"
+        return errors if outcome.exact else f"**differs**: {errors}"
     return f"{outcome.status}: {outcome.reason.replace('|', '/')}"
 
 
 def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float | None) -> str:
     """The doc's block from each (model, exporter)'s printed cell (see :func:`cell`)."""
     measured = [name for name in models if all((name, e) in cells for e in EXPORTERS)]
-    exact = re.compile(r"^[0-9.e+-]+ / [0-9.e+-]+$")
+    exact = re.compile(r"^[0-9.e+-]+ / [0-9.e+-]+( \(PyTorch's own noise [0-9.e+-]+\))?$")
     counts = {e: sum(bool(exact.match(cells[(n, e)])) for n in measured) for e in EXPORTERS}
     when = f"in {minutes:.0f} minutes" if minutes is not None else "(table from its printed lines)"
     partial = (
@@ -70,7 +71,10 @@ def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float |
         "dynamo=False)` (TorchScript) and `dynamo=True`, then converted by `fc2conv FILE.onnx`. "
         "Each cell: the converted file's relative error in onnxruntime against fc2conv's "
         "PyTorch conversion of the same model, at the canonical size / at 37 rows and 101 "
-        f"columns more (an exact conversion is within {RTOL:.0e} at both).",
+        f"columns more. An exact conversion is within {RTOL:.0e} at both, or within ten times "
+        "PyTorch's own float32 noise on the same images (one at a time against the batch, and "
+        "without oneDNN) where deep networks make that larger, as `fc2conv.export_onnx` checks "
+        "its files; that noise is shown where it sets the bound.",
         "",
         f"Exact: TorchScript exporter {counts['torchscript']} of {len(measured)}, dynamo "
         f"exporter {counts['dynamo']} of {len(measured)} measured.",

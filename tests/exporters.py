@@ -6,7 +6,9 @@ Each model gets calibrated random weights (outputs of order one), is exported wi
 batch as a user would (``torch.onnx.export(..., dynamo=False)`` with ``dynamic_axes``, or
 ``dynamo=True`` with ``dynamic_shapes``), and the file is converted with ``convert_onnx``. The
 converted file runs in onnxruntime at the canonical size and at a larger, non-square size off the
-stride grid; both maps are compared with ``fc2conv.convert`` of the same PyTorch model.
+stride grid; both maps are compared with ``fc2conv.convert`` of the same PyTorch model, within
+1e-4 relative or ten times PyTorch's own float32 noise on the same images where deep networks
+make that larger (as ``fc2conv.export_onnx`` checks its files).
 """
 
 from __future__ import annotations
@@ -45,11 +47,22 @@ class Outcome:
     larger_size: tuple[int, int] | None = None
     reason: str = ""
     seconds: float = 0.0  #: convert_onnx, with its checks
+    #: PyTorch against itself on the same images (one at a time against the batch, and without
+    #: oneDNN): deep networks' float32 noise, which a second runtime cannot be held below
+    noise: float = 0.0
+
+    @property
+    def allowed(self) -> float:
+        """The error an exact conversion stays within: RTOL, or ten times PyTorch's own noise
+        where that is larger (as the export's own check allows)."""
+        return max(RTOL, 10 * self.noise)
 
     @property
     def exact(self) -> bool:
         errors = (self.canonical_error, self.larger_error)
-        return self.status == "converted" and all(e is not None and e <= RTOL for e in errors)
+        return self.status == "converted" and all(
+            e is not None and e <= self.allowed for e in errors
+        )
 
 
 def canonical_size(name: str) -> tuple[int, int]:
@@ -110,12 +123,18 @@ def sweep_one(name: str, exporter: str, folder: Path) -> Outcome:
     seconds = time.perf_counter() - start
     reference = fc2conv.convert(model, size, name=name)
     larger = (size[0] + 37, size[1] + 101)
-    errors = []
+    errors, noise = [], 0.0
     generator = torch.Generator().manual_seed(1)
     for height, width in (size, larger):
         images = torch.randn(2, 3, height, width, generator=generator)
         with torch.no_grad():
-            want = reference(images).numpy()
+            want = torch.cat([reference(images[i : i + 1]) for i in range(2)]).numpy()
+            batched = reference(images).numpy()
+            with torch.backends.mkldnn.flags(enabled=False):
+                native = reference(images).numpy()
+        noise = max(
+            noise, compare.relative_error(want, batched), compare.relative_error(batched, native)
+        )
         got = run_onnx(converted.path or path, images.numpy())
         if got.shape != want.shape:
             return Outcome(
@@ -125,4 +144,6 @@ def sweep_one(name: str, exporter: str, folder: Path) -> Outcome:
         errors.append(compare.relative_error(want, got))
     for written in folder.glob(f"{path.stem}*"):
         written.unlink()
-    return Outcome(name, exporter, "converted", errors[0], errors[1], larger, seconds=seconds)
+    return Outcome(
+        name, exporter, "converted", errors[0], errors[1], larger, seconds=seconds, noise=noise
+    )
