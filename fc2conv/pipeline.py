@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from .conversion import FullyConvolutionalModel, convert
 from .errors import ModelLoadError
@@ -35,19 +36,29 @@ def prepare(
     classes: list[str] | str | os.PathLike | None = None,
     mode: str = "window",
     stride: int | None = None,
+    model_args: dict[str, Any] | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
     progress: Progress = SILENT,
 ) -> Prepared:
     """Load ``name`` with ``weights`` (see :func:`fc2conv.sources.load_model`), convert it at
     ``input_size`` with ``input_channels`` (default: the model's own) and ``stride`` (a finer
     output stride, see :func:`fc2conv.convert`) and give the converted
     model the source's metadata (class names, preprocessing). ``classes`` (a list, or a file
-    with one name per line) names the model's classes where the source does not. The original
-    is left as it was."""
+    with one name per line) names the model's classes where the source does not; ``mean`` and
+    ``std`` (per channel, for images in [0, 1]) the preprocessing where the source does not
+    (your own code); ``model_args`` go to your own code's factory. The original is left as it
+    was."""
     names = read_class_names(classes) if classes is not None else None
     with progress.step(f"loading {name} ({describe_weights(name, weights)})"):
-        loaded = load_model(name, weights, num_classes=num_classes)
+        loaded = load_model(name, weights, num_classes=num_classes, model_args=model_args)
+    size = input_size or loaded.input_size
+    if size is None:
+        raise ModelLoadError(
+            f"{name}: its code does not say the size it classifies; pass --input-size HxW "
+            "(input_size=(h, w) in Python), the size it was trained at"
+        )
     with progress.step("converting"):
-        size = input_size or loaded.input_size
         channels = input_channels or loaded.input_channels
         converted = convert(
             loaded.model,
@@ -59,6 +70,14 @@ def prepare(
             stride=stride,
         )
         converted.metadata.update({k: v for k, v in loaded.metadata.items() if v is not None})
+        for key, values in (("mean", mean), ("std", std)):
+            if values is not None:
+                if len(values) != converted.input_channels:
+                    raise ModelLoadError(
+                        f"{name}: {len(values)} {key} values for {converted.input_channels} "
+                        f"input channels; give one per channel"
+                    )
+                converted.metadata[key] = [float(value) for value in values]
     count = class_count(converted)
     if names is not None:
         if len(names) != count:

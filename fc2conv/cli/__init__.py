@@ -94,12 +94,17 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
         report.line(str(result))
         return
     from ..export import export_model
+    from ..sources.imports import is_import_string
 
-    preprocessing = [options.pop(key) for key in ("mean", "std", "bgr", "class_output")]
-    if any(value is not None and value is not False for value in preprocessing):
+    # what the file of an ONNX classifier does not say; your own code does not say mean and std
+    only_onnx = {"bgr": "--bgr", "class_output": "--output"}
+    if not is_import_string(model):
+        only_onnx.update(mean="--mean", std="--std")
+    wrong = [flag for key, flag in only_onnx.items() if options.pop(key) not in (None, False)]
+    if wrong:
         raise Fc2ConvError(
-            "--mean, --std, --bgr and --output are for ONNX classifiers; a model name brings its "
-            "own preprocessing and its class output"
+            f"{', '.join(wrong)}: for ONNX classifiers (--mean and --std also for your own "
+            "code); a model name brings its own preprocessing and class output"
         )
     if options["opset"] is None:
         options["opset"] = 18
@@ -151,6 +156,7 @@ def onnx_only(options: dict[str, Any]) -> None:
             ("--num-classes", options.get("num_classes"), None),
             ("--mode", options.get("mode"), "window"),
             ("--stride", options.get("stride"), None),
+            ("--model-arg", options.get("model_args"), None),
         )
         if value != default
     ]
@@ -204,8 +210,14 @@ def inspect(
     from ..conversion import convert, plan
     from ..sources import load_model
 
-    loaded = load_model(model, weights, num_classes=classes["num_classes"])
+    loaded = load_model(
+        model, weights, num_classes=classes["num_classes"], model_args=classes["model_args"]
+    )
     size = input_size or loaded.input_size
+    if size is None:
+        raise Fc2ConvError(
+            f"{model}: its code does not say the size it classifies; pass --input-size HxW"
+        )
     channels = input_channels or loaded.input_channels  # as the export reads them
     options: dict[str, Any] = {"mode": mode, "name": model, "input_channels": channels}
     the_plan = plan(loaded.model, size, **options)

@@ -147,10 +147,29 @@ def model_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
         ),
+        click.option(
+            "--model-arg",
+            "model_args",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=_model_args,
+            help="Your own code's factory (MODULE:FACTORY): an argument (repeatable).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _model_args(
+    ctx: click.Context | None, param: object, pairs: tuple[str, ...]
+) -> dict[str, Any] | None:
+    from ..sources.imports import parse_model_args
+
+    try:
+        return parse_model_args(pairs) or None
+    except Fc2ConvError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--model-arg ")) from exc
 
 
 def _numbers(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:

@@ -73,6 +73,9 @@ def stage(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
         classes=request.get("classes"),
         mode=request["mode"],
         stride=request.get("stride"),
+        model_args=request.get("model_args"),
+        mean=request.get("mean"),
+        std=request.get("std"),
         progress=progress,
     )
     verified = None

@@ -254,6 +254,7 @@ def open_model(
     classes: Any = None,
     mode: str = "window",
     stride: int | None = None,
+    model_args: dict[str, Any] | None = None,
     output: int | str | None = None,
     progress: Any = None,
     runtime: str = "onnxruntime",
@@ -292,6 +293,7 @@ def open_model(
         classes=classes,
         mode=mode,
         stride=stride,
+        model_args=model_args,
         progress=progress,
     )
     return Runner.from_model(prepared.converted, output)

@@ -1,5 +1,5 @@
-"""Where models come from: torchvision's classifiers, timm's (``timm:NAME``), weight files, and
-the bundled ``shapes`` classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
+"""Where models come from: torchvision's classifiers, timm's (``timm:NAME``), your own code
+(``package.module:factory``), weight files, and the bundled ``shapes`` classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
 the metadata an exported file carries)."""
 
 from __future__ import annotations
@@ -8,10 +8,12 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelLoadError
 from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
 from .catalogue import TORCHVISION_MODELS, TorchvisionModel, hub_checkpoints, natural_key
+from .imports import is_import_string
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -75,8 +77,8 @@ def _unknown(name: str) -> ModelLoadError:
 def check_model_name(name: str, *, exporting: bool = False) -> None:
     """Raise ModelLoadError for an unknown name and, with ``exporting``, for a model known not to
     export (before any work is done)."""
-    if name == BUNDLED or name.startswith("timm:"):
-        return  # timm's names are checked when the model is built
+    if name == BUNDLED or name.startswith("timm:") or is_import_string(name):
+        return  # timm's names and import strings are checked when the model is built
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)
@@ -94,11 +96,23 @@ def describe_weights(name: str, weights: str) -> str:
 
 
 def load_model(
-    name: str, weights: str = "DEFAULT", *, num_classes: int | None = None
+    name: str,
+    weights: str = "DEFAULT",
+    *,
+    num_classes: int | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> LoadedModel:
     """Build ``name`` with ``weights``: "DEFAULT" (pretrained, via torch hub's cache), "none"
     (random) or a state-dict file path. A fine-tuned file's number of classes is read from it;
-    ``num_classes`` gives it where it cannot be read (and for random weights)."""
+    ``num_classes`` gives it where it cannot be read (and for random weights). An import string
+    (``package.module:factory``) builds your own model, calling the factory with
+    ``model_args``."""
+    if is_import_string(name):
+        from .code import load_code
+
+        return load_code(name, weights, num_classes, model_args)
+    if model_args:
+        raise ModelLoadError(f"{name}: --model-arg is for a model from your own code")
     if name == BUNDLED:
         from .bundled import load_shapes
 

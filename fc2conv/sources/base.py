@@ -16,7 +16,7 @@ class LoadedModel:
 
     name: str
     model: Any  # torch.nn.Module (not imported here: listing models needs no PyTorch)
-    input_size: tuple[int, int]
+    input_size: tuple[int, int] | None  #: None where the source does not know it (your own code)
     weights: str
     metadata: dict[str, Any] = field(default_factory=dict)
     #: channels of the input images, where the source says (else read from the first layer)
