@@ -60,8 +60,17 @@ def test_heatmap_pyramid_levels_are_the_model_on_the_resized_image(shapes) -> No
 
     scene = draw_scene(3, width=200, height=150)
     result = fc2conv.heatmap(shapes, scene.image)
-    assert result.scales == fc2conv.run.pyramid_scales(shapes.geometry, (150, 200))
-    assert result.scales[0] == 2.0 and len(result.scales) >= 4
+    *levels, whole = result.levels
+    assert [level.scale for level in levels] == list(
+        fc2conv.run.pyramid_scales(shapes.geometry, (150, 200))
+    )
+    assert levels[0].scale == 2.0 and len(levels) >= 4
+    # the classifier's own view: the whole image at the canonical input, one cell, whole box
+    assert whole.whole_image and whole.scores.shape[1:] == (1, 1)
+    assert whole.boxes[0, 0].tolist() == [0, 0, 200, 150]
+    view = resize(load_image(scene.image), shapes.geometry.canonical_size)
+    (alone_view,) = fc2conv.heatmap(shapes, view, scales=(1.0,)).levels
+    assert np.allclose(whole.scores, alone_view.scores, atol=1e-6)
     half = next(level for level in result.levels if level.scale == 0.5)
     small = resize(load_image(scene.image), (75, 100))
     (alone,) = fc2conv.heatmap(shapes, small, scales=(1.0,)).levels
@@ -69,8 +78,10 @@ def test_heatmap_pyramid_levels_are_the_model_on_the_resized_image(shapes) -> No
     assert np.allclose(half.boxes, alone.boxes * 2)
     fused = result.dense("star")
     singles = [
-        fc2conv.heatmap(shapes, scene.image, scales=(s,)).dense("star") for s in result.scales
+        fc2conv.heatmap(shapes, scene.image, scales=(level.scale,)).dense("star")
+        for level in levels
     ]
+    singles.append(np.full((150, 200), whole.scores[4, 0, 0]))
     assert np.allclose(fused, np.max(singles, axis=0), atol=1e-6)
     peak = result.peak("star")
     best = max(result.levels, key=lambda level: level.scores[4].max())
@@ -116,7 +127,8 @@ def test_too_small_image_is_a_clear_error(shapes, shapes_onnx) -> None:
             match=r"image 40x100 is smaller than the 64x64 minimum at every scale of \(1.0,\); add a scale of at least 1.60",
         ):
             fc2conv.heatmap(model, tiny, scales=(1.0,))
-        assert fc2conv.heatmap(model, tiny).scales == (2.0, 1.6)  # the default pyramid fits
+        # the default pyramid fits, then the whole image at 64x64 (its tighter axis at 0.64)
+        assert fc2conv.heatmap(model, tiny).scales == (2.0, 1.6, 0.64)
 
 
 def test_detect_says_which_scale_a_small_image_needs(shapes) -> None:

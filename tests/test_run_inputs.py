@@ -164,7 +164,9 @@ def test_heatmap_json_maps_and_full_size_picture(shapes_onnx, scene_png, tmp_pat
     assert written["peaks"]["circle"]["score"] >= 0.9
     geometry = fc2conv.read_metadata(shapes_onnx)["geometry"]
     expected = fc2conv.run.pyramid_scales(geometry, (480, 640))
-    assert [level["scale"] for level in written["levels"]] == [round(s, 4) for s in expected]
+    *pyramid, whole = written["levels"]
+    assert [level["scale"] for level in pyramid] == [round(s, 4) for s in expected]
+    assert whole == {"scale": 0.1, "map_size": [1, 1], "whole_image": True}  # 64 / 640
     arrays = np.load(maps)
     assert list(arrays["classes"]) == fc2conv.read_metadata(shapes_onnx)["classes"]
     assert arrays["level_0"].shape == (6, *written["levels"][0]["map_size"])

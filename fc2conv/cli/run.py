@@ -238,16 +238,18 @@ def heatmap(
                 f"level_{i}": level.scores for i, level in enumerate(result.levels)
             }
             arrays.update(scales=np.array(result.scales), classes=np.array(result.classes))
+            arrays["whole_image"] = np.array([level.whole_image for level in result.levels])
             with open(others.pop(0), "wb") as file:
                 np.savez(file, **arrays)
     _say_scaled(report, result.image_size, result.scales, max_size)
-    scales_text = ", ".join(f"{s:.2g}" for s in result.scales)
+    scales_text = ", ".join(f"{lv.scale:.2g}" for lv in result.levels if not lv.whole_image)
+    if any(level.whole_image for level in result.levels):
+        scales_text += " and the whole image"
     report.line(f"wrote {', '.join(map(str, paths))}: scales {scales_text}")
     for label in shown.classes:
         peak = shown.peak(label)
-        report.line(
-            f"{label}: peak {peak.score:.3f} at x={peak.x:.0f}, y={peak.y:.0f} (scale {peak.scale:.2g})"
-        )
+        where = "the whole image" if peak.whole_image else f"scale {peak.scale:.2g}"
+        report.line(f"{label}: peak {peak.score:.3f} at x={peak.x:.0f}, y={peak.y:.0f} ({where})")
 
 
 @click.command()

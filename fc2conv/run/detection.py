@@ -68,7 +68,8 @@ def detect(
     scales go from 2× (objects of half a window) down to the scale at which the image is one
     window (cam mode: the canonical input), in steps of 1.25 (see
     :func:`~fc2conv.run.pyramid.pyramid_scales`), no level larger than ``max_size`` pixels on
-    its longer side. Every cell whose class probability (see
+    its longer side, and then the classifier's own view, the whole image resized to its
+    canonical input, whose one cell proposes the whole image. Every cell whose class probability (see
     :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that holds
     the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's
     ``box_fraction`` metadata, the share of a window its objects filled in training; 1 when
@@ -99,11 +100,17 @@ def detect(
     for level in pyramid(
         runner, pixels, scales, step=1.25, max_size=max_size, image_size=(height, width)
     ):
-        settings["scales"].append(round(level.scale, 4))
         probabilities, cells = level.scores, level.boxes
-        centre = (cells[..., :2] + cells[..., 2:]) / 2
-        half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=-1)
+        if level.whole_image:  # the classifier's own view: its box is the whole image
+            settings["whole_image"] = True
+            boxes = np.broadcast_to(
+                np.array([0, 0, width, height], np.float32), (*probabilities.shape[1:], 4)
+            )
+        else:
+            settings["scales"].append(round(level.scale, 4))
+            centre = (cells[..., :2] + cells[..., 2:]) / 2
+            half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
+            boxes = np.concatenate([centre - half, centre + half], axis=-1)
         for label in range(probabilities.shape[0]):
             if label == background:
                 continue

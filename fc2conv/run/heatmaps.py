@@ -54,13 +54,14 @@ def class_members(classes: list[str], choice: ClassChoice) -> list[int]:
 
 class Peak(NamedTuple):
     """A class's best cell: its box centre (x, y), score, box (x1, y1, x2, y2) and the scale
-    it was found at."""
+    it was found at (``whole_image``: in the classifier's own view of the whole image)."""
 
     x: float
     y: float
     score: float
     box: tuple[float, float, float, float]
     scale: float
+    whole_image: bool = False
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Heatmap:
                 level.scale,
                 np.stack([level.scores[members].sum(0) for members in groups]),
                 level.boxes,
+                level.whole_image,
             )
             for level in self.levels
         ]
@@ -159,7 +161,8 @@ class Heatmap:
         row, col = np.unravel_index(int(np.argmax(scores)), scores.shape)
         box = tuple(float(v) for v in best.boxes[row, col])
         centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        return Peak(centre_x, centre_y, float(scores[row, col]), box, best.scale)  # type: ignore[arg-type]
+        score = float(scores[row, col])
+        return Peak(centre_x, centre_y, score, box, best.scale, best.whole_image)  # type: ignore[arg-type]
 
     def as_dict(self, classes: Sequence[str | int] | None = None, top: int = 5) -> dict[str, Any]:
         """The heatmap as JSON-ready data: image size, the model's stride and window, each
@@ -176,6 +179,7 @@ class Heatmap:
                 "y": round(peak.y, 1),
                 "box": [round(v, 1) for v in peak.box],
                 "scale": round(peak.scale, 4),
+                **({"whole_image": True} if peak.whole_image else {}),
             }
         return {
             "image_size": list(self.image_size),
@@ -183,7 +187,11 @@ class Heatmap:
             "stride": list(self.stride),
             "window": list(self.window),
             "levels": [
-                {"scale": round(level.scale, 4), "map_size": list(level.scores.shape[1:])}
+                {
+                    "scale": round(level.scale, 4),
+                    "map_size": list(level.scores.shape[1:]),
+                    **({"whole_image": True} if level.whole_image else {}),
+                }
                 for level in self.levels
             ],
             "top": [

@@ -5,7 +5,10 @@ A cell sees a window of fixed size, so an object is found best at the scale that
 as large as the objects the classifier was trained on. Heatmaps and detection run the same
 pyramid: from 2× (objects of half a window look like a whole one) down to the scale at which
 the whole image is one window (cam mode: the canonical input), no level larger than
-``max_size`` pixels on its longer side.
+``max_size`` pixels on its longer side. The default pyramid ends with the classifier's own view:
+the whole image resized to the canonical input (its aspect ratio not kept), one cell whose box is
+the whole image, so that heatmaps and detection never miss what the plain classifier sees (the
+smallest level fits only the image's tighter axis to the window).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class Level:
     scale: float
     scores: np.ndarray
     boxes: np.ndarray
+    #: the classifier's own view: the whole image resized to the canonical input (``scale`` is
+    #: then the smaller of its two axes' scales)
+    whole_image: bool = False
 
 
 def _smallest_scale(size: tuple[int, int], image_size: tuple[int, int]) -> float:
@@ -113,6 +119,7 @@ def pyramid(
     height, width = image_size or pixels.shape[:2]
     geometry = runner.geometry
     _check_image(geometry, (height, width), max_size, runner.name)
+    whole_view = scales is None
     if scales is None:
         scales = pyramid_scales(geometry, (height, width), step=step, max_size=max_size)
     if not scales or any(not (scale > 0) for scale in scales):
@@ -137,13 +144,17 @@ def pyramid(
             f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
             f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
         )
-    largest = max(size for _, size in usable)
+    views = [(float(s), size, False) for s, size in usable]
+    canonical = geometry.canonical_size
+    if whole_view and all(size != canonical for _, size in usable):
+        views.append((min(canonical[0] / height, canonical[1] / width), canonical, True))
+    largest = max(size for _, size, _ in views)
     if largest[0] * largest[1] < pixels.shape[0] * pixels.shape[1]:
         pixels = resize(pixels, largest)  # a large image: scaled down once, each level from that
-    for scale, size in usable:
+    for scale, size, whole in views:
         image = resize(pixels, size)
         maps = runner.probabilities(image) if probabilities else runner.logits(image)
         boxes = geometry.cell_boxes(*maps.shape[-2:])
         boxes[..., 0::2] *= width / image.shape[1]
         boxes[..., 1::2] *= height / image.shape[0]
-        yield Level(float(scale), maps, boxes)
+        yield Level(round(scale, 4), maps, boxes, whole)

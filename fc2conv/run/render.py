@@ -80,6 +80,7 @@ def save_heatmaps(
         )
         label = result.classes[result.index(name)]
         where = f", scale {peak.scale:.2g}" if len(result.levels) > 1 else ""
+        where = ", the whole image" if peak.whole_image else where
         axis.set_title(f"{label} (peak {peak.score:.2f}{where})", fontsize=10)
         bar = figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
         bar.set_label("probability" if result.probabilities else "score", fontsize=8)
