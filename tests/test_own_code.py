@@ -185,3 +185,33 @@ def test_the_real_classifier_converts_exactly_and_finds_the_cat_and_the_cup():
         peak = maps.peak(group.replace(",", "+"))  # a group is named by its members
         assert x1 <= peak.x <= x2 and y1 <= peak.y <= y2, (group, peak)
         assert peak.score > 0.5, (group, peak)
+
+
+def test_the_classifiers_own_view_is_never_lost():
+    """chelsea's cat fills the photo: no pyramid level shows the whole cat in one window, but
+    the classifier's own view (the whole photo at 224x224) does, as the plain classifier."""
+    from skimage import data
+
+    model, classes = real_classifier()
+    converted = fc2conv.convert(model, (224, 224))
+    converted.metadata.update(
+        classes=classes, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]
+    )
+    image = data.chelsea()
+    pyramid_only = fc2conv.detect(
+        converted,
+        image,
+        scales=fc2conv.run.pyramid_scales(converted.geometry, image.shape[:2], step=1.25),
+    )
+    assert len(pyramid_only) == 0
+    found = fc2conv.detect(converted, image)
+    assert [classes[label] for label in found.labels] == ["Egyptian cat"]
+    assert found.boxes[0].tolist() == [0, 0, image.shape[1], image.shape[0]]
+    plain = torch.nn.functional.interpolate(
+        (torch.tensor(image / 255.0, dtype=torch.float32).permute(2, 0, 1)[None] - torch.tensor(
+            [0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None],
+        size=(224, 224), mode="bilinear", antialias=True, align_corners=False,
+    )  # fmt: skip
+    with torch.no_grad():
+        probability = model(plain).softmax(1)[0, classes.index("Egyptian cat")].item()
+    assert found.scores[0] == pytest.approx(probability, abs=0.05)
