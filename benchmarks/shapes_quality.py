@@ -86,7 +86,7 @@ were not looked at while tuning.
 Each scene holds 3 to 6 shapes of 32 to 96 px: from half the 64x64 window to one and a half
 windows (the classifier was trained on shapes of about 43 px in its window). Detection and
 heatmaps run their default image pyramids (scales from 2 down to the scale at which the image
-is one window). A box counts when it matches a not yet matched shape of its class with
+is one window, then the classifier's own view of the whole scene). A box counts when it matches a not yet matched shape of its class with
 IoU >= 0.5; for each class present, the peak of its heatmap (the best cell over all scales)
 must lie inside a shape of that class.
 """
