@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -32,26 +33,21 @@ class _Tracer(fx.Tracer):
     not traced into). ``failed`` names the innermost module whose forward raised."""
 
     def __init__(
-        self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...], leaves: set[str]
+        self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...], leaves: set[type]
     ) -> None:
         super().__init__(autowrap_functions=autowrap)
-        self.leaf_types = leaf_types
-        self.leaves = leaves
-        self.failed: str | None = None
+        self.leaf_types = leaf_types + tuple(leaves)
+        self.failed: nn.Module | None = None
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return (
-            qualified_name in self.leaves
-            or isinstance(module, self.leaf_types)
-            or super().is_leaf_module(module, qualified_name)
-        )
+        return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
 
     def call_module(self, m: nn.Module, forward: Callable, args: Any, kwargs: Any) -> Any:
         try:
             return super().call_module(m, forward, args, kwargs)
         except Exception:
             if self.failed is None:  # the innermost module sees the exception first
-                self.failed = self.path_of_module(m)
+                self.failed = m
             raise
 
 
@@ -72,28 +68,65 @@ MAX_FALLBACK_LEAVES = 16
 def trace(model: nn.Module, name: str) -> fx.GraphModule:
     """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules.
     Modules and functions that timm marks as not traceable stay whole (leaves). Where a module's
-    forward cannot be traced (it assigns into a tensor, or branches on a traced value), the
-    trace starts again with that module whole, like a layer: its insides are then outside any
-    rule, which suits trunk blocks; the head must still trace. ``gm.meta["kept_whole"]`` lists
-    those modules."""
+    forward cannot be traced (it assigns into a tensor, branches on a traced value, or computes
+    TensorFlow-style "same" padding from the input's size), the trace starts again with every
+    module of that type whole, like a layer: its insides are then outside any rule, which suits
+    trunk blocks; the head must still trace. ``gm.meta["kept_whole"]`` lists those modules.
+    A root forward behind a decorator that takes ``**kwargs`` (Hugging Face's
+    ``can_return_tuple``) is traced undecorated, with the image as its only argument."""
     was_training = model.training
     model.eval()
-    leaves: set[str] = set()
+    leaves: set[type] = set()
     try:
-        while True:
-            tracer = _Tracer(*_untraceable(), leaves)
-            try:
-                graph = tracer.trace(model, concrete_args=_defaults(model))
-                gm = fx.GraphModule(model, graph, type(model).__name__)
-                gm.meta["kept_whole"] = sorted(leaves)
-                return gm
-            except Exception as exc:
-                failed = tracer.failed
-                if not failed or failed in leaves or len(leaves) >= MAX_FALLBACK_LEAVES:
-                    raise TraceError(_trace_failure(name, exc, failed)) from exc
-                leaves.add(failed)
+        with _undecorated(model):
+            while True:
+                tracer = _Tracer(*_untraceable(), leaves)
+                try:
+                    graph = tracer.trace(model, concrete_args=_defaults(model))
+                    break
+                except Exception as exc:
+                    failed = tracer.failed
+                    shown = tracer.path_of_module(failed) if failed is not None else None
+                    if (
+                        failed is None
+                        or type(failed) in leaves
+                        or len(leaves) >= MAX_FALLBACK_LEAVES
+                    ):
+                        raise TraceError(_trace_failure(name, exc, shown)) from exc
+                    leaves.add(type(failed))
+        gm = fx.GraphModule(model, graph, type(model).__name__)
+        gm.meta["kept_whole"] = sorted(
+            {str(n.target) for n in graph.nodes if n.op == "call_module"
+             and isinstance(gm.get_submodule(str(n.target)), tuple(leaves))}
+        )  # fmt: skip
+        return gm
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def _undecorated(model: nn.Module) -> Iterator[None]:
+    """While tracing, give ``model`` a class whose forward is its own undecorated forward
+    called with the image alone: a decorator's ``*args, **kwargs`` would otherwise become
+    proxies that the decorator's Python cannot take apart."""
+    cls = type(model)
+    forward = inspect.unwrap(cls.forward)
+    if forward is cls.forward:
+        yield
+        return
+    image = next(iter(list(inspect.signature(forward).parameters)[1:]), None)
+    if image is None:
+        yield
+        return
+
+    def plain(self: nn.Module, x: torch.Tensor) -> Any:
+        return forward(self, **{image: x})
+
+    model.__class__ = type(cls.__name__, (cls,), {"forward": plain})
+    try:
+        yield
+    finally:
+        model.__class__ = cls
 
 
 def _defaults(model: nn.Module) -> dict[str, Any]:

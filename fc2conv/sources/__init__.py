@@ -1,4 +1,5 @@
-"""Where models come from: torchvision's classifiers, timm's (``timm:NAME``), your own code
+"""Where models come from: torchvision's classifiers, timm's (``timm:NAME``), Hugging Face's
+(``hf:REPOSITORY`` or ``hf:FOLDER``), your own code
 (``package.module:factory``), weight files, and the bundled ``shapes`` classifier. Each source returns a :class:`LoadedModel` (the model, its canonical input size and
 the metadata an exported file carries)."""
 
@@ -77,8 +78,8 @@ def _unknown(name: str) -> ModelLoadError:
 def check_model_name(name: str, *, exporting: bool = False) -> None:
     """Raise ModelLoadError for an unknown name and, with ``exporting``, for a model known not to
     export (before any work is done)."""
-    if name == BUNDLED or name.startswith("timm:") or is_import_string(name):
-        return  # timm's names and import strings are checked when the model is built
+    if name == BUNDLED or name.startswith(("timm:", "hf:")) or is_import_string(name):
+        return  # timm's and Hugging Face's names, import strings: checked when built
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)
@@ -121,6 +122,10 @@ def load_model(
         from .timm import load_timm
 
         return load_timm(name.removeprefix("timm:"), weights, num_classes)
+    if name.startswith("hf:"):
+        from .hf import load_hf
+
+        return load_hf(name.removeprefix("hf:"), weights, num_classes)
     entry = _torchvision_entry(name)
     if entry is None:
         raise _unknown(name)
