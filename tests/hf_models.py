@@ -43,7 +43,7 @@ def _configs(transformers: Any) -> dict[str, Callable[[], Any]]:
             num_hidden_layers=1,
             num_attention_heads=2,
             intermediate_size=16,
-        ),  # fmt: skip
+        ),
         "DeiT": lambda: transformers.DeiTConfig(
             image_size=SIZE,
             patch_size=16,
@@ -51,7 +51,7 @@ def _configs(transformers: Any) -> dict[str, Callable[[], Any]]:
             num_hidden_layers=1,
             num_attention_heads=2,
             intermediate_size=16,
-        ),  # fmt: skip
+        ),
     }
 
 

@@ -70,5 +70,5 @@ def test_what_cannot_be_loaded_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(fc2conv.ModelLoadError, match="put the repository nobody/nothing into"):
         fc2conv.prepare("hf:nobody/nothing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(fc2conv.ModelLoadError, match="the folder needs config.json"):
+    with pytest.raises(fc2conv.ModelLoadError, match=r"the folder needs config\.json"):
         fc2conv.prepare(f"hf:{tmp_path / 'empty'}")
