@@ -33,21 +33,26 @@ class _Tracer(fx.Tracer):
     not traced into). ``failed`` names the innermost module whose forward raised."""
 
     def __init__(
-        self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...], leaves: set[type]
+        self, leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...], leaves: set[str]
     ) -> None:
         super().__init__(autowrap_functions=autowrap)
-        self.leaf_types = leaf_types + tuple(leaves)
-        self.failed: nn.Module | None = None
+        self.leaf_types = leaf_types
+        self.leaves = leaves
+        self.failed: str | None = None
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
+        return (
+            qualified_name in self.leaves
+            or isinstance(module, self.leaf_types)
+            or super().is_leaf_module(module, qualified_name)
+        )
 
     def call_module(self, m: nn.Module, forward: Callable, args: Any, kwargs: Any) -> Any:
         try:
             return super().call_module(m, forward, args, kwargs)
         except Exception:
             if self.failed is None:  # the innermost module sees the exception first
-                self.failed = m
+                self.failed = self.path_of_module(m)
             raise
 
 
@@ -61,22 +66,22 @@ def _untraceable() -> tuple[tuple[type, ...], tuple[Callable, ...]]:
     return tuple(timm.layers.get_notrace_modules()), tuple(timm.layers.get_notrace_functions())
 
 
-#: how many modules the tracer may keep whole, one per failed attempt, before it gives up
-MAX_FALLBACK_LEAVES = 16
+#: how many modules the tracer may keep whole, one per failed attempt, before it gives up (the
+#: MobileNets of transformers compute TensorFlow-style padding in over 50 modules)
+MAX_FALLBACK_LEAVES = 256
 
 
 def trace(model: nn.Module, name: str) -> fx.GraphModule:
     """Symbolically trace ``model`` (in eval mode) into a GraphModule sharing its submodules.
     Modules and functions that timm marks as not traceable stay whole (leaves). Where a module's
-    forward cannot be traced (it assigns into a tensor, branches on a traced value, or computes
-    TensorFlow-style "same" padding from the input's size), the trace starts again with every
-    module of that type whole, like a layer: its insides are then outside any rule, which suits
-    trunk blocks; the head must still trace. ``gm.meta["kept_whole"]`` lists those modules.
-    A root forward behind a decorator that takes ``**kwargs`` (Hugging Face's
+    forward cannot be traced (it assigns into a tensor, or branches on a traced value), the
+    trace starts again with that module whole, like a layer: its insides are then outside any
+    rule, which suits trunk blocks; the head must still trace. ``gm.meta["kept_whole"]`` lists
+    those modules. A root forward behind a decorator that takes ``**kwargs`` (Hugging Face's
     ``can_return_tuple``) is traced undecorated, with the image as its only argument."""
     was_training = model.training
     model.eval()
-    leaves: set[type] = set()
+    leaves: set[str] = set()
     try:
         with _undecorated(model):
             while True:
@@ -86,19 +91,11 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
                     break
                 except Exception as exc:
                     failed = tracer.failed
-                    shown = tracer.path_of_module(failed) if failed is not None else None
-                    if (
-                        failed is None
-                        or type(failed) in leaves
-                        or len(leaves) >= MAX_FALLBACK_LEAVES
-                    ):
-                        raise TraceError(_trace_failure(name, exc, shown)) from exc
-                    leaves.add(type(failed))
+                    if not failed or failed in leaves or len(leaves) >= MAX_FALLBACK_LEAVES:
+                        raise TraceError(_trace_failure(name, exc, failed)) from exc
+                    leaves.add(failed)
         gm = fx.GraphModule(model, graph, type(model).__name__)
-        gm.meta["kept_whole"] = sorted(
-            {str(n.target) for n in graph.nodes if n.op == "call_module"
-             and isinstance(gm.get_submodule(str(n.target)), tuple(leaves))}
-        )  # fmt: skip
+        gm.meta["kept_whole"] = sorted(leaves)
         return gm
     finally:
         model.train(was_training)
@@ -111,11 +108,8 @@ def _undecorated(model: nn.Module) -> Iterator[None]:
     proxies that the decorator's Python cannot take apart."""
     cls = type(model)
     forward = inspect.unwrap(cls.forward)
-    if forward is cls.forward:
-        yield
-        return
     image = next(iter(list(inspect.signature(forward).parameters)[1:]), None)
-    if image is None:
+    if forward is cls.forward or image is None:
         yield
         return
 
