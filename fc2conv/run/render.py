@@ -119,17 +119,22 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
         axis.add_patch(
             patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2)
         )
+        inside = y1 < LABEL_HEIGHT  # no room above the box: its label goes inside its top edge
         axis.text(
-            x1,
-            max(0, y1 - 3),
+            max(0.0, x1),
+            max(0.0, y1) + 2 if inside else y1 - 3,
             f"{detections.classes[int(label)]} {score:.2f}",
             color="white",
             fontsize=8,
-            va="bottom",
+            va="top" if inside else "bottom",
             bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
         )
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+#: a detection label's height in picture pixels (8 pt at 100 dpi, with its padding)
+LABEL_HEIGHT = 16
 
 
 def picture_formats() -> set[str]:
