@@ -16,6 +16,10 @@ LABELS = {0: "cat", 1: "dog", 2: "cup"}
 
 def _configs(transformers: Any) -> dict[str, Callable[[], Any]]:
     stages = {"hidden_sizes": [8, 16, 16, 32], "depths": [1, 1, 1, 1]}
+    tokens = {
+        "image_size": SIZE, "patch_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16,
+    }  # fmt: skip
     return {
         "ResNet": lambda: transformers.ResNetConfig(embedding_size=8, **stages),
         "RegNet": lambda: transformers.RegNetConfig(embedding_size=8, groups_width=8, **stages),
@@ -36,22 +40,8 @@ def _configs(transformers: Any) -> dict[str, Callable[[], Any]]:
         "Swinv2": lambda: transformers.Swinv2Config(
             image_size=SIZE, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4
         ),
-        "ViT": lambda: transformers.ViTConfig(
-            image_size=SIZE,
-            patch_size=16,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=16,
-        ),
-        "DeiT": lambda: transformers.DeiTConfig(
-            image_size=SIZE,
-            patch_size=16,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=16,
-        ),
+        "ViT": lambda: transformers.ViTConfig(**tokens),
+        "DeiT": lambda: transformers.DeiTConfig(**tokens),
     }
 
 
