@@ -34,9 +34,10 @@ def _import(spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
             raise ModelLoadError(
-                f"{spec}: no module named {exc.name}; run fc2conv from the folder that holds it, "
+                f"{spec}: no module named {missing}; run fc2conv from the folder that holds it, "
                 "or install its package"
             ) from exc
         raise ModelLoadError(f"{spec}: importing {module_name} failed: {exc}") from exc
