@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import torch  # noqa: E402
 import transformers  # noqa: E402
 from hf_models import classes, model_class, save_checkpoint  # noqa: E402
 
@@ -32,13 +33,25 @@ def cpu() -> str:
     return "unknown CPU"
 
 
+class Logits(torch.nn.Module):
+    """The original transformers model as logits (what ``fc2conv.verify`` compares with)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x).logits
+
+
 def row(name: str, folder: Path) -> str:
     save_checkpoint(name, folder)
     label = model_class(transformers, name).__name__
     start = time.perf_counter()
     try:
         prepared = fc2conv.prepare(f"hf:{folder}")
-        report = fc2conv.verify(prepared.loaded.model, prepared.converted, rtol=1e-5)
+        original = transformers.AutoModelForImageClassification.from_pretrained(folder)
+        report = fc2conv.verify(Logits(original.eval()), prepared.converted, rtol=1e-5)
     except fc2conv.Fc2ConvError as exc:
         reason = " ".join(str(exc).split()).replace("|", "/")
         return f"| {label} | refused | {reason} |"
@@ -64,7 +77,8 @@ def main() -> None:
 on {cpu()} (2 cores): each class with a small random configuration of three classes (weights
 calibrated so that outputs are of order one), saved with `save_pretrained` and a 64×64
 image-processor configuration, then loaded through `hf:FOLDER`, converted and verified
-(relative error against the original at the canonical size; time: load, convert and verify).
+(relative error against the original transformers model at the canonical size; time: load,
+convert and verify).
 
 | class | result | relative error; geometry; time; modules kept whole, or the reason |
 |---|---|---|
@@ -75,8 +89,17 @@ Class names, mean, std, the canonical size and the resampling come from the chec
 forwards (`can_return_tuple`), which torch.fx cannot trace through: fc2conv traces the
 undecorated forward with the image alone. Modules whose Python reads the input's size (the
 MobileNets' TensorFlow-style "same" padding, input checks in embeddings) are kept whole, like
-layers, and compute that padding at every size. ViT and DeiT classify a token; Swin and Swin V2
-average their token sequence before the classifier, which fc2conv does not yet read as a map.
+layers, and compute that padding at every size. Swin and Swin V2 average their last token
+sequence before the classifier: fc2conv reads that sequence as the map it is (transformers' own
+`reshaped_hidden_states`, checked equal to the original at load), so each cell is the
+classifier's head on a window of the token grid; their shifted-window encoders stay whole. ViT
+and DeiT classify one token and are refused.
+
+torch.onnx (2.14) does not export transformers' Swin with dynamic sizes: Swin fails in its
+decomposition step, and Swin V2's export fixes its window padding at the example size, which the
+export's own onnxruntime checks at other sizes catch ("the exported model fails in onnxruntime on
+a 165×101 image"), so no file is written. Both run converted in PyTorch (`fc2conv.convert`,
+`fc2conv.heatmap`); timm's Swin (`timm:swin_tiny_patch4_window7_224`) exports.
 """
     (ROOT / "docs" / "hf.md").write_text(text)
     print("wrote docs/hf.md")

@@ -19,7 +19,8 @@ def open_session(
     memory_arena: bool = True,
     threads: int | None = None,
 ) -> Any:
-    """An onnxruntime CPU session for ``path`` (or a serialized model), logging errors only.
+    """An onnxruntime CPU session for ``path`` (or a serialized model), logging fatal errors only
+    (a failing run raises its error, which the caller reports in one line).
 
     ``optimization="all"`` (for running) includes the NCHWc layout rewrite, which is the fastest
     for convolutions but holds a re-laid-out copy of every convolution weight; ``"extended"``
@@ -36,7 +37,7 @@ def open_session(
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     }
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
+    options.log_severity_level = 4
     options.graph_optimization_level = levels[optimization]
     options.enable_cpu_mem_arena = memory_arena
     if threads is not None:

@@ -7,6 +7,11 @@ Class names come from ``config.id2label`` (unless they are transformers' placeho
 ``LABEL_0``, ...); mean, std, the canonical input size and the resampling from the checkpoint's
 image-processor configuration (its crop size where it crops, else its size), else the model
 configuration's ``image_size``.
+
+Swin and Swin V2 average their last token sequence before the classifier; such a model is
+loaded as :class:`TokenGridClassifier`, which reads that sequence as the map it is (transformers'
+own ``reshaped_hidden_states``) and averages the map, so that the planner sees a pooled feature
+map. The two are checked equal at load.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from ..errors import ModelLoadError
 from .base import LoadedModel
 from .files import apply_state_dict, load_checkpoint
 
-__all__ = ["PREFIX", "load_hf"]
+__all__ = ["PREFIX", "TokenGridClassifier", "load_hf"]
 
 PREFIX = "hf:"
 #: PIL's resampling filters by number, as image-processor configurations store them
@@ -98,6 +106,77 @@ def _class_names(config: Any) -> list[str] | None:
     return names
 
 
+class TokenGrid(nn.Module):
+    """A Swin-style trunk's last stage as a feature map N×C×H×W after its final layer norm:
+    transformers' ``reshaped_hidden_states[-1]`` is the token sequence that the model's pooler
+    averages, laid out on its patch grid."""
+
+    def __init__(self, base: nn.Module) -> None:
+        super().__init__()
+        self.base = base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.base(x, output_hidden_states=True).reshaped_hidden_states[-1]
+        layernorm: nn.Module = self.base.layernorm  # type: ignore[assignment]
+        return layernorm(grid.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class TokenGridClassifier(nn.Module):
+    """An HF classifier whose head averages a token sequence (Swin, Swin V2), as the same
+    computation on the sequence's map: global average pooling of :class:`TokenGrid`, then the
+    model's own classifier. Shares the model's modules."""
+
+    def __init__(self, base: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.trunk = TokenGrid(base)
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(
+            torch.flatten(nn.functional.adaptive_avg_pool2d(self.trunk(x), 1), 1)
+        )
+
+
+def _averages_token_grid(model: nn.Module) -> nn.Module | None:
+    """The base model of a classifier whose pooler averages the token sequence of a patch grid
+    (``AdaptiveAvgPool1d(1)`` beside a final ``layernorm``, and ``reshaped_hidden_states``)."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    pooler = getattr(base, "pooler", None)
+    if not (
+        isinstance(pooler, nn.AdaptiveAvgPool1d)
+        and isinstance(getattr(base, "layernorm", None), nn.LayerNorm)
+        and isinstance(getattr(model, "classifier", None), (nn.Linear, nn.Identity))
+    ):
+        return None
+    return base
+
+
+def _as_map_model(model: Any, name: str, size: tuple[int, int] | None) -> nn.Module:
+    """``model`` itself, or for a Swin-style head the equivalent :class:`TokenGridClassifier`,
+    checked equal to ``model`` on one random image of the canonical size."""
+    base = _averages_token_grid(model)
+    if base is None:
+        return model
+    grid = TokenGridClassifier(base, model.classifier).eval()
+    channels = int(getattr(model.config, "num_channels", 3))
+    x = torch.randn(2, channels, *(size or (224, 224)), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        try:
+            want, got = model(pixel_values=x).logits, grid(x)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"{name}: its head averages a token sequence, which fc2conv reads as a map through "
+                f"transformers' reshaped_hidden_states, but they are not there ({_first_line(exc)})"
+            ) from exc
+    scale = float(want.abs().max()) or 1.0
+    if got.shape != want.shape or float((got - want).abs().max()) > 1e-4 * scale:
+        raise ModelLoadError(
+            f"{name}: its head averages a token sequence, and reading that sequence as a map "
+            "through transformers' reshaped_hidden_states does not give the same logits"
+        )
+    return grid
+
+
 def load_hf(where: str, weights: str = "DEFAULT", num_classes: int | None = None) -> LoadedModel:
     """The Hugging Face image classifier at ``where`` (a repository or a folder; without the
     ``hf:`` prefix) with ``weights``: "DEFAULT" (the checkpoint's), "none" (random, from its
@@ -134,4 +213,5 @@ def load_hf(where: str, weights: str = "DEFAULT", num_classes: int | None = None
         metadata["classes"] = names
     channels = getattr(model.config, "num_channels", None)
     size = found.get("size")
-    return LoadedModel(PREFIX + where, model.eval(), size, source, metadata, channels)
+    model = _as_map_model(model.eval(), PREFIX + where, size)
+    return LoadedModel(PREFIX + where, model, size, source, metadata, channels)
