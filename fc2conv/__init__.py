@@ -31,13 +31,13 @@ from .geometry import Geometry
 if TYPE_CHECKING:
     from .conversion import FullyConvolutionalModel, Plan, convert, plan
     from .equivalence import VerifyReport, verify
-    from .export import ExportReport, export_model, export_onnx, read_metadata
+    from .export import ExportReport, export_onnx, read_metadata
     from .onnx_in import OnnxConversion, convert_onnx
-    from .pipeline import prepare
+    from .pipeline import ModelSpec, export_model, open_model, prepare
     from .run import Detections, Heatmap, ImageResult, detect, detect_many, heatmap, heatmap_many
     from .sources import load_model
 
-__version__ = "0.2.0"
+from ._version import __version__
 
 _LAZY = {
     "FullyConvolutionalModel": "conversion",
@@ -47,12 +47,14 @@ _LAZY = {
     "VerifyReport": "equivalence",
     "verify": "equivalence",
     "ExportReport": "export",
-    "export_model": "export",
+    "export_model": "pipeline",
     "export_onnx": "export",
     "read_metadata": "export",
     "OnnxConversion": "onnx_in",
     "convert_onnx": "onnx_in",
     "prepare": "pipeline",
+    "open_model": "pipeline",
+    "ModelSpec": "pipeline",
     "Detections": "run",
     "Heatmap": "run",
     "detect": "run",
@@ -85,6 +87,7 @@ __all__ = [
     "ImageResult",
     "InputSizeError",
     "ModelLoadError",
+    "ModelSpec",
     "OnnxConversion",
     "Plan",
     "TraceError",
@@ -101,6 +104,7 @@ __all__ = [
     "heatmap",
     "heatmap_many",
     "load_model",
+    "open_model",
     "plan",
     "prepare",
     "read_metadata",

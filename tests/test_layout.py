@@ -14,18 +14,21 @@ PACKAGE = Path(__file__).parents[1] / "fc2conv"
 
 #: the pipeline, in order; a module may import modules of its own stage or of earlier ones
 STAGES = [
-    ("shared", ["errors", "compare", "geometry", "progress", "runtime"]),
+    ("shared", ["_version", "errors", "compare", "geometry", "progress", "runtime"]),
     ("load", ["sources", "shapes.spec", "shapes.net"]),
     ("convert", ["conversion"]),
-    ("verify", ["equivalence", "pipeline"]),
+    ("verify", ["equivalence"]),
     ("export", ["export"]),
     ("onnx in", ["onnx_in"]),  # the pipeline over an ONNX graph, writing as the export does
     ("run", ["run"]),
+    ("pipeline", ["pipeline"]),  # name → loaded → converted → exported → run: above the stages
     ("demo", ["shapes.scenes", "shapes.train", "shapes.__main__", "shapes.quality"]),
+    ("api", [""]),  # the package root: fc2conv.convert, fc2conv.detect, ...
     ("command line", ["cli", "__main__"]),
 ]
 #: modules that must not import torch at their top level (the run path, the file checks)
 TORCH_FREE = [
+    "",
     "errors",
     "compare",
     "geometry",
@@ -38,6 +41,11 @@ TORCH_FREE = [
     "export",
     "export.isolated",
     "export.onnx_file",
+    "pipeline",
+    "pipeline.spec",
+    "pipeline.prepared",
+    "pipeline.export",
+    "pipeline.open",
     "run",
     "run.batch",
     "run.boxes",
@@ -61,8 +69,7 @@ def modules() -> dict[str, Path]:
         parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        if parts:
-            found[".".join(parts)] = path
+        found[".".join(parts)] = path  # "" is the package root
     return found
 
 
@@ -72,13 +79,16 @@ def stage_of(module: str) -> int:
             return index
     if module == "shapes":
         return 1  # the package's docstring only
+    if module == "":
+        return [name for name, _ in STAGES].index("api")
     raise AssertionError(f"fc2conv.{module} belongs to no stage; add it to STAGES")
 
 
 def imports(module: str, path: Path, *, top_level_only: bool = False) -> set[str]:
     """fc2conv modules (and 'torch') that ``module`` imports, lazily or not."""
     tree = ast.parse(path.read_text())
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    parts = module.split(".") if module else []
+    package = parts if path.name == "__init__.py" else parts[:-1]
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     known = modules()
     found: set[str] = set()
@@ -94,10 +104,16 @@ def imports(module: str, path: Path, *, top_level_only: bool = False) -> set[str
                 prefix = ".".join(["fc2conv", *base, *([node.module] if node.module else [])])
             else:
                 prefix = node.module or ""
-            names = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
+            names = [f"{prefix}.{alias.name}" for alias in node.names]
+            if prefix != "fc2conv":  # `from fc2conv import errors` imports a module, not the root
+                names.append(prefix)
         for name in names:
             if name == "torch" or name.startswith("torch."):
                 found.add("torch")
+            elif name == "fc2conv" or (
+                name.startswith("fc2conv.") and name.count(".") == 1 and name[8:] not in known
+            ):
+                found.add("")  # the package root, or a name it defines (fc2conv.__version__)
             elif name.startswith("fc2conv."):
                 inner = name.removeprefix("fc2conv.")
                 if inner in known:
@@ -127,8 +143,16 @@ def test_no_import_cycles() -> None:
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
         for other in sorted(graph[module]):
-            if other.startswith(module + ".") or module.startswith(other + "."):
-                continue  # a package and its own modules
+            if (
+                other.startswith(module + ".")
+                or module.startswith(other + ".")
+                or ""
+                in (
+                    module,
+                    other,
+                )
+            ):
+                continue  # a package and its own modules (the root holds them all)
             if state.get(other) == 1:
                 raise AssertionError(f"import cycle: {' -> '.join([*path, other])}")
             if other not in state:
@@ -150,7 +174,7 @@ def test_torch_free_modules(module: str) -> None:
 
 
 def test_heatmap_and_detect_of_an_onnx_file_need_no_torch(tmp_path: Path) -> None:
-    from fc2conv.export import export_model
+    from fc2conv.pipeline import export_model
 
     path = tmp_path / "shapes.onnx"
     export_model("shapes", path, check=False)

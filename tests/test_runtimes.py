@@ -78,4 +78,4 @@ def test_bad_runtime_choices_are_one_line_each(shapes_onnx, tmp_path, monkeypatc
         "error: the OpenVINO runtime needs the openvino package: pip install 'fc2conv[openvino]'"
     )
     with pytest.raises(fc2conv.Fc2ConvError, match=r"apply to exported \.onnx files; shapes runs"):
-        fc2conv.run.open_model("shapes", runtime="openvino")
+        fc2conv.open_model("shapes", runtime="openvino")

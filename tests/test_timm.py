@@ -70,6 +70,29 @@ def test_swin_converts_with_its_shifted_window_blocks_kept_whole() -> None:
     assert maps.shape[-2:] == converted.output_size(260, 324) == (3, 5)
 
 
+def test_a_size_locked_swin_is_refused_saying_how_to_build_it() -> None:
+    """timm's default ``strict_img_size=True`` makes Swin run at its own size only: the
+    refusal says that first, with the two ways out."""
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224", embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)
+    )
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(model, (224, 224), name="swin", inplace=True)
+    layer, why = info.value.reasons[0]
+    assert layer == "input" and "runs at 224x224 only" in why
+    assert "strict_img_size=False" in why and "timm:NAME" in why
+
+
+def test_input_channels_come_from_pretrained_cfg_not_a_space_to_depth_stem() -> None:
+    """TResNet's stem turns 3 channels into 48 before its first convolution: the Python API
+    reads 3 from the model's pretrained_cfg, as timm:NAME does."""
+    model = reinit(timm.create_model("tresnet_m", num_classes=5))
+    assert model.body.conv1.conv.in_channels == 48
+    converted = fc2conv.convert(model, (224, 224), name="tresnet", inplace=True)
+    assert converted.input_channels == 3
+    assert_order_one(fc2conv.verify(model, converted, rtol=RTOL))
+
+
 def test_token_heads_are_refused_naming_the_token_read() -> None:
     with pytest.raises(fc2conv.UnsupportedModelError) as info:
         fc2conv.convert(timm.create_model("vit_tiny_patch16_224"), name="vit", inplace=True)

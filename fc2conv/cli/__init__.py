@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import Fc2ConvError
 from .options import Reporter, handles_errors, model_options, preprocessing_options, quiet_option
 from .run import detect, heatmap
@@ -93,7 +93,7 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
         )
         report.line(str(result))
         return
-    from ..export import export_model
+    from ..pipeline import export_model
     from ..sources.imports import is_import_string
 
     # what the file of an ONNX classifier does not say; your own code does not say mean and std

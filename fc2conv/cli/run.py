@@ -117,7 +117,7 @@ def _check_outputs(out: Path, others: list[Path | None], force: bool) -> list[Pa
 
 
 def _open(model: str, report: Reporter, **options: Any) -> Any:
-    from ..run import open_model
+    from ..pipeline import open_model
 
     ignored = [
         f"--{key.replace('_', '-')}"

@@ -104,6 +104,18 @@ def _weight_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
     return None
 
 
+def declared_channels(model: nn.Module) -> int | None:
+    """The input channels a model states itself: timm's ``pretrained_cfg["input_size"]``,
+    transformers' ``config.num_channels`` (a stem's first layer may take more: TResNet's
+    space-to-depth stem reads 48 channels from 3)."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if isinstance(size, (tuple, list)) and len(size) == 3 and isinstance(size[0], int):
+        return size[0]
+    channels = getattr(getattr(model, "config", None), "num_channels", None)
+    return channels if isinstance(channels, int) and channels > 0 else None
+
+
 def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:
     """(vector input?, channels or features, the layer they were read from), from the first
     convolution or Linear of the graph (inside a module that the trace kept whole, too)."""
@@ -146,20 +158,20 @@ def permutation(node: fx.Node, rank: int) -> tuple[int, ...] | None:
 
 def axis_orders(
     gm: fx.GraphModule, input_shape: tuple[int, ...], shapes: dict[fx.Node, tuple[int, ...]]
-) -> dict[fx.Node, tuple[int, ...]]:
+) -> dict[fx.Node, tuple[int, ...]] | None:
     """For every 4-D tensor whose axes the model's own shapes tell apart, its order (as in
     :class:`.layouts.Trunk`): run the model (on meta tensors) once with a larger batch, once
     twice as high and once twice as wide; the axis that follows the batch is the batch axis,
     those that follow the height and width are H and W, and the one that follows none holds
     the channels. Tensors whose axes are ambiguous (a pooled 1x1 map, attention windows) are
-    left out, and so are all when the model does not run at those sizes."""
+    left out. None when the model does not run at those sizes (it is built for one size)."""
     batch, channels, height, width = input_shape
     probes = [(batch + 3, channels, height, width), (batch, channels, 2 * height, width)]
     probes.append((batch, channels, height, 2 * width))
     try:
         varied = [propagate_shapes(gm, probe, "", fake_fallback=False) for probe in probes]
     except TraceError:
-        return {}
+        return None
     orders = {}
     for node, shape in shapes.items():
         others = [other.get(node) for other in varied]
@@ -379,6 +391,7 @@ def analyse(
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     gm = trace(model, name)
     guessed_vector, guessed, layer = _input_features(gm)
+    input_channels = input_channels or declared_channels(model)
     vector_input = guessed_vector and input_channels is None  # given channels: images
     channels = input_channels or guessed
     input_shape = (2, channels) if vector_input else (2, channels, *input_size)
@@ -393,7 +406,7 @@ def analyse(
         hint = f"If it needs another size than {size}, pass input_size= (--input-size)."
     shapes = propagate_shapes(gm, input_shape, name, hint)
     orders = {} if vector_input else axis_orders(gm, input_shape, shapes)
-    ctx = Context(gm, shapes, {}, mode, name, orders)
+    ctx = Context(gm, shapes, {}, mode, name, orders or {})
     walk = ClassifierWalk(ctx, rules, vector_input)
     walk.run()
     the_plan = Plan(
@@ -436,6 +449,17 @@ def analyse(
                     "no flattened or pooled convolutional feature map feeds the 2-D output",
                 )
             )
+    if orders is None and the_plan.declines:  # the likely cause of the rest: said first
+        the_plan.declines.insert(
+            0,
+            Decline(
+                "input",
+                next(n for n in gm.graph.nodes if n.op == "placeholder"),
+                "input",
+                f"the model runs at {size} only (its maps cannot grow): build it for other "
+                "sizes (timm: strict_img_size=False), or name it as timm:NAME, which does",
+            ),
+        )
     the_plan.left_alone = _left_alone(ctx, dict(linears))
     if walk.gates:
         the_plan.notes.append(

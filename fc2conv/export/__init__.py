@@ -8,7 +8,7 @@ assembly, checks) → ``isolated`` (the pipeline that keeps the two in separate 
 
 from __future__ import annotations
 
-from .isolated import ExportReport, export_model, export_onnx
+from .isolated import ExportReport, export_onnx
 from .onnx_file import SizeCheck, read_metadata
 
-__all__ = ["ExportReport", "SizeCheck", "export_model", "export_onnx", "read_metadata"]
+__all__ = ["ExportReport", "SizeCheck", "export_onnx", "read_metadata"]

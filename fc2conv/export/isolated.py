@@ -19,13 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,19 +32,9 @@ from typing import IO, Any
 from .. import errors
 from ..errors import ExportError, Fc2ConvError
 from ..progress import SILENT, Progress
-from .onnx_file import (
-    CASES_FILE,
-    SizeCheck,
-    check_file,
-    check_target,
-    commit,
-    data_path,
-    staging_folder,
-)
+from .onnx_file import CASES_FILE, TWO_GB, SizeCheck, check_file, data_path, staged
 
-__all__ = ["ExportReport", "WorkerError", "export_model", "export_onnx"]
-
-TWO_GB = 2 * 1024**3
+__all__ = ["ExportReport", "WorkerError", "check_staged", "export_onnx", "report_of", "run_worker"]
 
 
 @dataclass
@@ -96,7 +85,9 @@ def _drain(stream: IO[str], into: list[str]) -> None:
 
 
 def run_worker(command: str, request: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Run ``python -m fc2conv.export.worker COMMAND`` with ``request`` and return its result.
+    """Run ``python -m fc2conv.export.worker COMMAND`` with ``request`` and return its result;
+    ``COMMAND`` names the function the child calls, as ``module:function`` (e.g.
+    ``fc2conv.pipeline.export:stage``).
 
     The child reports steps as JSON lines on its stdout, which are replayed into ``progress``;
     anything else it prints is kept and shown only when it fails. An error the child raises as
@@ -165,116 +156,39 @@ def run_worker(command: str, request: dict[str, Any], progress: Progress) -> dic
 # --- the pipeline ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _staged(target: Path, force: bool) -> Iterator[Path]:
-    """A staging folder beside ``target`` (checked writable first), removed at the end."""
-    check_target(target, force)
-    staging = staging_folder(target)
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _check(staged: Path, rtol: float, progress: Progress) -> tuple[list[SizeCheck], float]:
-    """The file checks, in this process when it has not imported PyTorch, else in a child."""
+def check_staged(
+    path: Path, rtol: float, progress: Progress, timings: dict[str, float]
+) -> list[SizeCheck]:
+    """The file checks, in this process when it has not imported PyTorch, else in a child
+    (their time into ``timings``)."""
     start = time.perf_counter()
     with progress.step("checking the written model") as say:
         if "torch" in sys.modules:
-            request = {"staged": str(staged), "rtol": rtol}
-            found = run_worker("check", request, SILENT)["checks"]
+            request = {"staged": str(path), "rtol": rtol}
+            found = run_worker("fc2conv.export.worker:check", request, SILENT)["checks"]
             for check in found:
                 check["map_size"] = tuple(check["map_size"])
             checks = [SizeCheck(**check) for check in found]
         else:
-            checks = check_file(staged, staged.parent / CASES_FILE, rtol, say)
-    return checks, time.perf_counter() - start
+            checks = check_file(path, path.parent / CASES_FILE, rtol, say)
+    timings["checks"] = time.perf_counter() - start
+    return checks
 
 
-def _check_and_commit(
-    staged: Path,
-    target: Path,
-    opset: int,
-    rtol: float | None,
-    progress: Progress,
-    timings: dict[str, float],
-    **fields: Any,
+def report_of(
+    target: Path, opset: int, checks: list[SizeCheck], timings: dict[str, float], **fields: Any
 ) -> ExportReport:
-    """Check the staged file (unless ``rtol`` is None), move it into place, and report."""
-    checks: list[SizeCheck] = []
-    if rtol is not None:
-        checks, timings["checks"] = _check(staged, rtol, progress)
-    external = data_path(staged).exists()
-    commit(staged, target)
-    weights = data_path(target) if external else None
+    """What was written at ``target`` (moved into place) and how it was checked."""
+    weights = data_path(target)
     return ExportReport(
-        target, target.stat().st_size, weights, opset, checks, timings=timings, **fields
+        target,
+        target.stat().st_size,
+        weights if weights.exists() else None,
+        opset,
+        checks,
+        timings=timings,
+        **fields,
     )
-
-
-def export_model(
-    source: str,
-    path: str | os.PathLike,
-    *,
-    weights: str = "DEFAULT",
-    input_size: tuple[int, int] | None = None,
-    input_channels: int | None = None,
-    num_classes: int | None = None,
-    classes: list[str] | str | os.PathLike | None = None,
-    mode: str = "window",
-    stride: int | None = None,
-    model_args: dict[str, Any] | None = None,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    opset: int = 18,
-    rtol: float = 1e-4,
-    check: bool = True,
-    force: bool = False,
-    external_data_threshold: int = TWO_GB,
-    progress: Progress = SILENT,
-) -> ExportReport:
-    """Load, convert, verify and export the model named ``source`` to ``path``, with the
-    PyTorch part in a child process and the file checks in this one (when it has not imported
-    PyTorch itself), so that the two never share memory. What ``fc2conv MODEL --out PATH``
-    runs; the arguments are those of :func:`fc2conv.pipeline.prepare` and :func:`export_onnx`.
-    """
-    from ..sources import check_model_name
-
-    check_model_name(source, exporting=True)
-    target = Path(path)
-    with _staged(target, force) as staging:
-        request = {
-            "source": source,
-            "weights": weights,
-            "input_size": list(input_size) if input_size else None,
-            "input_channels": input_channels,
-            "num_classes": num_classes,
-            "classes": classes if classes is None or isinstance(classes, list) else str(classes),
-            "mode": mode,
-            "stride": stride,
-            "model_args": model_args,
-            "mean": mean,
-            "std": std,
-            "opset": opset,
-            "rtol": rtol,
-            "check": check,
-            "staging": str(staging),
-            "name": target.name,
-            "external_data_threshold": external_data_threshold,
-        }
-        start = time.perf_counter()
-        staged_info = run_worker("stage", request, progress)
-        timings = {"PyTorch process": time.perf_counter() - start, **staged_info["timings"]}
-        return _check_and_commit(
-            staging / target.name,
-            target,
-            opset,
-            rtol if check else None,
-            progress,
-            timings,
-            verified=staged_info["verified"],
-            geometry=staged_info["geometry"],
-        )
 
 
 def export_onnx(
@@ -300,13 +214,13 @@ def export_onnx(
     from .torch_onnx import stage
 
     target = Path(path)
-    with _staged(target, force) as staging:
+    with staged(target, force) as staging:
         start = time.perf_counter()
         with progress.step("exporting to ONNX") as say:
-            staged = stage(
+            written = stage(
                 converted,
-                staging,
-                target.name,
+                staging.parent,
+                staging.name,
                 opset=opset,
                 batch=batch,
                 external_data_threshold=external_data_threshold,
@@ -314,15 +228,8 @@ def export_onnx(
                 say=say,
             )
         timings = {"export": time.perf_counter() - start}
-        return _check_and_commit(
-            staged,
-            target,
-            opset,
-            rtol if check else None,
-            progress,
-            timings,
-            geometry=str(converted.geometry),
-        )
+        checks = check_staged(written, rtol, progress, timings) if check else []
+    return report_of(target, opset, checks, timings, geometry=str(converted.geometry))
 
 
 def check_result(checks: list[SizeCheck]) -> dict[str, Any]:

@@ -6,8 +6,10 @@ onnxruntime and the model itself (see :mod:`.isolated`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from ..runtime import open_session
 __all__ = [
     "CASES_FILE",
     "METADATA_PREFIX",
+    "TWO_GB",
     "SizeCheck",
     "check_file",
     "check_map_size",
@@ -33,15 +36,19 @@ __all__ = [
     "data_path",
     "embed_external_data",
     "encode_metadata",
+    "fc2conv_metadata",
     "looks_like_onnx",
     "read_metadata",
     "save_cases",
+    "staged",
     "staging_folder",
     "write_single_file",
 ]
 
 METADATA_PREFIX = "fc2conv."
 CASES_FILE = "checks.npz"
+#: protobuf's limit on one serialized message: larger weights go to an external data file
+TWO_GB = 2 * 1024**3
 
 # Protobuf tags (field number << 3 | length-delimited) of the fields the assembly writes itself.
 _MODEL_GRAPH = 7 << 3 | 2
@@ -89,6 +96,33 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if "head" in result and "mode" not in result:  # files of fc2conv 0.1 called the mode "head"
         result["mode"] = result.pop("head")
     return result
+
+
+def fc2conv_metadata(
+    *,
+    model: str,
+    mode: str,
+    outputs: list[dict[str, Any]],
+    geometry: Geometry,
+    input_channels: int,
+    details: dict[str, Any],
+) -> dict[str, str]:
+    """The metadata_props of an fc2conv file, encoded: what heatmaps and detection read (the
+    geometry, outputs, input channels) and ``details`` (classes, mean, std, source, ...;
+    None values left out), with fc2conv's version."""
+    from .._version import __version__
+
+    return encode_metadata(
+        {
+            **details,
+            "version": __version__,
+            "model": model,
+            "mode": mode,
+            "outputs": outputs,
+            "geometry": geometry.as_dict(),
+            "input_channels": input_channels,
+        }
+    )
 
 
 def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
@@ -149,6 +183,26 @@ def staging_folder(target: Path) -> Path:
             f"{target}: folder {folder} cannot take files ({exc.strerror or exc}); "
             "choose another output folder"
         ) from exc
+
+
+@contextlib.contextmanager
+def staged(target: Path | None, force: bool = False) -> Iterator[Path]:
+    """The one way fc2conv writes a model file. ``target`` is checked (its name, an existing
+    file without ``force``, its folder), then the block gets a path in a fresh staging folder
+    beside it to write and check the file at; when the block ends without an error, the file
+    (and its external weights) move into place, so that a failed check or an interruption
+    leaves no partial file. The staging folder is always removed. With ``target`` None the
+    path is in a temporary folder and nothing is kept (a checked conversion not written)."""
+    if target is not None:
+        check_target(target, force)
+    folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
+    try:
+        path = folder / (target.name if target is not None else "model.onnx")
+        yield path
+        if target is not None:
+            commit(path, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def commit(staged: Path, target: Path) -> None:

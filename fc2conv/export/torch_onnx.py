@@ -24,28 +24,31 @@ from ..conversion import FullyConvolutionalModel
 from ..conversion.tracing import output_leaves
 from ..errors import ExportError, Fc2ConvError
 from ..geometry import check_sizes
-from .onnx_file import CASES_FILE, Case, data_path, encode_metadata, save_cases, write_single_file
+from .onnx_file import (
+    CASES_FILE,
+    TWO_GB,
+    Case,
+    data_path,
+    fc2conv_metadata,
+    save_cases,
+    write_single_file,
+)
 
-__all__ = ["INPUT_NAME", "TWO_GB", "metadata_for", "reference_cases", "stage"]
+__all__ = ["INPUT_NAME", "metadata_for", "reference_cases", "stage"]
 
-TWO_GB = 2 * 1024**3
 INPUT_NAME = "images"
 
 
 def metadata_for(converted: FullyConvolutionalModel) -> dict[str, str]:
     """The metadata_props a consumer needs: geometry, classes, preprocessing, versions."""
-    from .. import __version__
-
-    values: dict[str, Any] = {
-        **converted.metadata,  # classes, mean, std and any model-specific keys
-        "version": __version__,
-        "model": converted.name,
-        "mode": converted.mode,
-        "outputs": [asdict(output) for output in converted.outputs],
-        "geometry": converted.geometry.as_dict(),
-        "input_channels": converted.input_channels,
-    }
-    return encode_metadata(values)
+    return fc2conv_metadata(
+        model=converted.name,
+        mode=converted.mode,
+        outputs=[asdict(output) for output in converted.outputs],
+        geometry=converted.geometry,
+        input_channels=converted.input_channels,
+        details=converted.metadata,  # classes, mean, std and any model-specific keys
+    )
 
 
 def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) -> Any:

@@ -1,5 +1,7 @@
-"""The export's child process: ``python -m fc2conv.export.worker stage|check`` (see
-:mod:`.isolated`).
+"""The export's child process: ``python -m fc2conv.export.worker MODULE:FUNCTION`` (see
+:mod:`.isolated`) calls that function with the request and this module's progress: the
+pipeline's ``fc2conv.pipeline.export:stage`` (load, convert, verify, export) or this module's
+``check`` (the file checks, for a parent that has imported PyTorch).
 
 The request comes as JSON on stdin. Steps, the result and any error go to the parent as JSON
 lines on the process's original stdout; everything else written to stdout or stderr (by
@@ -8,6 +10,7 @@ PyTorch, the exporter, warnings) goes to stderr, which the parent shows only on 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -55,50 +58,6 @@ class EventProgress(Progress):
         self.send(end=text)
 
 
-def stage(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
-    """Load, convert, verify and stage the model: the PyTorch part of the export."""
-    start = time.perf_counter()
-    from ..equivalence import verify
-    from ..pipeline import prepare
-    from .torch_onnx import stage as stage_onnx
-
-    progress.timings["imports"] = time.perf_counter() - start
-    size = tuple(request["input_size"]) if request["input_size"] else None
-    prepared = prepare(
-        request["source"],
-        request["weights"],
-        input_size=size,
-        input_channels=request.get("input_channels"),
-        num_classes=request.get("num_classes"),
-        classes=request.get("classes"),
-        mode=request["mode"],
-        stride=request.get("stride"),
-        model_args=request.get("model_args"),
-        mean=request.get("mean"),
-        std=request.get("std"),
-        progress=progress,
-    )
-    verified = None
-    if request["check"]:
-        with progress.step("verifying against the original model"):
-            verified = verify(prepared.loaded.model, prepared.converted, rtol=request["rtol"])
-    with progress.step("exporting to ONNX") as say:
-        stage_onnx(
-            prepared.converted,
-            Path(request["staging"]),
-            request["name"],
-            opset=request["opset"],
-            external_data_threshold=request["external_data_threshold"],
-            cases=request["check"],
-            say=say,
-        )
-    return {
-        "verified": None if verified is None else str(verified),
-        "geometry": str(prepared.converted.geometry),
-        "timings": progress.timings,
-    }
-
-
 def check(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
     """The file checks, for a parent that has imported PyTorch itself."""
     from .isolated import check_result
@@ -108,7 +67,12 @@ def check(request: dict[str, Any], progress: EventProgress) -> dict[str, Any]:
     return check_result(check_file(staged, staged.parent / CASES_FILE, request["rtol"]))
 
 
-COMMANDS = {"stage": stage, "check": check}
+def command(name: str) -> Callable[[dict[str, Any], EventProgress], dict[str, Any]]:
+    """The function ``module:function`` names (an fc2conv module's)."""
+    module, _, function = name.partition(":")
+    if not module.startswith("fc2conv.") or not function:
+        raise Fc2ConvError(f"the export's child process runs fc2conv functions, not {name!r}")
+    return getattr(importlib.import_module(module), function)
 
 
 def main() -> None:
@@ -119,7 +83,7 @@ def main() -> None:
     code = 0
     try:
         request = json.load(sys.stdin)
-        progress.send(result=COMMANDS[sys.argv[1]](request, progress))
+        progress.send(result=command(sys.argv[1])(request, progress))
     except Fc2ConvError as exc:
         progress.send(error={"type": type(exc).__name__, "message": str(exc)})
         code = 1

@@ -4,8 +4,6 @@ check, write. No PyTorch anywhere on this path."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +91,7 @@ def convert_onnx(
     one). A node that no rule converts exactly is refused with every other such node in one
     :class:`UnsupportedModelError`.
     """
-    from ..export.onnx_file import check_target, commit, staging_folder
+    from ..export.onnx_file import check_target, staged
     from ..sources import read_class_names
 
     started = time.perf_counter()
@@ -131,25 +129,19 @@ def convert_onnx(
     result = OnnxConversion(name, converted, plan, geometry, outputs, notes=notes)
     if target is None and not verify:
         return result
-    folder = staging_folder(target) if target is not None else Path(tempfile.mkdtemp())
-    try:
-        staged = folder / (target.name if target is not None else "converted.onnx")
+    with staged(target, force) as path:
         with progress.step("writing the converted model"):
-            external = _save(converted, staged)
+            external = _save(converted, path)
         if verify:
             with progress.step("checking against the original in onnxruntime") as say:
                 result.checks = check_converted(
-                    original, staged, graph.input, geometry, outputs, rtol, name, say
+                    original, path, graph.input, geometry, outputs, rtol, name, say
                 )
-        if target is not None:
-            commit(staged, target)
-            result.path = target
         if external:  # saving moved the weights out of the model: read them back in
             from onnx.external_data_helper import load_external_data_for_model
 
-            load_external_data_for_model(converted, str((target or staged).parent))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            load_external_data_for_model(converted, str(path.parent))
+    result.path = target
     result.seconds = time.perf_counter() - started
     return result
 
@@ -410,21 +402,17 @@ def _set_metadata(
     classes: list[str] | None,
     preprocessing: dict[str, Any],
 ) -> None:
-    from .. import __version__
-    from ..export.onnx_file import encode_metadata
+    from ..export.onnx_file import fc2conv_metadata
 
-    values = {
-        "version": __version__,
-        "model": name,
-        "mode": "window",
-        "source": "onnx",
-        "outputs": outputs,
-        "geometry": geometry.as_dict(),
-        "input_channels": graph.input.channels,
-        "classes": classes,
-        **preprocessing,
-    }
-    for key, value in encode_metadata(values).items():
+    values = fc2conv_metadata(
+        model=name,
+        mode="window",
+        outputs=outputs,
+        geometry=geometry,
+        input_channels=graph.input.channels,
+        details={"source": "onnx", "classes": classes, **preprocessing},
+    )
+    for key, value in values.items():
         prop = converted.metadata_props.add()
         prop.key, prop.value = key, value
 
@@ -449,11 +437,13 @@ def _save(model: Any, path: Path) -> bool:
     """Write ``model``; True where its weights went to ``path.data`` (over 2 GB)."""
     import onnx
 
+    from ..export.onnx_file import data_path
+
     large = over_protobuf_limit(model, margin=64 * 1024**2)
     onnx.save_model(
         model,
         str(path),
         save_as_external_data=large,
-        location=path.name + ".data" if large else None,
+        location=data_path(path).name if large else None,
     )
     return large

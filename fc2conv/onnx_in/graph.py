@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import Fc2ConvError, UnsupportedModelError
+from ..export.onnx_file import TWO_GB
 
 __all__ = ["ImageInput", "OnnxGraph", "load", "skeleton", "static_shapes"]
 
 #: initializers with at most this many elements are kept in the skeleton (shape constants)
 SMALL = 4096
-PROTOBUF_LIMIT = 2 * 1024**3
 FLOAT_TYPES = (1, 10, 11, 16)  # float, float16, double, bfloat16: image tensors
 
 
@@ -69,7 +69,7 @@ def over_protobuf_limit(model: Any, margin: int = 0) -> bool:
     from google.protobuf.message import EncodeError
 
     try:
-        return bool(model.ByteSize() > PROTOBUF_LIMIT - margin)
+        return bool(model.ByteSize() > TWO_GB - margin)
     except EncodeError:  # protobuf cannot even measure a message past the limit
         return True
 

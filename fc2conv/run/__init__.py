@@ -12,7 +12,7 @@ from .detection import Detections, detect
 from .heatmaps import Heatmap, Peak, heatmap
 from .images import load_image
 from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid_scales
-from .runner import Runner, as_runner, open_model
+from .runner import Runner, as_runner
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -29,6 +29,5 @@ __all__ = [
     "heatmap",
     "heatmap_many",
     "load_image",
-    "open_model",
     "pyramid_scales",
 ]

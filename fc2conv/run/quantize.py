@@ -10,7 +10,6 @@ time per image of each. No PyTorch.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Iterable
@@ -85,7 +84,7 @@ def quantize(
     :data:`MIN_CALIBRATION`), and compare it with the fp32 model on ``held_out`` images (default:
     a quarter of the calibration images, set aside). Images run at most ``size`` pixels on their
     longer side (default: twice the model's window, at least 448)."""
-    from ..export.onnx_file import check_target, commit, read_metadata, staging_folder
+    from ..export.onnx_file import check_target, read_metadata, staged
 
     source, target = Path(model), Path(out)
     fp32 = Runner.from_onnx(source)
@@ -108,20 +107,15 @@ def quantize(
             "like the ones the model will see"
         )
     longest = size or max(448, 2 * max(fp32.geometry.window))
-    folder = staging_folder(target)
-    try:
-        staged = folder / target.name
+    with staged(target, force) as path:
         with progress.step(f"calibrating on {len(images)} images and quantizing") as say:
             reader = _Calibration(fp32, images, longest, say)
-            quantize_graph(source, staged, reader)
+            quantize_graph(source, path, reader)
             if reader.done == 0:
                 raise Fc2ConvError("none of the calibration images could be read or used")
-            _copy_metadata(source, staged, read_metadata(source))
+            _copy_metadata(source, path, read_metadata(source))
         with progress.step(f"comparing fp32 and int8 on {len(test)} held-out images") as say:
-            report = _compare(fp32, Runner.from_onnx(staged), test, longest, say)
-        commit(staged, target)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            report = _compare(fp32, Runner.from_onnx(path), test, longest, say)
     return QuantizationReport(target, reader.done, **report)
 
 

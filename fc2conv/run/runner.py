@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import Fc2ConvError
 from ..geometry import Geometry
 
-__all__ = ["Output", "Runner", "as_runner", "choose_output", "class_index", "open_model"]
+__all__ = ["Output", "Runner", "as_runner", "choose_output", "class_index"]
 
 
 @dataclass(frozen=True)
@@ -242,61 +242,6 @@ def _names(classes: Any, count: int) -> list[str]:
     if classes and (not count or len(classes) == count):
         return [str(c) for c in classes]
     return [f"class {i}" for i in range(count)]
-
-
-def open_model(
-    model: str | os.PathLike,
-    *,
-    weights: str = "DEFAULT",
-    input_size: tuple[int, int] | None = None,
-    input_channels: int | None = None,
-    num_classes: int | None = None,
-    classes: Any = None,
-    mode: str = "window",
-    stride: int | None = None,
-    model_args: dict[str, Any] | None = None,
-    output: int | str | None = None,
-    progress: Any = None,
-    runtime: str = "onnxruntime",
-    precision: str = "fp32",
-) -> Runner:
-    """A runner for an exported ONNX file (recognised by its content, whatever its name) in
-    ``runtime`` at ``precision`` (see :meth:`Runner.from_onnx`), or for a model name, converted
-    on the fly with :func:`fc2conv.pipeline.prepare` (runs in PyTorch)."""
-    from ..progress import SILENT
-
-    progress = progress or SILENT
-    if Path(model).is_file():
-        from ..export.onnx_file import looks_like_onnx
-
-        if not looks_like_onnx(model):
-            raise Fc2ConvError(f"{model} is not an ONNX model; pass an .onnx file or a model name")
-        shown = runtime + (f" ({precision})" if precision != "fp32" else "")
-        with progress.step(f"loading {model} in {shown}"):
-            return Runner.from_onnx(model, output, runtime=runtime, precision=precision)
-    if Path(model).suffix.lower() == ".onnx":
-        raise Fc2ConvError(f"{model} does not exist; check the path")
-    if (runtime, precision) != ("onnxruntime", "fp32"):
-        raise Fc2ConvError(
-            f"--runtime and --precision apply to exported .onnx files; {model} runs in PyTorch "
-            f"(export it first: fc2conv {model} --out {Path(str(model)).name}_fcn.onnx)"
-        )
-    from ..pipeline import prepare
-
-    name = str(model)
-    prepared = prepare(
-        name,
-        weights,
-        input_size=input_size,
-        input_channels=input_channels,
-        num_classes=num_classes,
-        classes=classes,
-        mode=mode,
-        stride=stride,
-        model_args=model_args,
-        progress=progress,
-    )
-    return Runner.from_model(prepared.converted, output)
 
 
 def as_runner(model: Any, output: int | str | None = None) -> Runner:

@@ -1,21 +1,24 @@
 """The one path from a model name to a converted model with its metadata: load, then convert.
 
-The command line, the isolated export, the example and the tests all take it, so a model from
-any source reaches the exporter and the run stage with the same metadata.
+The command line, the export, the run path, the example and the tests all take it, so a model
+from any source reaches the exporter and the run stage with the same metadata.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .conversion import FullyConvolutionalModel, convert
-from .errors import ModelLoadError
-from .progress import SILENT, Progress
-from .sources import LoadedModel, describe_weights, load_model, read_class_names
+from ..errors import ModelLoadError
+from ..progress import SILENT, Progress
+from ..sources import LoadedModel, describe_weights, load_model, read_class_names
+from .spec import ModelSpec
 
-__all__ = ["Prepared", "prepare"]
+if TYPE_CHECKING:
+    from ..conversion import FullyConvolutionalModel
+
+__all__ = ["Prepared", "class_count", "prepare", "prepare_spec"]
 
 
 @dataclass
@@ -49,25 +52,45 @@ def prepare(
     ``std`` (per channel, for images in [0, 1]) the preprocessing where the source does not
     (your own code); ``model_args`` go to your own code's factory. The original is left as it
     was."""
+    spec = ModelSpec(
+        weights,
+        input_size,
+        input_channels,
+        num_classes,
+        classes,
+        mode,
+        stride,
+        model_args,
+        mean,
+        std,
+    )
+    return prepare_spec(name, spec, progress)
+
+
+def prepare_spec(name: str, spec: ModelSpec, progress: Progress = SILENT) -> Prepared:
+    """:func:`prepare` with its arguments in a :class:`ModelSpec`."""
+    from ..conversion import convert
+
+    weights, classes, mean, std = spec.weights, spec.classes, spec.mean, spec.std
     names = read_class_names(classes) if classes is not None else None
     with progress.step(f"loading {name} ({describe_weights(name, weights)})"):
-        loaded = load_model(name, weights, num_classes=num_classes, model_args=model_args)
-    size = input_size or loaded.input_size
+        loaded = load_model(name, weights, num_classes=spec.num_classes, model_args=spec.model_args)
+    size = spec.input_size or loaded.input_size
     if size is None:
         raise ModelLoadError(
             f"{name}: its code does not say the size it classifies; pass --input-size HxW "
             "(input_size=(h, w) in Python), the size it was trained at"
         )
     with progress.step("converting"):
-        channels = input_channels or loaded.input_channels
+        channels = spec.input_channels or loaded.input_channels
         converted = convert(
             loaded.model,
             size,
-            mode=mode,
+            mode=spec.mode,
             name=name,
             inplace=True,
             input_channels=channels,
-            stride=stride,
+            stride=spec.stride,
         )
         converted.metadata.update({k: v for k, v in loaded.metadata.items() if v is not None})
         for key, values in (("mean", mean), ("std", std)):
@@ -92,7 +115,7 @@ def prepare(
 
 def class_count(converted: FullyConvolutionalModel) -> int:
     """Channels of the converted model's class map, measured on meta tensors."""
-    from .conversion.tracing import ShapeProbe, output_leaves
+    from ..conversion.tracing import ShapeProbe, output_leaves
 
     height, width = converted.geometry.canonical_size
     probe = ShapeProbe(converted.graph_module)

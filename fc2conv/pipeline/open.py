@@ -1,0 +1,56 @@
+"""A model to run, from an exported file or converted on the fly from its name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import Fc2ConvError
+from ..export.onnx_file import looks_like_onnx
+from ..progress import SILENT
+from ..run.runner import Runner
+from .prepared import prepare_spec
+from .spec import ModelSpec
+
+__all__ = ["open_model"]
+
+
+def open_model(
+    model: str | os.PathLike,
+    *,
+    weights: str = "DEFAULT",
+    input_size: tuple[int, int] | None = None,
+    input_channels: int | None = None,
+    num_classes: int | None = None,
+    classes: Any = None,
+    mode: str = "window",
+    stride: int | None = None,
+    model_args: dict[str, Any] | None = None,
+    output: int | str | None = None,
+    progress: Any = None,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
+) -> Runner:
+    """A runner for an exported ONNX file (recognised by its content, whatever its name) in
+    ``runtime`` at ``precision`` (see :meth:`Runner.from_onnx`), or for a model name, converted
+    on the fly with :func:`.prepare` (runs in PyTorch)."""
+    progress = progress or SILENT
+    if Path(model).is_file():
+        if not looks_like_onnx(model):
+            raise Fc2ConvError(f"{model} is not an ONNX model; pass an .onnx file or a model name")
+        shown = runtime + (f" ({precision})" if precision != "fp32" else "")
+        with progress.step(f"loading {model} in {shown}"):
+            return Runner.from_onnx(model, output, runtime=runtime, precision=precision)
+    if Path(model).suffix.lower() == ".onnx":
+        raise Fc2ConvError(f"{model} does not exist; check the path")
+    if (runtime, precision) != ("onnxruntime", "fp32"):
+        raise Fc2ConvError(
+            f"--runtime and --precision apply to exported .onnx files; {model} runs in PyTorch "
+            f"(export it first: fc2conv {model} --out {Path(str(model)).name}_fcn.onnx)"
+        )
+    spec = ModelSpec(
+        weights, input_size, input_channels, num_classes, classes, mode, stride, model_args
+    )
+    prepared = prepare_spec(str(model), spec, progress)
+    return Runner.from_model(prepared.converted, output)
