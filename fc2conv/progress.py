@@ -22,13 +22,20 @@ class Progress:
         """A named step; the callable it yields reports details within the step."""
         yield lambda detail: None
 
+    def line(self, text: str) -> None:
+        """A result line (what was written, a summary)."""
+
+    def warning(self, text: str) -> None:
+        """Something the user should see although the operation goes on (an image that failed)."""
+
 
 SILENT = Progress()
 
 
 class ConsoleProgress(Progress):
     """Steps on stderr, with a spinner while they run and their time when done (rich);
-    silent with ``quiet``. ``line`` prints a result line on stdout."""
+    silent with ``quiet``. ``line`` prints a result line on stdout, ``warning`` a line on
+    stderr."""
 
     def __init__(self, quiet: bool = False) -> None:
         from rich.console import Console
@@ -49,3 +56,9 @@ class ConsoleProgress(Progress):
     def line(self, text: str) -> None:
         if not self.quiet:
             print(text, flush=True)
+
+    def warning(self, text: str) -> None:
+        """On stderr, also with ``quiet``."""
+        import sys
+
+        print(text, file=sys.stderr, flush=True)

@@ -48,6 +48,8 @@ TORCH_FREE = [
     "pipeline.open",
     "run",
     "run.batch",
+    "run.many",
+    "run.outputs",
     "run.boxes",
     "run.detection",
     "run.heatmaps",

@@ -4,20 +4,17 @@ all together or not at all."""
 from __future__ import annotations
 
 import functools
-import os
 import re
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..errors import Fc2ConvError
 from ..progress import ConsoleProgress as Reporter
+from ..run.outputs import check_output, interrupt_on_sigterm, output_files
 
 __all__ = [
     "Reporter",
@@ -61,18 +58,6 @@ def _floats(text: str | None) -> list[float] | None:
         return [float(value) for value in text.split(",")] if text else None
     except ValueError:
         return []
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM ends a command as Ctrl-C does: partial files and child processes are removed."""
-    raise KeyboardInterrupt
-
-
-def interrupt_on_sigterm() -> Any:
-    """Handle SIGTERM as Ctrl-C from now on (main thread only); the handler it replaces."""
-    if threading.current_thread() is threading.main_thread():
-        return signal.signal(signal.SIGTERM, _interrupt)
-    return None
 
 
 def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
@@ -217,31 +202,3 @@ def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-
-
-def check_output(path: Path, force: bool, kind: str = "file") -> None:
-    """Refuse, before any work, an output that cannot be written or would replace a file
-    without ``--force``."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise Fc2ConvError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise Fc2ConvError(f"cannot write {path}: folder {folder} is not writable")
-    if path.is_dir():
-        raise Fc2ConvError(f"cannot write {path}: it is a folder; name a {kind}")
-    if path.exists() and not force:
-        raise Fc2ConvError(f"{path} exists; pass --force to replace it")
-
-
-@contextmanager
-def output_files(paths: list[Path]) -> Iterator[list[Path]]:
-    """Temporary names next to ``paths`` (same suffix) to write into; they replace ``paths``
-    only when the block ends without an error, else they are removed: all outputs or none."""
-    partial = [path.with_name(f".{path.stem}.partial{path.suffix}") for path in paths]
-    try:
-        yield partial
-        for temporary, path in zip(partial, paths, strict=True):
-            os.replace(temporary, path)
-    finally:
-        for temporary in partial:
-            temporary.unlink(missing_ok=True)

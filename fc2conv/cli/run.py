@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
-import os
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +17,6 @@ from .options import (
     Reporter,
     check_output,
     handles_errors,
-    interrupt_on_sigterm,
     model_options,
     output_files,
     quiet_option,
@@ -195,30 +189,24 @@ def heatmap(
     from ..run import heatmap as compute
     from ..run.heatmaps import class_members
     from ..run.images import read_image
+    from ..run.many import picture_writer
     from ..run.render import save_heatmaps
 
-    batch = Batch.of("heatmap", model, images, jsonl, out_dir, None, resume, force, quiet, ray)
+    many = {"jsonl": jsonl, "out_dir": out_dir, "resume": resume, "force": force, "ray": ray}
+    report = Reporter(quiet)
+    refused = {"out": out, "json": json_path, "maps": maps_path}
+    batch = many_images("heatmap", model, images, report, refused, **many)
     if batch is not None:
-        batch.refuse_single_outputs(out=out, json=json_path, maps=maps_path)
-        runner = _open(model, batch.report, **options)
+        runner = _open(model, report, **options)
         for name in class_names:  # unknown names fail before the model runs
             class_members(runner.classes, name)
-        background = runner.metadata.get("background")
-
-        def heatmap_picture(item: Any, path: Path) -> None:
-            chosen = chosen_classes(item.result, class_names, top, background)
-            save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
-
-        from ..run.batch import chosen_classes
-
         settings = {"classes": class_names, "top": top, "scales": scales, "max_size": max_size}
-        batch.run(runner, settings, heatmap_picture)
+        run_many(batch, runner, settings, picture_writer("heatmap", runner, settings, full_size))
         return
     image, out = single_image(images, out)
     if maps_path is not None and maps_path.suffix != ".npz":
         raise Fc2ConvError(f"--maps writes a NumPy .npz file, not {maps_path.name}")
     paths = _check_outputs(out, [json_path, maps_path], force)
-    report = Reporter(quiet)
     runner = _open(model, report, **options)
     for name in class_names:  # unknown names fail before the model runs
         class_members(runner.classes, name)
@@ -297,19 +285,17 @@ def detect(
         "iou_threshold": iou_threshold,
         "max_size": max_size,
     }
-    batch = Batch.of("detect", model, images, jsonl, out_dir, coco, resume, force, quiet, ray)
+    many = {"jsonl": jsonl, "out_dir": out_dir, "resume": resume, "force": force, "ray": ray}
+    report = Reporter(quiet)
+    refused = {"out": out, "json": json_path}
+    batch = many_images("detect", model, images, report, refused, coco=coco, **many)
     if batch is not None:
-        batch.refuse_single_outputs(out=out, json=json_path)
-        runner = _open(model, batch.report, **options)
-        batch.run(
-            runner, settings, lambda item, path: save_detections(item.pixels, item.result, path)
-        )
+        run_many(batch, _open(model, report, **options), settings)
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
     image, out = single_image(images, out)
     paths = _check_outputs(out, [json_path], force)
-    report = Reporter(quiet)
     runner = _open(model, report, **options)
     pixels, size = read_image(image, max_size)
     with report.step("detecting over the image pyramid"):
@@ -340,285 +326,51 @@ def single_image(images: tuple[str, ...], out: Path | None) -> tuple[str, Path]:
     return image, out
 
 
-@dataclass
-class Batch:
-    """A run over many images: outputs checked first, results streamed to JSON Lines (and
-    pictures, and a COCO file at the end), a progress bar, a summary, exit code 1 if any image
-    failed, and a valid file of what finished when interrupted."""
+def many_images(
+    command: str,
+    model: str,
+    images: tuple[str, ...],
+    report: Reporter,
+    refused: dict[str, Path | None],
+    **outputs: Any,
+) -> Any:
+    """The run over many images that the arguments ask for (outputs checked), or None for a
+    run of one image; ``refused``: the single-image outputs, which such a run does not take."""
+    from ..run.batch import collect_images
+    from ..run.many import ManyImages
 
-    command: str
-    model: str
-    images: list[Path]
-    jsonl: Path | None
-    out_dir: Path | None
-    coco: Path | None
-    resume: bool
-    force: bool
-    quiet: bool
-    ray: str | None  #: "local" or a cluster's address; None: run here
-    report: Reporter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.report = Reporter(self.quiet)
-
-    @classmethod
-    def of(
-        cls,
-        command: str,
-        model: str,
-        images: tuple[str, ...],
-        jsonl: Path | None,
-        out_dir: Path | None,
-        coco: Path | None,
-        resume: bool,
-        force: bool,
-        quiet: bool,
-        ray: str | None = None,
-    ) -> Batch | None:
-        """The batch run that these arguments ask for, or None for a single-image run."""
-        from ..run.batch import collect_images
-
-        if ray is not None:
-            from ..export.onnx_file import looks_like_onnx
-            from ..run.ray_data import require_ray
-
-            require_ray()
-            if not (Path(model).is_file() and looks_like_onnx(model)):
-                raise Fc2ConvError(
-                    f"--ray runs an exported model file; export {model} first "
-                    f"(fc2conv {model} --out {model}_fcn.onnx)"
-                )
-            if jsonl is None or out_dir is not None:
-                raise Fc2ConvError(
-                    "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
-                )
-
-        first = Path(images[0])
-        single = (
-            len(images) == 1
-            and not images[0].startswith("@")
-            and (first.is_file() or not (first.is_dir() or glob.has_magic(images[0])))
-        )  # a missing file too: single_image says so
-        if single and jsonl is None and out_dir is None:
-            if resume:
-                raise Fc2ConvError("--resume goes with --jsonl (many images)")
-            return None
-        if jsonl is None and out_dir is None:
-            raise click.UsageError("many images need --jsonl FILE and/or --out-dir FOLDER")
-        if resume and jsonl is None:
-            raise Fc2ConvError("--resume needs the --jsonl file of the run to resume")
-        if coco is not None and jsonl is None:
-            raise Fc2ConvError("--coco is written from the --jsonl results; give --jsonl too")
-        batch = cls(
-            command, model, collect_images(images), jsonl, out_dir, coco, resume, force, quiet, ray
+    first = Path(images[0])
+    single = (
+        len(images) == 1
+        and not images[0].startswith("@")
+        and (first.is_file() or not (first.is_dir() or glob.has_magic(images[0])))
+    )  # a missing file too: single_image says so
+    if single and outputs["jsonl"] is None and outputs["out_dir"] is None:
+        if outputs["resume"]:
+            raise Fc2ConvError("--resume goes with --jsonl (many images)")
+        if outputs["ray"] is not None:
+            raise Fc2ConvError("--ray writes --jsonl (many images); give --jsonl")
+        return None
+    if outputs["jsonl"] is None and outputs["out_dir"] is None:
+        raise click.UsageError("many images need --jsonl FILE and/or --out-dir FOLDER")
+    named = [f"--{name}" for name, value in refused.items() if value is not None]
+    if named:
+        raise Fc2ConvError(
+            f"{', '.join(named)}: for a run of one image without --jsonl or --out-dir; "
+            "runs with those write pictures into --out-dir"
         )
-        batch.check_outputs()
-        return batch
-
-    def refuse_single_outputs(self, **given: Path | None) -> None:
-        named = [f"--{name}" for name, value in given.items() if value is not None]
-        if named:
-            raise Fc2ConvError(
-                f"{', '.join(named)}: for a run of one image without --jsonl or --out-dir; "
-                "runs with those write pictures into --out-dir"
-            )
-
-    def check_outputs(self) -> None:
-        if self.jsonl is not None:
-            if self.jsonl.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
-                raise Fc2ConvError(
-                    f"--jsonl writes JSON Lines: name it .jsonl, not {self.jsonl.name}"
-                )
-            check_output(self.jsonl, self.force or self.resume)
-        if self.coco is not None:
-            check_output(self.coco, self.force)
-            if self.jsonl is not None and self.coco.resolve() == self.jsonl.resolve():
-                raise Fc2ConvError("--coco and --jsonl must name different files")
-        if self.out_dir is not None:
-            parent = self.out_dir.parent if str(self.out_dir.parent) else Path(".")
-            if self.out_dir.exists() and not self.out_dir.is_dir():
-                raise Fc2ConvError(f"--out-dir {self.out_dir} is a file; name a folder")
-            if not self.out_dir.exists() and not parent.is_dir():
-                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {parent} does not exist")
-            writable = self.out_dir if self.out_dir.exists() else parent
-            if not os.access(writable, os.W_OK):
-                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {writable} is not writable")
-            filled = self.out_dir.exists() and any(self.out_dir.iterdir())
-            if filled and not (self.force or self.resume):
-                raise Fc2ConvError(
-                    f"--out-dir {self.out_dir} holds files; pass --force to write into it "
-                    "(pictures of the same name are replaced)"
-                )
-
-    def picture_paths(self) -> dict[Path, Path]:
-        """The picture of each image in --out-dir: its path below the images' common folder,
-        with separators as '__', so that images of the same name in different folders differ;
-        images that differ only in their suffix keep it (``x.png.png``, ``x.jpg.png``), and
-        where names still clash (``a/b.png`` and ``a__b.png``) the later ones get ``-2``,
-        ``-3``…"""
-        assert self.out_dir is not None
-        resolved = list(dict.fromkeys(path.resolve() for path in self.images))
-        root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else None
-        stems = {
-            path: "__".join((path.relative_to(root) if root else Path(path.name)).parts)
-            for path in resolved
-        }
-        short = {
-            path: stem.rsplit(".", 1)[0] if "." in stem else stem for path, stem in stems.items()
-        }
-        clash = Counter(name.lower() for name in short.values())
-        suffixed = Counter(name.lower() for name in stems.values())
-        pictures: dict[Path, Path] = {}
-        taken: set[str] = set()
-        for path in resolved:  # x.png and x.jpg: x.png.png and x.jpg.png
-            keep = clash[short[path].lower()] > 1 and suffixed[stems[path].lower()] == 1
-            stem = stems[path] if keep else short[path]
-            name, number = stem, 1
-            while name.lower() in taken:
-                number += 1
-                name = f"{stem}-{number}"
-            taken.add(name.lower())
-            pictures[path] = self.out_dir / f"{name}.png"
-        return pictures
-
-    def run(
-        self, runner: Any, settings: dict[str, Any], picture: Callable[[Any, Path], None]
-    ) -> None:
-        """Run the command with ``settings`` over the images (here, or with --ray on a Ray
-        cluster), streaming each image's record to --jsonl."""
-        from ..run.batch import JsonLines, coco_detections
-
-        thresholds = ("score_threshold", "iou_threshold")  # a resumed file must have the same
-        kept: dict[str, Any] = {key: settings[key] for key in thresholds if key in settings}
-        lines = JsonLines(self.jsonl, self.command, runner.name, kept) if self.jsonl else None
-        done = lines.done() if lines is not None and self.resume else set()
-        todo = [path for path in self.images if path.resolve() not in done]
-        if lines is not None and lines.dropped_partial:
-            self.report.line(
-                f"{self.jsonl}: removed an unfinished last line (its image runs again)"
-            )
-        if done:
-            self.report.line(
-                f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
-            )
-        if self.ray is not None:
-            records = self.on_ray(todo, settings, runner)
-        else:
-            records = self.locally(runner, todo, settings, picture)
-        succeeded = failed = 0
-        mode = "a" if self.resume else "w"
-        out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
-        try:
-            with progress_bar(len(todo), self.quiet) as advance:
-                for line in records:
-                    if out is not None:
-                        out.write(json.dumps(line) + "\n")
-                        out.flush()
-                    if line["error"]:
-                        click.echo(f"failed: {line['error']}", err=True)
-                    succeeded += not line["error"]
-                    failed += bool(line["error"])
-                    advance()
-        except KeyboardInterrupt:
-            where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
-            click.echo(f"interrupted after {succeeded + failed} images{where}", err=True)
-            raise SystemExit(130) from None
-        finally:
-            if out is not None:
-                out.close()
-        if self.coco is not None and lines is not None:
-            with output_files([self.coco]) as (temporary,):
-                temporary.write_text(json.dumps(coco_detections(lines.records(), runner.classes)))
-        written = ", ".join(str(p) for p in (self.jsonl, self.coco, self.out_dir) if p)
-        self.report.line(
-            f"{succeeded + failed} images: {succeeded} succeeded, {failed} failed; wrote {written}"
-        )
-        if failed:
-            raise Fc2ConvError(
-                f"{failed} of {succeeded + failed} images failed"
-                + (f"; their errors are in {self.jsonl}" if self.jsonl else "")
-            )
-
-    def locally(
-        self,
-        runner: Any,
-        todo: list[Path],
-        settings: dict[str, Any],
-        picture: Callable[[Any, Path], None],
-    ) -> Iterator[dict[str, Any]]:
-        """Records of the images run here, with a picture of each in --out-dir; nothing is
-        kept once its record is handed on."""
-        from ..run.batch import run_images
-
-        pictures = {}
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            pictures = self.picture_paths()
-        for item, line in run_images(self.command, runner, todo, settings):
-            if item.ok and self.out_dir is not None:
-                target = pictures[Path(item.path).resolve()]
-                with output_files([target]) as (temporary,):
-                    picture(item, temporary)
-            item.pixels = item.result = None
-            yield line
-
-    def on_ray(
-        self, todo: list[Path], settings: dict[str, Any], runner: Any
-    ) -> Iterator[dict[str, Any]]:
-        """Records of the images run on a Ray cluster (see :mod:`fc2conv.run.ray_data`), in
-        the runtime and precision that ``runner`` runs in."""
-        import logging
-
-        from ..run import ray_data
-
-        ray = ray_data.require_ray()
-        if not ray.is_initialized():
-            with self.report.step("starting Ray" if self.ray == "local" else f"joining {self.ray}"):
-                quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-                if self.ray == "local":
-                    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
-                else:
-                    ray.init(address=self.ray, **quiet)
-            interrupt_on_sigterm()  # ray.init replaces the handler with its own exit
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        engine = {"runtime": runner.runtime, "precision": runner.precision}
-        yield from ray_data.run(
-            self.command, self.model, todo, workers=workers, **engine, **settings
-        )
-
-
-@contextmanager
-def progress_bar(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr (images/s, time left); nothing with --quiet or when stderr is
-    not a terminal."""
-    import sys
-
-    if quiet or not sys.stderr.isatty():
-        yield lambda: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
+    batch = ManyImages(
+        command, collect_images(images), model=model, progress=report, quiet=report.quiet, **outputs
     )
+    return batch
 
-    columns = (
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    started = time.perf_counter()
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("images", total=total, rate="")
-        count = 0
 
-        def advance() -> None:
-            nonlocal count
-            count += 1
-            rate = count / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, advance=1, rate=f"{rate:.2f} images/s")
-
-        yield advance
+def run_many(batch: Any, runner: Any, settings: dict[str, Any], picture: Any = None) -> None:
+    """Run ``batch``, print its summary; exit code 1 if an image failed, 130 if interrupted
+    (its JSON Lines keep what finished)."""
+    try:
+        summary = batch.run(runner, settings, picture)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    batch.progress.line(str(summary))
+    summary.check()

@@ -1,0 +1,318 @@
+"""A run over many images (files, folders, globs, ``@list.txt``): :class:`ManyImages`.
+
+Every output is checked before the model runs; each image's record is streamed to JSON Lines as
+it finishes (``--resume`` skips those already there), with a picture per image in a folder and a
+COCO file at the end; an image that fails is one recorded error and the run goes on; an
+interrupted run leaves a valid file of what finished. The images run here, or with ``ray`` on a
+Ray cluster (:mod:`.ray_data`). What ``fc2conv heatmap|detect`` runs for many images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Fc2ConvError
+from ..progress import SILENT, Progress
+from .outputs import check_output, interrupt_on_sigterm, output_files
+
+__all__ = ["ManyImages", "ManySummary", "picture_writer"]
+
+#: what writes one image's picture: (the image's result item, the path to write)
+Picture = Callable[[Any, Path], None]
+
+
+@dataclass
+class ManySummary:
+    """How a run over many images ended, and what it wrote."""
+
+    succeeded: int
+    failed: int
+    written: list[Path]
+    jsonl: Path | None = None
+
+    def __str__(self) -> str:
+        written = ", ".join(map(str, self.written))
+        return (
+            f"{self.succeeded + self.failed} images: {self.succeeded} succeeded, {self.failed} "
+            f"failed; wrote {written}"
+        )
+
+    def check(self) -> None:
+        """Raise Fc2ConvError when any image failed (their errors are in the JSON Lines)."""
+        if self.failed:
+            raise Fc2ConvError(
+                f"{self.failed} of {self.succeeded + self.failed} images failed"
+                + (f"; their errors are in {self.jsonl}" if self.jsonl else "")
+            )
+
+
+@dataclass
+class ManyImages:
+    """``command`` ("heatmap" or "detect") over ``images`` (paths, as
+    :func:`.batch.collect_images` finds them), writing a JSON line per image to ``jsonl``, a
+    picture per image into ``out_dir`` and, for detect, a COCO file ``coco`` at the end.
+    ``resume`` skips the images already in ``jsonl`` (which must have the same settings);
+    ``force`` replaces outputs; ``ray`` ("local" or a cluster's address) runs the images on
+    Ray, which needs ``model`` to be an exported .onnx file. The outputs are checked here, before
+    any model is opened."""
+
+    command: str
+    images: list[Path]
+    jsonl: Path | None = None
+    out_dir: Path | None = None
+    coco: Path | None = None
+    resume: bool = False
+    force: bool = False
+    ray: str | None = None
+    model: str | None = None  #: the model file, for ``ray``
+    progress: Progress = field(default=SILENT, repr=False)
+    quiet: bool = True  #: no progress bar
+
+    def __post_init__(self) -> None:
+        self.jsonl = Path(self.jsonl) if self.jsonl is not None else None
+        self.out_dir = Path(self.out_dir) if self.out_dir is not None else None
+        self.coco = Path(self.coco) if self.coco is not None else None
+        if self.ray is not None:
+            from ..export.onnx_file import looks_like_onnx
+            from .ray_data import require_ray
+
+            require_ray()
+            model = self.model
+            if not (model and Path(model).is_file() and looks_like_onnx(model)):
+                raise Fc2ConvError(
+                    f"--ray runs an exported model file; export {model} first "
+                    f"(fc2conv {model} --out {model}_fcn.onnx)"
+                )
+            if self.jsonl is None or self.out_dir is not None:
+                raise Fc2ConvError(
+                    "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
+                )
+        if self.jsonl is None and self.out_dir is None:
+            raise Fc2ConvError("many images need --jsonl FILE and/or --out-dir FOLDER")
+        if self.resume and self.jsonl is None:
+            raise Fc2ConvError("--resume needs the --jsonl file of the run to resume")
+        if self.coco is not None and self.jsonl is None:
+            raise Fc2ConvError("--coco is written from the --jsonl results; give --jsonl too")
+        self.check_outputs()
+
+    def check_outputs(self) -> None:
+        """Refuse outputs that cannot be written, or would be replaced without ``force``."""
+        if self.jsonl is not None:
+            if self.jsonl.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+                raise Fc2ConvError(
+                    f"--jsonl writes JSON Lines: name it .jsonl, not {self.jsonl.name}"
+                )
+            check_output(self.jsonl, self.force or self.resume)
+        if self.coco is not None:
+            check_output(self.coco, self.force)
+            if self.jsonl is not None and self.coco.resolve() == self.jsonl.resolve():
+                raise Fc2ConvError("--coco and --jsonl must name different files")
+        if self.out_dir is not None:
+            parent = self.out_dir.parent if str(self.out_dir.parent) else Path(".")
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                raise Fc2ConvError(f"--out-dir {self.out_dir} is a file; name a folder")
+            if not self.out_dir.exists() and not parent.is_dir():
+                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {parent} does not exist")
+            writable = self.out_dir if self.out_dir.exists() else parent
+            if not os.access(writable, os.W_OK):
+                raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {writable} is not writable")
+            filled = self.out_dir.exists() and any(self.out_dir.iterdir())
+            if filled and not (self.force or self.resume):
+                raise Fc2ConvError(
+                    f"--out-dir {self.out_dir} holds files; pass --force to write into it "
+                    "(pictures of the same name are replaced)"
+                )
+
+    def picture_paths(self) -> dict[Path, Path]:
+        """The picture of each image in ``out_dir``: its path below the images' common folder,
+        with separators as '__', so that images of the same name in different folders differ;
+        images that differ only in their suffix keep it (``x.png.png``, ``x.jpg.png``), and
+        where names still clash (``a/b.png`` and ``a__b.png``) the later ones get ``-2``,
+        ``-3``…"""
+        assert self.out_dir is not None
+        resolved = list(dict.fromkeys(path.resolve() for path in self.images))
+        root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else None
+        stems = {
+            path: "__".join((path.relative_to(root) if root else Path(path.name)).parts)
+            for path in resolved
+        }
+        short = {
+            path: stem.rsplit(".", 1)[0] if "." in stem else stem for path, stem in stems.items()
+        }
+        clash = Counter(name.lower() for name in short.values())
+        suffixed = Counter(name.lower() for name in stems.values())
+        pictures: dict[Path, Path] = {}
+        taken: set[str] = set()
+        for path in resolved:  # x.png and x.jpg: x.png.png and x.jpg.png
+            keep = clash[short[path].lower()] > 1 and suffixed[stems[path].lower()] == 1
+            stem = stems[path] if keep else short[path]
+            name, number = stem, 1
+            while name.lower() in taken:
+                number += 1
+                name = f"{stem}-{number}"
+            taken.add(name.lower())
+            pictures[path] = self.out_dir / f"{name}.png"
+        return pictures
+
+    def run(
+        self, runner: Any, settings: dict[str, Any], picture: Picture | None = None
+    ) -> ManySummary:
+        """Run the command with ``settings`` (those of :func:`.heatmap` or :func:`.detect`)
+        over the images, here or on Ray, streaming each image's record to ``jsonl`` and a
+        ``picture`` of each (default: :func:`picture_writer`'s) into ``out_dir``. An interrupt
+        (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again."""
+        from .batch import JsonLines, coco_detections
+
+        picture = picture or picture_writer(self.command, runner, settings)
+        thresholds = ("score_threshold", "iou_threshold")  # a resumed file must have the same
+        kept: dict[str, Any] = {key: settings[key] for key in thresholds if key in settings}
+        lines = JsonLines(self.jsonl, self.command, runner.name, kept) if self.jsonl else None
+        done = lines.done() if lines is not None and self.resume else set()
+        todo = [path for path in self.images if path.resolve() not in done]
+        if lines is not None and lines.dropped_partial:
+            self.progress.line(
+                f"{self.jsonl}: removed an unfinished last line (its image runs again)"
+            )
+        if done:
+            self.progress.line(
+                f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
+            )
+        if self.ray is not None:
+            records = self._on_ray(todo, settings, runner)
+        else:
+            records = self._locally(runner, todo, settings, picture)
+        succeeded = failed = 0
+        mode = "a" if self.resume else "w"
+        out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
+        try:
+            with progress_bar(len(todo), self.quiet) as advance:
+                for line in records:
+                    if out is not None:
+                        out.write(json.dumps(line) + "\n")
+                        out.flush()
+                    if line["error"]:
+                        self.progress.warning(f"failed: {line['error']}")
+                    succeeded += not line["error"]
+                    failed += bool(line["error"])
+                    advance()
+        except KeyboardInterrupt:
+            where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
+            self.progress.warning(f"interrupted after {succeeded + failed} images{where}")
+            raise
+        finally:
+            if out is not None:
+                out.close()
+        if self.coco is not None and lines is not None:
+            with output_files([self.coco]) as (temporary,):
+                temporary.write_text(json.dumps(coco_detections(lines.records(), runner.classes)))
+        written = [p for p in (self.jsonl, self.coco, self.out_dir) if p]
+        return ManySummary(succeeded, failed, written, self.jsonl)
+
+    def _locally(
+        self, runner: Any, todo: list[Path], settings: dict[str, Any], picture: Picture
+    ) -> Iterator[dict[str, Any]]:
+        """Records of the images run here, with a picture of each in ``out_dir``; nothing is
+        kept once its record is handed on."""
+        from .batch import run_images
+
+        pictures = {}
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            pictures = self.picture_paths()
+        for item, line in run_images(self.command, runner, todo, settings):
+            if item.ok and self.out_dir is not None:
+                target = pictures[Path(item.path).resolve()]
+                with output_files([target]) as (temporary,):
+                    picture(item, temporary)
+            item.pixels = item.result = None
+            yield line
+
+    def _on_ray(
+        self, todo: list[Path], settings: dict[str, Any], runner: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Records of the images run on a Ray cluster (see :mod:`.ray_data`), in the runtime
+        and precision that ``runner`` runs in."""
+        from . import ray_data
+
+        ray = ray_data.require_ray()
+        if not ray.is_initialized():
+            joining = "starting Ray" if self.ray == "local" else f"joining {self.ray}"
+            with self.progress.step(joining):
+                quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+                if self.ray == "local":
+                    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+                else:
+                    ray.init(address=self.ray, **quiet)
+            interrupt_on_sigterm()  # ray.init replaces the handler with its own exit
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        engine = {"runtime": runner.runtime, "precision": runner.precision}
+        assert self.model is not None
+        yield from ray_data.run(
+            self.command, self.model, todo, workers=workers, **engine, **settings
+        )
+
+
+def picture_writer(
+    command: str, runner: Any, settings: dict[str, Any], full_size: bool = False
+) -> Picture:
+    """What draws one image's picture: its boxes (detect), or the heatmaps of the ``classes``
+    setting or the ``top`` classes (heatmap), each panel at the image's size with ``full_size``."""
+    from .batch import chosen_classes
+    from .render import save_detections, save_heatmaps
+
+    if command == "detect":
+        return lambda item, path: save_detections(item.pixels, item.result, path)
+    background = runner.metadata.get("background")
+    names, top = tuple(settings.get("classes") or ()), int(settings.get("top", 4))
+
+    def heatmap_picture(item: Any, path: Path) -> None:
+        chosen = chosen_classes(item.result, names, top, background)
+        save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
+
+    return heatmap_picture
+
+
+@contextmanager
+def progress_bar(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (images/s, time left); nothing with ``quiet`` or when stderr is
+    not a terminal."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("images", total=total, rate="")
+        count = 0
+
+        def advance() -> None:
+            nonlocal count
+            count += 1
+            rate = count / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=1, rate=f"{rate:.2f} images/s")
+
+        yield advance
