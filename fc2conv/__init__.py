@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .equivalence import VerifyReport, verify
     from .export import ExportReport, export_onnx, read_metadata
     from .onnx_in import OnnxConversion, convert_onnx
-    from .pipeline import ModelSpec, export_model, open_model, prepare
+    from .pipeline import ModelSpec, export_model, inspect_model, open_model, prepare
     from .run import Detections, Heatmap, ImageResult, detect, detect_many, heatmap, heatmap_many
     from .sources import load_model
 
@@ -54,6 +54,7 @@ _LAZY = {
     "convert_onnx": "onnx_in",
     "prepare": "pipeline",
     "open_model": "pipeline",
+    "inspect_model": "pipeline",
     "ModelSpec": "pipeline",
     "Detections": "run",
     "Heatmap": "run",
@@ -103,6 +104,7 @@ __all__ = [
     "export_onnx",
     "heatmap",
     "heatmap_many",
+    "inspect_model",
     "load_model",
     "open_model",
     "plan",

@@ -46,6 +46,7 @@ TORCH_FREE = [
     "pipeline.prepared",
     "pipeline.export",
     "pipeline.open",
+    "pipeline.inspect",
     "run",
     "run.batch",
     "run.many",

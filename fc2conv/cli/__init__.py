@@ -115,26 +115,6 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
 
 
-def describe_converted(path: str, meta: dict[str, Any]) -> str:
-    """What an fc2conv file holds, from its metadata."""
-    precision = f", {meta['precision']}" if "precision" in meta else ""
-    lines = [
-        f"{path}: {meta.get('model', '?')} converted by fc2conv {meta.get('version', '?')}"
-        + precision
-    ]
-    lines.append(f"geometry: {meta['geometry']}")
-    for output in meta.get("outputs", []):
-        lines.append(
-            f"output {output['name']}: {output['channels']} classes, ends in {output['ending']}"
-        )
-    classes = meta.get("classes") or []
-    shown = ", ".join(map(str, classes[:5])) + (", …" if len(classes) > 5 else "")
-    lines.append(f"class names: {shown}" if classes else "class names: none (class 0, 1, …)")
-    order = meta.get("channel_order", "RGB")
-    lines.append(f"preprocessing: {order}, mean {meta.get('mean', 0)}, std {meta.get('std', 1)}")
-    return "\n".join(lines)
-
-
 def is_onnx_file(model: str) -> bool:
     """An existing file that is an ONNX model (by its content), or any path ending in .onnx."""
     from ..export.onnx_file import looks_like_onnx
@@ -193,45 +173,13 @@ def inspect(
 ) -> None:
     """Show the rewrite plan and the geometry of MODEL (a name or an ONNX classifier file),
     without exporting."""
+    from ..pipeline import inspect_model
+
     if is_onnx_file(model):
-        from ..export.onnx_file import read_metadata
-        from ..onnx_in import convert_onnx
-
         onnx_only({"weights": weights, "mode": mode, "stride": stride, **classes})
-        meta = read_metadata(model)
-        if "geometry" in meta:  # written by fc2conv: what heatmap and detect will read
-            click.echo(describe_converted(model, meta))
-            return
-        result = convert_onnx(
-            model, input_size=input_size, input_channels=input_channels, verify=False
-        )
-        click.echo(str(result))
-        return
-    from ..conversion import convert, plan
-    from ..sources import load_model
-
-    loaded = load_model(
-        model, weights, num_classes=classes["num_classes"], model_args=classes["model_args"]
-    )
-    size = input_size or loaded.input_size
-    if size is None:
-        raise Fc2ConvError(
-            f"{model}: its code does not say the size it classifies; pass --input-size HxW"
-        )
-    channels = input_channels or loaded.input_channels  # as the export reads them
-    options: dict[str, Any] = {"mode": mode, "name": model, "input_channels": channels}
-    the_plan = plan(loaded.model, size, **options)
-    click.echo(str(the_plan))
-    if the_plan.convertible:
-        from ..conversion.receptive import receptive_field
-
-        converted = convert(loaded.model, size, inplace=True, stride=stride, **options)
-        refined = [note for note in converted.plan.notes if note.startswith("stride refined")]
-        for note in refined:
-            click.echo(f"note: {note}")
-        click.echo(f"geometry: {converted.geometry}")
-        (top, left), (height, width) = receptive_field(converted)
-        click.echo(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")
+    spec = {"weights": weights, "input_size": input_size, "input_channels": input_channels}
+    spec.update(mode=mode, stride=stride, num_classes=classes["num_classes"])
+    click.echo(inspect_model(model, model_args=classes["model_args"], **spec))
 
 
 @main.command()

@@ -34,6 +34,7 @@ __all__ = [
     "checked_session",
     "commit",
     "data_path",
+    "describe_converted",
     "embed_external_data",
     "encode_metadata",
     "fc2conv_metadata",
@@ -123,6 +124,26 @@ def fc2conv_metadata(
             "input_channels": input_channels,
         }
     )
+
+
+def describe_converted(path: str | os.PathLike, meta: dict[str, Any]) -> str:
+    """What an fc2conv file holds, from its metadata (:func:`read_metadata`)."""
+    precision = f", {meta['precision']}" if "precision" in meta else ""
+    lines = [
+        f"{path}: {meta.get('model', '?')} converted by fc2conv {meta.get('version', '?')}"
+        + precision
+    ]
+    lines.append(f"geometry: {meta['geometry']}")
+    for output in meta.get("outputs", []):
+        lines.append(
+            f"output {output['name']}: {output['channels']} classes, ends in {output['ending']}"
+        )
+    classes = meta.get("classes") or []
+    shown = ", ".join(map(str, classes[:5])) + (", …" if len(classes) > 5 else "")
+    lines.append(f"class names: {shown}" if classes else "class names: none (class 0, 1, …)")
+    order = meta.get("channel_order", "RGB")
+    lines.append(f"preprocessing: {order}, mean {meta.get('mean', 0)}, std {meta.get('std', 1)}")
+    return "\n".join(lines)
 
 
 def encode_metadata(values: dict[str, Any]) -> dict[str, str]:

@@ -4,6 +4,7 @@
 together, and nothing below it imports it. No PyTorch at import time."""
 
 from .export import export_model
+from .inspect import inspect_model
 from .open import open_model
 from .prepared import Prepared, class_count, prepare, prepare_spec
 from .spec import ModelSpec
@@ -13,6 +14,7 @@ __all__ = [
     "Prepared",
     "class_count",
     "export_model",
+    "inspect_model",
     "open_model",
     "prepare",
     "prepare_spec",

@@ -1,0 +1,57 @@
+"""What ``fc2conv inspect`` shows: the rewrite plan and the geometry of a model, without
+exporting it; for a file fc2conv wrote, what it holds."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import Fc2ConvError
+from .spec import ModelSpec
+
+__all__ = ["inspect_model"]
+
+
+def inspect_model(model: str | os.PathLike, **spec: Any) -> str:
+    """The plan and geometry of ``model``: a model name (converted here, with the
+    :class:`ModelSpec` fields in ``spec``; weights are loaded as the export loads them), an
+    ONNX classifier file (converted with the ONNX rules, unchecked) or a file fc2conv wrote
+    (its metadata)."""
+    from ..export.onnx_file import describe_converted, looks_like_onnx, read_metadata
+
+    if str(model).lower().endswith(".onnx") or (os.path.isfile(model) and looks_like_onnx(model)):
+        from ..onnx_in import convert_onnx
+
+        meta = read_metadata(model)
+        if "geometry" in meta:  # written by fc2conv: what heatmap and detect will read
+            return describe_converted(model, meta)
+        size, channels = spec.get("input_size"), spec.get("input_channels")
+        return str(convert_onnx(model, input_size=size, input_channels=channels, verify=False))
+    return _inspect_pytorch(str(model), ModelSpec(**spec))
+
+
+def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
+    from ..conversion import convert, plan
+    from ..conversion.receptive import receptive_field
+    from ..sources import load_model
+
+    loaded = load_model(
+        name, spec.weights, num_classes=spec.num_classes, model_args=spec.model_args
+    )
+    size = spec.input_size or loaded.input_size
+    if size is None:
+        raise Fc2ConvError(
+            f"{name}: its code does not say the size it classifies; pass --input-size HxW"
+        )
+    channels = spec.input_channels or loaded.input_channels  # as the export reads them
+    options: dict[str, Any] = {"mode": spec.mode, "name": name, "input_channels": channels}
+    the_plan = plan(loaded.model, size, **options)
+    lines = [str(the_plan)]
+    if the_plan.convertible:
+        converted = convert(loaded.model, size, inplace=True, stride=spec.stride, **options)
+        refined = [note for note in converted.plan.notes if note.startswith("stride refined")]
+        lines += [f"note: {note}" for note in refined]
+        lines.append(f"geometry: {converted.geometry}")
+        (top, left), (height, width) = receptive_field(converted)
+        lines.append(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")
+    return "\n".join(lines)
