@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..errors import Fc2ConvError
+from ..run.images import DEFAULT_MAX_PIXELS
 from ..runtime import RUNTIMES
 from .options import (
     Reporter,
@@ -83,6 +84,13 @@ def run_options(command: Any) -> Any:
             default=2048,
             show_default=True,
             help="Longest side of any image the model runs on (larger images are scaled).",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(1, None),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            help="Most pixels an image file may decode to (a JPEG decodes scaled down first).",
         ),
         click.option("--force", is_flag=True, help="Replace existing output files."),
         model_options,
@@ -173,6 +181,7 @@ def heatmap(
     scales: tuple[float, ...] | None,
     full_size: bool,
     max_size: int,
+    max_pixels: int,
     force: bool,
     quiet: bool,
     jsonl: Path | None,
@@ -201,6 +210,7 @@ def heatmap(
         for name in class_names:  # unknown names fail before the model runs
             class_members(runner.classes, name)
         settings = {"classes": class_names, "top": top, "scales": scales, "max_size": max_size}
+        settings["max_pixels"] = max_pixels
         run_many(batch, runner, settings, picture_writer("heatmap", runner, settings, full_size))
         return
     image, out = single_image(images, out)
@@ -210,7 +220,7 @@ def heatmap(
     runner = _open(model, report, **options)
     for name in class_names:  # unknown names fail before the model runs
         class_members(runner.classes, name)
-    pixels, size = read_image(image, max_size)
+    pixels, size = read_image(image, max_size, max_pixels)
     with report.step("computing class maps over the image pyramid"):
         result = compute(runner, pixels, scales=scales, max_size=max_size, image_size=size)
     background = runner.metadata.get("background")
@@ -264,6 +274,7 @@ def detect(
     iou_threshold: float,
     scales: tuple[float, ...] | None,
     max_size: int,
+    max_pixels: int,
     force: bool,
     quiet: bool,
     jsonl: Path | None,
@@ -290,14 +301,14 @@ def detect(
     refused = {"out": out, "json": json_path}
     batch = many_images("detect", model, images, report, refused, coco=coco, **many)
     if batch is not None:
-        run_many(batch, _open(model, report, **options), settings)
+        run_many(batch, _open(model, report, **options), {**settings, "max_pixels": max_pixels})
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
     image, out = single_image(images, out)
     paths = _check_outputs(out, [json_path], force)
     runner = _open(model, report, **options)
-    pixels, size = read_image(image, max_size)
+    pixels, size = read_image(image, max_size, max_pixels)
     with report.step("detecting over the image pyramid"):
         found = run_detect(runner, pixels, image_size=size, **settings)
     with output_files(paths) as (picture, *others):

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import Fc2ConvError
 from .detection import Detections, detect
 from .heatmaps import ClassChoice, Heatmap, heatmap
-from .images import read_image
+from .images import DEFAULT_MAX_PIXELS, read_image
 from .pyramid import DEFAULT_MAX_SIZE
 from .runner import Runner, as_runner
 
@@ -123,11 +123,14 @@ def heatmap_many(
     classes: Sequence[ClassChoice] | None = None,
     scales: Sequence[float] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     output: int | str | None = None,
 ) -> Iterator[ImageResult]:
     """:func:`~fc2conv.run.heatmaps.heatmap` of every image (a path, or a pair of a name and
     the encoded file's bytes), one :class:`ImageResult` each, in order. The model (a
-    converted model, a Runner or an .onnx file) is opened once."""
+    converted model, a Runner or an .onnx file) is opened once. An image that cannot be read
+    (however it fails; ``max_pixels``: see :func:`.images.read_image`) is one result with its
+    error, and the run goes on."""
     runner = as_runner(model, output)
 
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Heatmap:
@@ -135,7 +138,7 @@ def heatmap_many(
             runner, pixels, classes=classes, scales=scales, max_size=max_size, image_size=size
         )
 
-    return _each(runner, images, max_size, compute)
+    return _each(runner, images, max_size, max_pixels, compute)
 
 
 def detect_many(
@@ -146,10 +149,11 @@ def detect_many(
     score_threshold: float = 0.6,
     iou_threshold: float = 0.3,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     output: int | str | None = None,
 ) -> Iterator[ImageResult]:
     """:func:`~fc2conv.run.detection.detect` on every image, one :class:`ImageResult` each, in
-    order. The model is opened once."""
+    order (as :func:`heatmap_many`). The model is opened once."""
     runner = as_runner(model, output)
     settings = {
         "scales": scales,
@@ -161,18 +165,19 @@ def detect_many(
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Detections:
         return detect(runner, pixels, image_size=size, **settings)  # type: ignore[arg-type]
 
-    return _each(runner, images, max_size, compute)
+    return _each(runner, images, max_size, max_pixels, compute)
 
 
 def _each(
     runner: Runner,
     images: Iterable[Any],
     max_size: int,
+    max_pixels: int | None,
     compute: Callable[[np.ndarray, tuple[int, int]], Any],
 ) -> Iterator[ImageResult]:
     def read(source: Any) -> tuple[np.ndarray, tuple[int, int], float]:
         start = time.perf_counter()
-        pixels, size = read_image(source, max_size)
+        pixels, size = read_image(source, max_size, max_pixels)
         return pixels, size, time.perf_counter() - start
 
     def opened(image: Any) -> tuple[Path, Any]:
@@ -201,6 +206,10 @@ def _each(
                 pixels, size, reading = pending.result()
             except Fc2ConvError as exc:
                 yield ImageResult(path, None, 0.0, error=str(exc))
+                continue
+            except Exception as exc:  # whatever a decoder raises: this image's error only
+                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                yield ImageResult(path, None, 0.0, error=f"cannot read image {path}: {reason}")
                 continue
             start = time.perf_counter()
             try:

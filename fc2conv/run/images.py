@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -11,7 +15,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import Fc2ConvError
 
-__all__ = ["ImageLike", "load_image", "read_image", "resize"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageLike", "load_image", "read_image", "resize"]
+
+#: the most pixels an image file may decode to (width × height after a JPEG's reduced decoding),
+#: about PIL's own "decompression bomb" warning level: 100 M pixels decode to 0.3 GB of RGB. A
+#: JPEG photo of any size decodes at a reduced size when the run scales it down, so this limit
+#: meets only huge images in other formats (PNG, TIFF, ...); ``max_pixels`` raises it.
+DEFAULT_MAX_PIXELS = 100_000_000
+_PIL_LIMIT = threading.Lock()
 
 #: a path or open binary file, a PIL image, an H×W(×C) array, or a C×H×W / H×W×C tensor (uint8
 #: or floats in [0, 1])
@@ -84,13 +95,30 @@ def _from_array(array: np.ndarray) -> np.ndarray:
     return array.clip(0, 1)
 
 
-def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+@contextmanager
+def _no_pil_limit() -> Iterator[None]:
+    """PIL's process-wide decompression-bomb check off while fc2conv opens a file (it refuses
+    before a JPEG could be decoded at a reduced size); :func:`read_image` checks the pixels it
+    decodes itself."""
+    with _PIL_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def read_image(
+    image: ImageLike, max_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, tuple[int, int]]:
     """The image as H×W×3 floats in [0, 1], scaled down to at most ``max_size`` pixels on its
     longer side, and the (height, width) of the whole image. A JPEG file is decoded at a
-    reduced size where that suffices, so memory stays bounded for any photo."""
+    reduced size where that suffices, so memory stays bounded for any photo; a file that would
+    decode to more than ``max_pixels`` pixels (None: no limit) is refused, naming its size."""
     if _is_file(image) and max_size is not None:
         try:
-            with Image.open(image) as opened:
+            with _no_pil_limit(), Image.open(image) as opened:
                 width, height = opened.size
                 if opened.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # stored turned
                     width, height = height, width
@@ -100,9 +128,29 @@ def read_image(image: ImageLike, max_size: int | None = None) -> tuple[np.ndarra
                         "RGB",
                         (math.ceil(opened.size[0] * factor), math.ceil(opened.size[1] * factor)),
                     )
-                pixels = _from_pil(opened)
-        except (OSError, ValueError, SyntaxError) as exc:
+                decoded = opened.size[0] * opened.size[1]
+                if max_pixels is not None and decoded > max_pixels:
+                    raise Fc2ConvError(
+                        f"{_name(image)}: a {width}×{height} {opened.format or ''} image decodes "
+                        f"to {decoded:,} pixels, over the limit of {max_pixels:,}; pass "
+                        f"--max-pixels {decoded} to read it, or scale it down first"
+                    )
+                if factor < 1 and not (opened.mode.startswith("I") or opened.mode == "F"):
+                    # 8-bit pixels: scaled down before they become floats (a quarter the memory)
+                    upright = ImageOps.exif_transpose(opened).convert("RGB")
+                    if max(upright.size) > max_size:
+                        target = (max(1, round(width * factor)), max(1, round(height * factor)))
+                        upright = upright.resize(target, Image.Resampling.BILINEAR)
+                    pixels = np.asarray(upright, dtype=np.float32) / 255
+                else:
+                    pixels = _from_pil(opened)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise Fc2ConvError(f"cannot read image {_name(image)}: {_reason(exc)}") from exc
+        except MemoryError as exc:
+            raise Fc2ConvError(
+                f"cannot read image {_name(image)}: not enough memory to decode its "
+                f"{width}×{height} pixels"
+            ) from exc
     else:
         pixels = load_image(image)
         height, width = pixels.shape[:2]
