@@ -96,3 +96,40 @@ def test_any_decoder_failure_is_that_images_error(shapes_onnx, tmp_path, monkeyp
     results = list(batch.detect_many(shapes_onnx, [bad, good]))
     assert [r.ok for r in results] == [False, True]
     assert results[0].error == f"cannot read image {bad}: decoder exploded"
+
+
+def test_resume_refuses_another_model_file_or_other_settings(shapes_onnx, tmp_path) -> None:
+    """Records name the model file's content and every setting that changes results: a resumed
+    run with another file (here the same model with one more metadata entry) or another
+    --scales is refused, naming what differs; the same run resumes."""
+    import onnx
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(2):
+        _photo(folder / f"p{i}.png", 200 + 40 * i, 160, "PNG")
+    other = tmp_path / "other.onnx"
+    proto = onnx.load(str(shapes_onnx))
+    onnx.helper.set_model_props(
+        proto, {"note": "a copy", **{p.key: p.value for p in proto.metadata_props}}
+    )
+    onnx.save(proto, str(other))
+    jsonl = tmp_path / "run.jsonl"
+
+    def detect(model, *extra):
+        args = ["detect", str(model), str(folder), "--jsonl", str(jsonl), *extra]
+        return CliRunner().invoke(main, args)
+
+    assert detect(shapes_onnx).exit_code == 0
+    record = json.loads(jsonl.read_text().splitlines()[0])
+    assert record["run"]["model_sha256"] and record["run"]["precision"] == "fp32"
+    refused = detect(other, "--resume")
+    assert refused.exit_code == 1 and "model_sha256" in refused.output, refused.output
+    refused = detect(shapes_onnx, "--resume", "--scales", "1.0")
+    assert (
+        refused.exit_code == 1
+        and "with scales" in refused.output
+        and "has scales 1.0" in (refused.output)
+    ), refused.output
+    resumed = detect(shapes_onnx, "--resume")
+    assert resumed.exit_code == 0 and "2 of 2 images are done" in resumed.output

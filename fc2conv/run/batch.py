@@ -306,9 +306,10 @@ class JsonLines:
             for key, want in wanted.items():
                 required = key in ("command", "model")  # settings: where the record has them
                 if (required or key in record) and record.get(key) != want:
+                    key, got, want = _first_difference(key, record.get(key), want)
                     raise Fc2ConvError(
                         f"cannot resume {self.path}: line {number} was written with "
-                        f"{key} {record.get(key)!r}, this run has {key} {want!r}; "
+                        f"{key} {_shown(got)}, this run has {key} {_shown(want)}; "
                         "write to another file or run with the same settings"
                     )
             seen.add(Path(record["path"]).resolve())
@@ -344,6 +345,23 @@ class JsonLines:
 
     def record(self, item: ImageResult, data: dict[str, Any] | None) -> dict[str, Any]:
         return record(item, self.command, self.model, data)
+
+
+def _first_difference(key: str, got: Any, want: Any) -> tuple[str, Any, Any]:
+    """The first setting inside two differing dictionaries that differs (the key itself
+    otherwise), so that a refusal names it."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        for inner in dict.fromkeys([*want, *got]):
+            if got.get(inner) != want.get(inner):
+                return inner, got.get(inner), want.get(inner)
+    return key, got, want
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as a message shows it: strings quoted, lists as 1, 2, 3."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return "none" if value is None else repr(value)
 
 
 def _unended_last_line(path: Path) -> tuple[int, bool] | None:

@@ -24,7 +24,11 @@ from ..errors import Fc2ConvError
 from ..progress import SILENT, Progress
 from .outputs import check_output, interrupt_on_sigterm, output_files
 
-__all__ = ["ManyImages", "ManySummary", "picture_writer"]
+__all__ = ["RESULT_SETTINGS", "ManyImages", "ManySummary", "picture_writer", "run_identity"]
+
+#: the settings that change an image's results (so a resumed file must have been written with
+#: the same); ``max_pixels`` only decides which images can be read, and may change
+RESULT_SETTINGS = ("scales", "max_size", "score_threshold", "iou_threshold", "classes", "top")
 
 #: what writes one image's picture: (the image's result item, the path to write)
 Picture = Callable[[Any, Path], None]
@@ -173,9 +177,10 @@ class ManyImages:
         from .batch import JsonLines, coco_detections
 
         picture = picture or picture_writer(self.command, runner, settings)
-        thresholds = ("score_threshold", "iou_threshold")  # a resumed file must have the same
-        kept: dict[str, Any] = {key: settings[key] for key in thresholds if key in settings}
-        lines = JsonLines(self.jsonl, self.command, runner.name, kept) if self.jsonl else None
+        identity = run_identity(runner, settings, self.model)  # a resumed file must match it
+        lines = None
+        if self.jsonl is not None:
+            lines = JsonLines(self.jsonl, self.command, runner.name, {"run": identity})
         done = lines.done() if lines is not None and self.resume else set()
         todo = [path for path in self.images if path.resolve() not in done]
         if lines is not None and lines.dropped_partial:
@@ -197,7 +202,7 @@ class ManyImages:
             with progress_bar(len(todo), self.quiet) as advance:
                 for line in records:
                     if out is not None:
-                        out.write(json.dumps(line) + "\n")
+                        out.write(json.dumps({**line, "run": identity}) + "\n")
                         out.flush()
                     if line["error"]:
                         self.progress.warning(f"failed: {line['error']}")
@@ -259,6 +264,32 @@ class ManyImages:
         yield from ray_data.run(
             self.command, self.model, todo, workers=workers, **engine, **settings
         )
+
+
+def run_identity(
+    runner: Any, settings: dict[str, Any], model: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """What each record of a folder run names besides its image, so that ``resume`` refuses a
+    file written by another run: the model file's content (SHA-256, first 16 hex digits; None
+    for a model converted on the fly), its precision (an int8 file says so), the runtime and
+    the precision it ran in, and every setting in :data:`RESULT_SETTINGS`, as JSON values."""
+    digest = None
+    if model is not None and Path(model).is_file():
+        import hashlib
+
+        sha = hashlib.sha256()
+        with open(model, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                sha.update(block)
+        digest = sha.hexdigest()[:16]
+    identity = {
+        "model_sha256": digest,
+        "model_precision": runner.metadata.get("precision", "fp32"),
+        "runtime": runner.runtime,
+        "precision": runner.precision,
+        **{key: settings[key] for key in RESULT_SETTINGS if key in settings},
+    }
+    return json.loads(json.dumps(identity))  # tuples as lists: as a record reads back
 
 
 def picture_writer(
