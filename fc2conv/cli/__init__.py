@@ -71,6 +71,19 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     classifier is converted without PyTorch.
     """
     report = Reporter(quiet)
+    if options.pop("imagenet"):
+        from ..sources.imports import is_import_string
+
+        if not (is_onnx_file(model) or is_import_string(model)):
+            raise Fc2ConvError(
+                "--imagenet: for ONNX classifiers and your own code; a model name brings its "
+                "own preprocessing"
+            )
+        if options["mean"] is not None or options["std"] is not None:
+            raise Fc2ConvError("--imagenet sets the mean and std: give it or --mean/--std")
+        from ..sources.base import IMAGENET_MEAN, IMAGENET_STD
+
+        options.update(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
     if is_onnx_file(model):
         from ..onnx_in import convert_onnx
 

@@ -188,6 +188,12 @@ def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
             help="ONNX classifiers: per-channel std for images in [0, 1], in the model's "
             "channel order [default: 1].",
         ),
+        click.option(
+            "--imagenet",
+            is_flag=True,
+            help="ONNX classifiers and your own code: ImageNet's mean and std (instead of "
+            "--mean/--std).",
+        ),
         click.option("--bgr", is_flag=True, help="ONNX classifiers: it takes BGR (Caffe)."),
         click.option(
             "--output",

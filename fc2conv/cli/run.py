@@ -129,7 +129,16 @@ def _open(model: str, report: Reporter, **options: Any) -> Any:
     ]
     if Path(model).is_file() and ignored:
         click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
-    return open_model(model, progress=report, **options)
+    from ..export.onnx_file import preprocessing_known
+
+    runner = open_model(model, progress=report, **options)
+    if not preprocessing_known(runner.metadata):
+        report.warning(
+            f"note: {runner.name} records no mean and std, so images run as they are (mean 0, "
+            "std 1); if it was trained on normalised images, convert it again with --mean/--std "
+            "or --imagenet"
+        )
+    return runner
 
 
 def _say_scaled(

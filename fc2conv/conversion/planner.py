@@ -19,6 +19,7 @@ from torch import fx, nn
 
 from ..errors import TraceError
 from ..geometry import padding_note
+from .declared import declared_channels
 from .layouts import NCHW, Map, NotTensor, Trunk, Vec, on_classifier_path
 from .receptive import reads_beyond_window
 from .rules import DEFAULT_RULES, Context, Decline, Rule, Step
@@ -102,18 +103,6 @@ def _weight_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
                 return value
         queue.extend(current.all_input_nodes)
     return None
-
-
-def declared_channels(model: nn.Module) -> int | None:
-    """The input channels a model states itself: timm's ``pretrained_cfg["input_size"]``,
-    transformers' ``config.num_channels`` (a stem's first layer may take more: TResNet's
-    space-to-depth stem reads 48 channels from 3)."""
-    cfg = getattr(model, "pretrained_cfg", None)
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if isinstance(size, (tuple, list)) and len(size) == 3 and isinstance(size[0], int):
-        return size[0]
-    channels = getattr(getattr(model, "config", None), "num_channels", None)
-    return channels if isinstance(channels, int) and channels > 0 else None
 
 
 def _input_features(gm: fx.GraphModule) -> tuple[bool, int, str]:

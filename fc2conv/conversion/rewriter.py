@@ -12,6 +12,7 @@ from torch import fx, nn
 
 from ..errors import UnsupportedModelError
 from ..geometry import Geometry, measure_geometry
+from .declared import declared_preprocessing
 from .layouts import Map, Vec
 from .model import FullyConvolutionalModel
 from .outputs import describe_outputs
@@ -137,4 +138,7 @@ def convert(
     converted = FullyConvolutionalModel(
         gm, geometry, the_plan, channels, analysis.vector_input, outputs
     )
+    declared = declared_preprocessing(model)
+    if all(len(values) == channels for values in declared.values()):
+        converted.metadata.update(declared)
     return converted.eval()

@@ -49,6 +49,7 @@ class ExportReport:
     verified: str | None = None  #: the equivalence report against the original model
     geometry: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  #: what the user should know about the file
 
     def __str__(self) -> str:
         size = f"{self.bytes / 1e6:.1f} MB"
@@ -62,6 +63,7 @@ class ExportReport:
             f"relative error {c.relative_error:.1e}"
             for c in self.checks
         ]
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -229,7 +231,10 @@ def export_onnx(
             )
         timings = {"export": time.perf_counter() - start}
         checks = check_staged(written, rtol, progress, timings) if check else []
-    return report_of(target, opset, checks, timings, geometry=str(converted.geometry))
+    from .onnx_file import UNKNOWN_PREPROCESSING, preprocessing_known
+
+    notes = [] if preprocessing_known(converted.metadata) else [UNKNOWN_PREPROCESSING]
+    return report_of(target, opset, checks, timings, geometry=str(converted.geometry), notes=notes)
 
 
 def check_result(checks: list[SizeCheck]) -> dict[str, Any]:

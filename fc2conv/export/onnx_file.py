@@ -27,6 +27,7 @@ __all__ = [
     "CASES_FILE",
     "METADATA_PREFIX",
     "TWO_GB",
+    "UNKNOWN_PREPROCESSING",
     "SizeCheck",
     "check_file",
     "check_map_size",
@@ -39,6 +40,7 @@ __all__ = [
     "encode_metadata",
     "fc2conv_metadata",
     "looks_like_onnx",
+    "preprocessing_known",
     "read_metadata",
     "save_cases",
     "staged",
@@ -97,6 +99,18 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if "head" in result and "mode" not in result:  # files of fc2conv 0.1 called the mode "head"
         result["mode"] = result.pop("head")
     return result
+
+
+#: what fc2conv says where a model's source does not tell its preprocessing
+UNKNOWN_PREPROCESSING = (
+    "preprocessing unknown: images will run as they are (mean 0, std 1); if the model was trained "
+    "on normalised images, pass --mean/--std, or --imagenet"
+)
+
+
+def preprocessing_known(metadata: dict[str, Any]) -> bool:
+    """Whether an fc2conv file's (or a converted model's) metadata says its mean and std."""
+    return metadata.get("mean") is not None and metadata.get("std") is not None
 
 
 def fc2conv_metadata(

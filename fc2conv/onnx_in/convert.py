@@ -126,6 +126,10 @@ def convert_onnx(
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
     notes = padding_notes(graph)
+    if mean is None or std is None:
+        from ..export.onnx_file import UNKNOWN_PREPROCESSING
+
+        notes.append(UNKNOWN_PREPROCESSING)
     result = OnnxConversion(name, converted, plan, geometry, outputs, notes=notes)
     if target is None and not verify:
         return result

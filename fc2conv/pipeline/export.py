@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..export.isolated import ExportReport, check_staged, report_of, run_worker
-from ..export.onnx_file import TWO_GB, staged
+from ..export.onnx_file import TWO_GB, UNKNOWN_PREPROCESSING, preprocessing_known, staged
 from ..progress import SILENT, Progress
 from .spec import ModelSpec
 
@@ -76,6 +76,7 @@ def export_model(
         timings = {"PyTorch process": time.perf_counter() - start, **staged_info["timings"]}
         checks = check_staged(staging, rtol, progress, timings) if check else []
     fields = {"verified": staged_info["verified"], "geometry": staged_info["geometry"]}
+    fields["notes"] = staged_info.get("notes", [])
     return report_of(target, opset, checks, timings, **fields)
 
 
@@ -89,6 +90,7 @@ def stage(request: dict[str, Any], progress: Any) -> dict[str, Any]:
 
     progress.timings["imports"] = time.perf_counter() - start
     prepared = prepare_spec(request["source"], ModelSpec.from_json(request["spec"]), progress)
+    metadata = prepared.converted.metadata
     verified = None
     if request["check"]:
         with progress.step("verifying against the original model"):
@@ -107,4 +109,5 @@ def stage(request: dict[str, Any], progress: Any) -> dict[str, Any]:
         "verified": None if verified is None else str(verified),
         "geometry": str(prepared.converted.geometry),
         "timings": progress.timings,
+        "notes": [] if preprocessing_known(metadata) else [UNKNOWN_PREPROCESSING],
     }
