@@ -79,7 +79,7 @@ def test_detect_many_in_order_with_errors_recorded(shapes_onnx, collection) -> N
     failed = {r.path.name: r.error for r in results if not r.ok}
     assert set(failed) == {"broken.png", "tiny.png"}
     assert "cannot read image" in failed["broken.png"]
-    assert "smaller than the 64x64 minimum" in failed["tiny.png"]
+    assert "smaller than its 64×64 minimum" in failed["tiny.png"]
     for result in results:
         if result.ok:  # the same as one image at a time
             alone = fc2conv.detect(shapes_onnx, result.path)

@@ -124,7 +124,7 @@ def test_too_small_image_is_a_clear_error(shapes, shapes_onnx) -> None:
     for model in (shapes, shapes_onnx):
         with pytest.raises(
             fc2conv.InputSizeError,
-            match=r"image 40x100 is smaller than the 64x64 minimum at every scale of \(1.0,\); add a scale of at least 1.60",
+            match=r"the 100×40 image is smaller than its 64×64 minimum \(width×height\) at every scale \(1\); add a scale of at least 1.60",
         ):
             fc2conv.heatmap(model, tiny, scales=(1.0,))
         # the default pyramid fits, then the whole image at 64x64 (its tighter axis at 0.64)

@@ -146,7 +146,7 @@ def _say_scaled(
 ) -> None:
     if max(size) > max_size:
         report.line(
-            f"note: the {size[0]}x{size[1]} image is larger than --max-size {max_size}: it ran "
+            f"note: the {size[1]}×{size[0]} image is larger than --max-size {max_size}: it ran "
             f"scaled down, at scales up to {max(scales):.2g}"
         )
 
@@ -372,6 +372,14 @@ def many_images(
             raise Fc2ConvError("--ray writes --jsonl (many images); give --jsonl")
         return None
     if outputs["jsonl"] is None and outputs["out_dir"] is None:
+        given = [f"--{name}" for name, value in refused.items() if value is not None]
+        what = "a folder" if first.is_dir() and len(images) == 1 else "many images"
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} {'writes' if len(given) == 1 else 'write'} the results of "
+                f"one image file, and {images[0]} is "
+                f"{what}: write --jsonl FILE and/or --out-dir FOLDER instead"
+            )
         raise click.UsageError("many images need --jsonl FILE and/or --out-dir FOLDER")
     named = [f"--{name}" for name, value in refused.items() if value is not None]
     if named:

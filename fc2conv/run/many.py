@@ -205,7 +205,9 @@ class ManyImages:
                         out.write(json.dumps({**line, "run": identity}) + "\n")
                         out.flush()
                     if line["error"]:
-                        self.progress.warning(f"failed: {line['error']}")
+                        error, path = line["error"], line["path"]
+                        shown = error if path in error else f"{path}: {error}"
+                        self.progress.warning(f"failed: {shown}")
                     succeeded += not line["error"]
                     failed += bool(line["error"])
                     advance()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,13 @@ def check_output(path: Path, force: bool, kind: str = "file") -> None:
         raise Fc2ConvError(f"cannot write {path}: it is a folder; name a {kind}")
     if path.exists() and not force:
         raise Fc2ConvError(f"{path} exists; pass --force to replace it")
+    try:  # the real test (``os.access`` says yes to root, also in /proc)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise Fc2ConvError(
+            f"cannot write {path}: folder {folder} does not take files ({exc.strerror or exc})"
+        ) from exc
 
 
 @contextmanager

@@ -141,8 +141,9 @@ def pyramid(
     if not usable:
         needed = _smallest_scale(geometry.min_size, (height, width))
         raise InputSizeError(
-            f"{runner.name}: image {height}x{width} is smaller than the {min_h}x{min_w} minimum "
-            f"at every scale of {tuple(scales)}; add a scale of at least {needed:.2f}"
+            f"{runner.name}: the {width}×{height} image is smaller than its {min_w}×{min_h} "
+            f"minimum (width×height) at every scale ({', '.join(f'{s:g}' for s in scales)}); "
+            f"add a scale of at least {needed:.2f}"
         )
     views = [(float(s), size, False) for s, size in usable]
     canonical = geometry.canonical_size

@@ -7,6 +7,7 @@ fc2conv's conversion code.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,10 @@ def class_index(classes: list[str], name: str | int) -> int:
             raise Fc2ConvError(f"class index {name} is out of range: there are {len(classes)}")
         return int(name) % len(classes)
     if name not in classes:
+        lowered = {c.lower(): c for c in classes}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3)]
+        if close:
+            raise Fc2ConvError(f"no class '{name}'; did you mean {', '.join(close)}?")
         shown = ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")
         raise Fc2ConvError(f"no class '{name}'; pass one of: {shown}")
     return classes.index(name)

@@ -70,6 +70,8 @@ def known_names() -> list[str]:
 
 
 def _unknown(name: str) -> ModelLoadError:
+    if "/" in name or "\\" in name or Path(name).suffix:  # a path, not a model's name
+        return ModelLoadError(f"{name} does not exist (and is not a model name); check the path")
     close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `fc2conv list` shows them all"
     return ModelLoadError(f"unknown model '{name}'{hint}")
