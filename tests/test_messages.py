@@ -54,3 +54,26 @@ def test_an_output_folder_that_takes_no_files_is_refused_first(shapes_onnx, phot
     done = run("detect", str(shapes_onnx), str(photo), "--out", "/proc/x.png")
     assert done.exit_code == 1 and "folder /proc does not take files" in done.output
     assert "loading" not in done.output and "partial" not in done.output
+
+
+def test_one_image_can_give_json_only_and_top_leaves_out_background(
+    shapes_onnx, photo, tmp_path
+) -> None:
+    import json
+
+    found = tmp_path / "found.json"
+    done = run("detect", str(shapes_onnx), str(photo), "--json", str(found), "--quiet")
+    assert done.exit_code == 0, done.output
+    assert json.loads(found.read_text())["detections"] is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["found.json", "photos"]
+    maps = tmp_path / "maps.json"
+    done = run("heatmap", str(shapes_onnx), str(photo), "--json", str(maps), "--quiet")
+    assert done.exit_code == 0, done.output
+    top = [entry["class"] for entry in json.loads(maps.read_text())["top"]]
+    assert len(top) == 5 and "background" not in top
+
+
+def test_inspect_of_a_written_file_names_every_class(shapes_onnx) -> None:
+    done = run("inspect", str(shapes_onnx))
+    assert done.exit_code == 0
+    assert "class names: background, circle, square, triangle, star, cross" in done.output

@@ -102,15 +102,16 @@ def run_options(command: Any) -> Any:
     return command
 
 
-def _check_outputs(out: Path, others: list[Path | None], force: bool) -> list[Path]:
+def _check_outputs(out: Path | None, others: list[Path | None], force: bool) -> list[Path]:
+    """The outputs given (the picture ``out``, JSON, maps), checked before the model runs."""
     from ..run.render import picture_formats
 
-    if out.suffix.lower().lstrip(".") not in picture_formats():
+    if out is not None and out.suffix.lower().lstrip(".") not in picture_formats():
         listed = ", ".join(sorted(picture_formats()))
         raise Fc2ConvError(
             f"cannot write a picture as {out.name}: use one of .{listed.replace(', ', ', .')}"
         )
-    paths = [out, *(path for path in others if path is not None)]
+    paths = [path for path in (out, *others) if path is not None]
     if len(set(map(Path.resolve, paths))) < len(paths):
         raise Fc2ConvError("--out, --json and --maps must name different files")
     for path in paths:
@@ -222,7 +223,7 @@ def heatmap(
         settings["max_pixels"] = max_pixels
         run_many(batch, runner, settings, picture_writer("heatmap", runner, settings, full_size))
         return
-    image, out = single_image(images, out)
+    image = single_image(images, out, json_path)
     if maps_path is not None and maps_path.suffix != ".npz":
         raise Fc2ConvError(f"--maps writes a NumPy .npz file, not {maps_path.name}")
     paths = _check_outputs(out, [json_path, maps_path], force)
@@ -235,18 +236,20 @@ def heatmap(
     background = runner.metadata.get("background")
     chosen: list[Any] = list(class_names) or list(result.top_classes(top, background))
     shown = result.select(chosen)
-    with output_files(paths) as (picture, *others):
-        save_heatmaps(pixels, shown, picture, full_size=full_size)
+    with output_files(paths) as temporaries:
+        written = dict(zip(paths, temporaries, strict=True))
+        if out is not None:
+            save_heatmaps(pixels, shown, written[out], full_size=full_size)
         if json_path is not None:
-            data = {"model": runner.name, **result.as_dict(chosen, top=max(top, 5))}
-            others.pop(0).write_text(json.dumps(data, indent=2))
+            data = {"model": runner.name, **result.as_dict(chosen, max(top, 5), background)}
+            written[json_path].write_text(json.dumps(data, indent=2))
         if maps_path is not None:
             arrays: dict[str, Any] = {
                 f"level_{i}": level.scores for i, level in enumerate(result.levels)
             }
             arrays.update(scales=np.array(result.scales), classes=np.array(result.classes))
             arrays["whole_image"] = np.array([level.whole_image for level in result.levels])
-            with open(others.pop(0), "wb") as file:
+            with open(written[maps_path], "wb") as file:
                 np.savez(file, **arrays)
     _say_scaled(report, result.image_size, result.scales, max_size)
     scales_text = ", ".join(f"{lv.scale:.2g}" for lv in result.levels if not lv.whole_image)
@@ -314,16 +317,18 @@ def detect(
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
-    image, out = single_image(images, out)
+    image = single_image(images, out, json_path)
     paths = _check_outputs(out, [json_path], force)
     runner = _open(model, report, **options)
     pixels, size = read_image(image, max_size, max_pixels)
     with report.step("detecting over the image pyramid"):
         found = run_detect(runner, pixels, image_size=size, **settings)
-    with output_files(paths) as (picture, *others):
-        save_detections(pixels, found, picture)
+    with output_files(paths) as temporaries:
+        written = dict(zip(paths, temporaries, strict=True))
+        if out is not None:
+            save_detections(pixels, found, written[out])
         if json_path is not None:
-            others[0].write_text(found.to_json())
+            written[json_path].write_text(found.to_json())
     _say_scaled(report, size, tuple(found.settings["scales"]), max_size)
     report.line(f"wrote {', '.join(map(str, paths))}: {len(found)} detection(s)")
     for item in found.as_list():
@@ -333,17 +338,17 @@ def detect(
         )
 
 
-def single_image(images: tuple[str, ...], out: Path | None) -> tuple[str, Path]:
-    """The one image of a single-image run, and its --out, which it needs."""
+def single_image(images: tuple[str, ...], out: Path | None, json_path: Path | None) -> str:
+    """The one image of a single-image run, which needs --out or --json."""
     image = images[0]
     if not Path(image).is_file():
         raise Fc2ConvError(f"{image} does not exist; check the path")
-    if out is None:
+    if out is None and json_path is None:
         raise click.UsageError(
-            "one image needs --out PICTURE (e.g. --out result.png); runs of many images write "
-            "--jsonl FILE and/or --out-dir FOLDER"
+            "one image needs --out PICTURE (e.g. --out result.png) and/or --json FILE; runs of "
+            "many images write --jsonl FILE and/or --out-dir FOLDER"
         )
-    return image, out
+    return image
 
 
 def many_images(

@@ -153,7 +153,9 @@ def describe_converted(path: str | os.PathLike, meta: dict[str, Any]) -> str:
             f"output {output['name']}: {output['channels']} classes, ends in {output['ending']}"
         )
     classes = meta.get("classes") or []
-    shown = ", ".join(map(str, classes[:5])) + (", …" if len(classes) > 5 else "")
+    shown = ", ".join(map(str, classes[:20]))
+    if len(classes) > 20:
+        shown += f", … ({len(classes)} in all; read_metadata(path)['classes'] lists them)"
     lines.append(f"class names: {shown}" if classes else "class names: none (class 0, 1, …)")
     order = meta.get("channel_order", "RGB")
     lines.append(f"preprocessing: {order}, mean {meta.get('mean', 0)}, std {meta.get('std', 1)}")

@@ -33,11 +33,12 @@ def inspect_model(model: str | os.PathLike, **spec: Any) -> str:
 def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
     from ..conversion import convert, plan
     from ..conversion.receptive import receptive_field
-    from ..sources import load_model
+    from ..sources import BUNDLED, known_names, load_model
 
-    loaded = load_model(
-        name, spec.weights, num_classes=spec.num_classes, model_args=spec.model_args
-    )
+    weights = spec.weights
+    if weights.upper() == "DEFAULT" and name in known_names() and name != BUNDLED:
+        weights = "none"  # torchvision's: the plan and geometry do not depend on the weights
+    loaded = load_model(name, weights, num_classes=spec.num_classes, model_args=spec.model_args)
     size = spec.input_size or loaded.input_size
     if size is None:
         raise Fc2ConvError(

@@ -276,7 +276,7 @@ def run_images(
             data = detection_data(item.result)  # type: ignore[arg-type]
         elif item.ok:
             chosen = chosen_classes(item.result, classes, top, background)  # type: ignore[arg-type]
-            data = item.result.as_dict(chosen, top=max(top, 5))  # type: ignore[union-attr]
+            data = item.result.as_dict(chosen, max(top, 5), background)  # type: ignore[union-attr]
         yield item, record(item, command, runner.name, data)
 
 

@@ -164,10 +164,16 @@ class Heatmap:
         score = float(scores[row, col])
         return Peak(centre_x, centre_y, score, box, best.scale, best.whole_image)  # type: ignore[arg-type]
 
-    def as_dict(self, classes: Sequence[str | int] | None = None, top: int = 5) -> dict[str, Any]:
+    def as_dict(
+        self,
+        classes: Sequence[str | int] | None = None,
+        top: int = 5,
+        exclude: int | str | None = None,
+    ) -> dict[str, Any]:
         """The heatmap as JSON-ready data: image size, the model's stride and window, each
-        level's scale and map size, the ``top`` classes with their peak scores, and each
-        chosen class's peak (score, centre, box, scale)."""
+        level's scale and map size, the ``top`` classes with their peak scores (leaving out
+        ``exclude``, the background class, as :meth:`top_classes` does), and each chosen
+        class's peak (score, centre, box, scale)."""
         best = self._peaks()
         chosen = self.select(classes) if classes is not None else self
         peaks = {}
@@ -196,7 +202,7 @@ class Heatmap:
             ],
             "top": [
                 {"class": name, "score": round(float(best[self.index(name)]), 4)}
-                for name in self.top_classes(top)
+                for name in self.top_classes(top, exclude)
             ],
             "peaks": peaks,
         }
