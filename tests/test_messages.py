@@ -77,3 +77,20 @@ def test_inspect_of_a_written_file_names_every_class(shapes_onnx) -> None:
     done = run("inspect", str(shapes_onnx))
     assert done.exit_code == 0
     assert "class names: background, circle, square, triangle, star, cross" in done.output
+
+
+def test_detect_takes_a_class_filter(shapes_onnx) -> None:
+    """--class (classes= in Python) keeps the named classes' proposals only; a group "a,b"
+    names several; an unknown name is suggested before the model runs."""
+    import fc2conv
+    from fc2conv.shapes.scenes import draw_scene
+
+    scene = draw_scene(3, width=320, height=240)
+    everything = fc2conv.detect(shapes_onnx, scene.image)
+    present = sorted({item["class"] for item in everything.as_list()})
+    assert len(present) >= 2
+    only = fc2conv.detect(shapes_onnx, scene.image, classes=[present[0]])
+    assert {item["class"] for item in only.as_list()} == {present[0]}
+    both = fc2conv.detect(shapes_onnx, scene.image, classes=[",".join(present[:2])])
+    assert {item["class"] for item in both.as_list()} == set(present[:2])
+    assert only.settings["classes"] == [present[0]]

@@ -272,6 +272,13 @@ def heatmap(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Many images: the detections as a COCO file, written at the end.",
 )
+@click.option(
+    "--class",
+    "class_names",
+    multiple=True,
+    metavar="NAME",
+    help='Detect only this class, by name or index (repeatable; "a,b" for several).',
+)
 @click.option("--score-threshold", default=0.6, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--iou-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1))
 @scales_option("1.25")
@@ -282,6 +289,7 @@ def detect(
     out: Path | None,
     json_path: Path | None,
     coco: Path | None,
+    class_names: tuple[str, ...],
     score_threshold: float,
     iou_threshold: float,
     scales: tuple[float, ...] | None,
@@ -299,6 +307,7 @@ def detect(
     JSON (--json); for many (files, folders, globs, @list.txt), a JSON line per image
     (--jsonl), a COCO file (--coco) and a picture per image (--out-dir)."""
     from ..run import detect as run_detect
+    from ..run.heatmaps import class_members
     from ..run.images import read_image
     from ..run.render import save_detections
 
@@ -307,13 +316,17 @@ def detect(
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "max_size": max_size,
+        "classes": list(class_names) or None,
     }
     many = {"jsonl": jsonl, "out_dir": out_dir, "resume": resume, "force": force, "ray": ray}
     report = Reporter(quiet)
     refused = {"out": out, "json": json_path}
     batch = many_images("detect", model, images, report, refused, coco=coco, **many)
     if batch is not None:
-        run_many(batch, _open(model, report, **options), {**settings, "max_pixels": max_pixels})
+        runner = _open(model, report, **options)
+        for name in class_names:  # unknown names fail before the model runs
+            class_members(runner.classes, name)
+        run_many(batch, runner, {**settings, "max_pixels": max_pixels})
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")

@@ -151,6 +151,7 @@ def detect_many(
     max_size: int = DEFAULT_MAX_SIZE,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     output: int | str | None = None,
+    classes: Sequence[str | int] | None = None,
 ) -> Iterator[ImageResult]:
     """:func:`~fc2conv.run.detection.detect` on every image, one :class:`ImageResult` each, in
     order (as :func:`heatmap_many`). The model is opened once."""
@@ -160,6 +161,7 @@ def detect_many(
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "max_size": max_size,
+        "classes": classes,
     }
 
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Detections:
@@ -264,7 +266,10 @@ def run_images(
     as for :func:`detect_many`; "heatmap": as for :func:`heatmap_many`, plus the ``classes``
     and ``top`` its records show). The one per-image job of the folder run and of Ray."""
     settings = dict(settings)
-    classes, top = settings.pop("classes", ()), settings.pop("top", 4)
+    if command == "detect":  # detect_many takes the classes; a heatmap's are what it shows
+        classes, top = (), 4
+    else:
+        classes, top = settings.pop("classes", ()), settings.pop("top", 4)
     background = runner.metadata.get("background")
     if command == "detect":
         results = detect_many(runner, images, **settings)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import Fc2ConvError
 from .boxes import area, batched_nms, intersection
+from .heatmaps import class_members
 from .images import ImageLike, read_image
 from .pyramid import DEFAULT_MAX_SIZE, pyramid
 from .runner import as_runner, class_index
@@ -61,8 +62,10 @@ def detect(
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
     image_size: tuple[int, int] | None = None,
+    classes: Sequence[str | int] | None = None,
 ) -> Detections:
-    """Boxes, scores and labels of the objects in ``image``.
+    """Boxes, scores and labels of the objects in ``image`` (of the ``classes`` given, by name
+    or index, or names joined by commas; default: every class).
 
     Each scale of the image pyramid resizes the image and runs the model once; the default
     scales go from 2× (objects of half a window) down to the scale at which the image is one
@@ -76,6 +79,7 @@ def detect(
     unknown). Proposals are merged per class by non-maximum suppression; then a box that
     overlaps a better one of another class (IoU ≥ 0.5, or mostly inside it) is dropped: one
     object, one label. The class named in the ``background`` metadata is never reported.
+    With ``classes``, only their cells propose boxes, so another class cannot suppress them.
     A larger image than ``max_size`` is read scaled down to it; boxes are in the whole image's
     pixels (``image_size``: the size of the image that ``image`` is a scaled-down copy of).
     """
@@ -89,6 +93,9 @@ def detect(
     background = runner.metadata.get("background")
     if background is not None:
         background = class_index(runner.classes, background)
+    wanted = None
+    if classes:
+        wanted = {i for choice in classes for i in class_members(runner.classes, choice)}
     all_boxes, all_scores, all_labels = [], [], []
     settings: dict[str, Any] = {
         "model": runner.name,
@@ -97,6 +104,8 @@ def detect(
         "iou_threshold": iou_threshold,
         "scales": [],
     }
+    if wanted is not None:
+        settings["classes"] = [runner.classes[i] for i in sorted(wanted)]
     for level in pyramid(
         runner, pixels, scales, step=1.25, max_size=max_size, image_size=(height, width)
     ):
@@ -112,7 +121,7 @@ def detect(
             half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
             boxes = np.concatenate([centre - half, centre + half], axis=-1)
         for label in range(probabilities.shape[0]):
-            if label == background:
+            if label == background or (wanted is not None and label not in wanted):
                 continue
             hits = probabilities[label] >= score_threshold
             if hits.any():
