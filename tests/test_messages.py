@@ -94,3 +94,49 @@ def test_detect_takes_a_class_filter(shapes_onnx) -> None:
     both = fc2conv.detect(shapes_onnx, scene.image, classes=[",".join(present[:2])])
     assert {item["class"] for item in both.as_list()} == set(present[:2])
     assert only.settings["classes"] == [present[0]]
+
+
+def test_labels_of_overlapping_boxes_do_not_cover_each_other() -> None:
+    from fc2conv.run.render import LABEL_HEIGHT, _label_place
+
+    placed: list[tuple[float, float, float, float]] = []
+    first = _label_place((40, 60, 140, 160), 10, (400, 300), placed)
+    _label_place((45, 62, 150, 170), 10, (400, 300), placed)
+    assert first == (40, 60 - LABEL_HEIGHT)  # above its box
+    (x1, y1, w1, h1), (x2, y2, w2, h2) = placed
+    assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1
+    top = _label_place((0, 0, 100, 80), 10, (400, 300), [])
+    assert top == (0, 0)  # a box at the top edge: its label inside, not outside the picture
+
+
+def test_a_faint_heatmap_scales_its_bar_and_says_so(tmp_path) -> None:
+    """Random weights give probabilities near 1/classes everywhere: the bar spans 0 to the
+    highest, labelled, instead of a blank-looking 0-1 overlay."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    import fc2conv.run.render as render
+    from fc2conv.run.heatmaps import Heatmap
+    from fc2conv.run.pyramid import Level
+
+    scores = np.full((3, 2, 2), 0.05, np.float32)
+    scores[0, 0, 0] = 0.1
+    boxes = np.zeros((2, 2, 4), np.float32)
+    boxes[..., 2:] = 32
+    level = Level(1.0, scores, boxes)
+    result = Heatmap([level], ["a", "b", "c"], (64, 64), (16, 16), (32, 32), True)
+    labels: list[str] = []
+    real = plt.Figure.colorbar
+
+    def colorbar(self, *args, **kwargs):
+        bar = real(self, *args, **kwargs)
+        labels.append(bar)
+        return bar
+
+    plt.Figure.colorbar = colorbar
+    try:
+        render.save_heatmaps(np.zeros((64, 64, 3)), result, tmp_path / "h.png", title="x.png")
+    finally:
+        plt.Figure.colorbar = real
+    assert all("to the highest" in bar.ax.get_ylabel() for bar in labels)
+    assert all(abs(bar.norm.vmax - 0.1) < 1e-6 for bar in labels)

@@ -239,7 +239,7 @@ def heatmap(
     with output_files(paths) as temporaries:
         written = dict(zip(paths, temporaries, strict=True))
         if out is not None:
-            save_heatmaps(pixels, shown, written[out], full_size=full_size)
+            save_heatmaps(pixels, shown, written[out], full_size=full_size, title=Path(image).name)
         if json_path is not None:
             data = {"model": runner.name, **result.as_dict(chosen, max(top, 5), background)}
             written[json_path].write_text(json.dumps(data, indent=2))

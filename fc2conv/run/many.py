@@ -309,7 +309,8 @@ def picture_writer(
 
     def heatmap_picture(item: Any, path: Path) -> None:
         chosen = chosen_classes(item.result, names, top, background)
-        save_heatmaps(item.pixels, item.result.select(chosen), path, full_size=full_size)
+        shown = item.result.select(chosen)
+        save_heatmaps(item.pixels, shown, path, full_size=full_size, title=Path(item.path).name)
 
     return heatmap_picture
 

@@ -29,11 +29,15 @@ def save_heatmaps(
     classes: Sequence[str | int] | None = None,
     columns: int = 3,
     full_size: bool = False,
+    title: str | None = None,
 ) -> None:
     """The image with one class's heatmap per panel (fused over the pyramid), overlaid with a
     colour map and a labelled colour bar; a white ring marks each class's peak. ``image`` may
     be a scaled-down copy of the image the heatmap is of. ``full_size``: each panel shows
-    ``image`` at its own size in pixels (else about 420 pixels wide)."""
+    ``image`` at its own size in pixels (else about 640 pixels wide for one class, 420 for
+    several). ``title`` (e.g. the image's file name) heads the picture. Probabilities are shown
+    on one 0–1 scale, so an absent class looks absent; where no class reaches
+    :data:`FAINT`, the bar spans 0 to the highest probability instead, and says so."""
     chosen = list(classes) if classes is not None else list(result.classes)
     rows = (len(chosen) + columns - 1) // columns
     width = min(columns, len(chosen))
@@ -42,26 +46,32 @@ def save_heatmaps(
         image = resize(image, (round(image.shape[0] * factor), round(image.shape[1] * factor)))
     height, image_width = image.shape[:2]
     to_picture = image_width / result.image_size[1]
-    panel = image_width / 100 + 0.8 if full_size else 4.2
+    panel = image_width / 100 + 0.8 if full_size else (6.4 if len(chosen) == 1 else 4.2)
+    maps = {
+        name: result.dense(name, _spread(result), size=(height, image_width)) for name in chosen
+    }
+    faint = result.probabilities and max(float(m.max()) for m in maps.values()) < FAINT
     figure, axes = plt.subplots(
         rows,
         width,
-        figsize=(panel * width, panel * height / image_width * rows + 0.4 * rows),
+        figsize=(
+            panel * width,
+            panel * height / image_width * rows + 0.4 * rows + (0.3 if title else 0),
+        ),
         squeeze=False,
     )
     for axis in axes.flat[len(chosen) :]:
         figure.delaxes(axis)  # no empty panels
     for axis, name in zip(axes.flat, chosen, strict=False):
         axis.axis("off")
-        # fine maps (small stride) of position-sensitive classifiers are sharp: widen each peak
-        # to about an object's size; coarse maps are smooth already
-        fine = result.stride[0] < 16
-        spread = round(0.4 * result.window[0] / result.stride[0]) if fine else 1
-        dense = result.dense(name, spread, size=(height, image_width))
-        # probabilities on one 0..1 scale, so a class that is absent looks absent; raw scores
-        # (probabilities=False) from their minimum to their maximum
+        dense = maps[name]
+        # probabilities on one 0..1 scale, so a class that is absent looks absent (all faint:
+        # 0 to the highest); raw scores (probabilities=False) from their minimum to their maximum
         low = 0.0 if result.probabilities else float(dense.min())
-        high = 1.0 if result.probabilities else max(float(dense.max()), low + 1e-6)
+        if result.probabilities:
+            high = max(max(float(m.max()) for m in maps.values()), 1e-6) if faint else 1.0
+        else:
+            high = max(float(dense.max()), low + 1e-6)
         level = np.clip((dense - low) / max(high - low, 1e-6), 0, 1)
         colours = plt.get_cmap("turbo")(level)
         colours[..., 3] = 0.9 * np.sqrt(level)  # transparent where the class is absent
@@ -83,10 +93,24 @@ def save_heatmaps(
         where = ", the whole image" if peak.whole_image else where
         axis.set_title(f"{label} (peak {peak.score:.2f}{where})", fontsize=10)
         bar = figure.colorbar(shown, ax=axis, fraction=0.035, pad=0.02)
-        bar.set_label("probability" if result.probabilities else "score", fontsize=8)
+        unit = "probability" if result.probabilities else "score"
+        bar.set_label(f"{unit} (all < {FAINT}: to the highest)" if faint else unit, fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+#: where every class's probability stays below this, a heatmap's colour bar spans 0 to the highest
+#: probability (a model with random weights, or an image without its classes), not 0 to 1
+FAINT = 0.2
+
+
+def _spread(result: Heatmap) -> int:
+    """Fine maps (small stride) of position-sensitive classifiers are sharp: each peak widened
+    to about an object's size; coarse maps are smooth already."""
+    return round(0.4 * result.window[0] / result.stride[0]) if result.stride[0] < 16 else 1
 
 
 def save_detections(image: np.ndarray, detections: Detections, path: str | os.PathLike) -> None:
@@ -111,6 +135,7 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
             va="center",
             bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"},
         )
+    placed: list[tuple[float, float, float, float]] = []  # labels drawn so far
     for box, score, label in zip(
         detections.boxes, detections.scores, detections.labels, strict=True
     ):
@@ -119,22 +144,55 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
         axis.add_patch(
             patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2)
         )
-        inside = y1 < LABEL_HEIGHT  # no room above the box: its label goes inside its top edge
+        text = f"{detections.classes[int(label)]} {score:.2f}"
+        x, y = _label_place((x1, y1, x2, y2), len(text), (width, height), placed)
         axis.text(
-            max(0.0, x1),
-            max(0.0, y1) + 2 if inside else y1 - 3,
-            f"{detections.classes[int(label)]} {score:.2f}",
+            x,
+            y + 1,
+            text,
             color="white",
             fontsize=8,
-            va="top" if inside else "bottom",
+            va="top",
             bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
         )
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
-#: a detection label's height in picture pixels (8 pt at 100 dpi, with its padding)
+#: a detection label's height, and about one character's width, in picture pixels (8 pt at
+#: 100 dpi, with its padding)
 LABEL_HEIGHT = 16
+CHARACTER_WIDTH = 6.9
+
+
+def _label_place(
+    box: tuple[float, float, float, float],
+    characters: int,
+    picture: tuple[int, int],
+    placed: list[tuple[float, float, float, float]],
+) -> tuple[float, float]:
+    """Where a box's label goes (its top-left corner): above the box, else inside its top
+    edge, below it, inside its bottom edge, else lower inside the box, whichever first stays in
+    the picture and covers no label placed before (labels of overlapping boxes stay readable).
+    The chosen place is added to ``placed``."""
+    x1, y1, _, y2 = box
+    width, height = picture
+    w, h = characters * CHARACTER_WIDTH + 4, LABEL_HEIGHT
+    x = min(max(0.0, x1), max(0.0, width - w))
+    tops = [y1 - h, y1, y2, y2 - h]
+    tops += [y1 + k * h for k in range(2, max(2, int((y2 - y1) // h)))]
+    inside = [t for t in tops if 0 <= t <= height - h]
+
+    def free(top: float) -> bool:
+        return all(
+            x + w <= a or a + c <= x or top + h <= b or b + d <= top for a, b, c, d in placed
+        )
+
+    top = next(
+        (t for t in inside if free(t)), inside[0] if inside else max(0.0, min(y1, height - h))
+    )
+    placed.append((x, top, w, h))
+    return x, top
 
 
 def picture_formats() -> set[str]:
