@@ -388,11 +388,11 @@ def analyse(
     if input_channels is None and not vector_input:
         hint = (
             f"The {channels} input channels were read from its first layer, {layer}; if the "
-            "model takes another number, pass input_channels= (--input-channels); if it needs "
-            f"another size than {size}, pass input_size= (--input-size)."
+            "model takes another number, pass --input-channels; if it needs "
+            f"another size than {size}, pass --input-size."
         )
     else:
-        hint = f"If it needs another size than {size}, pass input_size= (--input-size)."
+        hint = f"If it needs another size than {size}, pass --input-size."
     shapes = propagate_shapes(gm, input_shape, name, hint)
     orders = {} if vector_input else axis_orders(gm, input_shape, shapes)
     ctx = Context(gm, shapes, {}, mode, name, orders or {})

@@ -194,9 +194,7 @@ def check_target(target: Path, force: bool) -> None:
     if not force:
         for existing in (target, data_path(target)):
             if existing.exists():
-                raise ExportError(
-                    f"{existing} already exists; pass --force to replace it (force=True in Python)"
-                )
+                raise ExportError(f"{existing} already exists; pass --force to replace it")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise ExportError(f"{target}: folder {folder} does not exist")

@@ -188,7 +188,7 @@ def _canonical_size(graph: OnnxGraph, input_size: tuple[int, int] | None) -> tup
     if canonical is None:
         raise InputSizeError(
             f"{graph.name}: input {image.name} has no fixed height and width; pass the size "
-            "the classifier was trained at with --input-size HxW (input_size=(h, w) in Python)"
+            "the classifier was trained at with --input-size HxW"
         )
     return int(canonical[0]), int(canonical[1])
 
@@ -281,8 +281,7 @@ def _chosen_outputs(the_plan: OnnxPlan, output: str | int | None) -> list[Any]:
     shown = candidates or values
     raise Fc2ConvError(
         f"{name}: {len(shown)} outputs could be the class scores: "
-        f"{', '.join(described(v) for v in shown)}; choose one with --output NAME "
-        "(output= in Python)"
+        f"{', '.join(described(v) for v in shown)}; choose one with --output NAME"
     )
 
 

@@ -192,15 +192,14 @@ class OnnxGraph:
         else:
             raise UnsupportedModelError(
                 f"{self.name}: cannot tell the channels of input {value.name} "
-                f"({'x'.join(str(d) for d in dims)}); pass --input-channels N "
-                "(input_channels=N in Python)"
+                f"({'x'.join(str(d) for d in dims)}); pass --input-channels N"
             )
         found = dims[3] if last else dims[1]
         if not isinstance(found, int):
             if channels is None:
                 raise UnsupportedModelError(
                     f"{self.name}: input {value.name} has no fixed channel count; pass "
-                    "--input-channels N (input_channels=N in Python)"
+                    "--input-channels N"
                 )
             found = channels
         height, width = (dims[1], dims[2]) if last else (dims[2], dims[3])

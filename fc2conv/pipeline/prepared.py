@@ -79,7 +79,7 @@ def prepare_spec(name: str, spec: ModelSpec, progress: Progress = SILENT) -> Pre
     if size is None:
         raise ModelLoadError(
             f"{name}: its code does not say the size it classifies; pass --input-size HxW "
-            "(input_size=(h, w) in Python), the size it was trained at"
+            "(the size it was trained at)"
         )
     with progress.step("converting"):
         channels = spec.input_channels or loaded.input_channels
