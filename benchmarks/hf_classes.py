@@ -16,21 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, machine
+
 sys.path.insert(0, str(ROOT / "tests"))
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from hf_models import classes, model_class, save_checkpoint  # noqa: E402
+import torch
+import transformers
+from hf_models import classes, model_class, save_checkpoint
 
-import fc2conv  # noqa: E402
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+import fc2conv
 
 
 class Logits(torch.nn.Module):
@@ -74,7 +68,7 @@ def main() -> None:
 
 `fc2conv hf:REPOSITORY` or `fc2conv hf:FOLDER` on every image-classifier class of transformers
 {transformers.__version__} that the tests build. Measured with `python benchmarks/hf_classes.py`
-on {cpu()} (2 cores): each class with a small random configuration of three classes (weights
+on {machine()}: each class with a small random configuration of three classes (weights
 calibrated so that outputs are of order one), saved with `save_pretrained` and a 64×64
 image-processor configuration, then loaded through `hf:FOLDER`, converted and verified
 (relative error against the original transformers model at the canonical size; time: load,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,49 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+from common import ROOT, cpu_flags, machine, median_time, ort_session, peak_rss
 from onnx import TensorProto, helper
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from run import peak_rss  # noqa: E402
-
-from fc2conv.onnx_in.graph import skeleton, static_shapes  # noqa: E402
-from fc2conv.run.quantize import quantize, quantize_graph  # noqa: E402
-from fc2conv.shapes.quality import evaluate  # noqa: E402
-from fc2conv.shapes.scenes import draw_scene  # noqa: E402
-
-
-def cpu() -> str:
-    text = Path("/proc/cpuinfo").read_text()
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in text.splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    wanted = [
-        f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni", "fma")
-    ]
-    return f"{model} (flags: {' '.join(sorted(wanted)) or 'none of avx2/avx512/amx'})"
-
-
-def median_time(call, repeats: int) -> float:
-    call()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from fc2conv.onnx_in.graph import skeleton, static_shapes
+from fc2conv.run.quantize import quantize, quantize_graph
+from fc2conv.shapes.quality import evaluate
+from fc2conv.shapes.scenes import draw_scene
 
 
 def matmul_peak(repeats: int) -> dict[str, float]:
@@ -88,7 +52,7 @@ def matmul_peak(repeats: int) -> dict[str, float]:
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort_session(model.SerializeToString())
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     flops = 2 * n**3
     runtime = median_time(lambda: session.run(None, {"a": a, "b": a}), repeats)
@@ -137,7 +101,7 @@ def int8_ceiling(repeats: int, work: Path) -> list[tuple[str, float, float]]:
         quantize_graph(fp32, int8, OneInput({"x": image}))
         seconds = {}
         for label, path in (("fp32", fp32), ("int8", int8)):
-            runner = session(path, None, False, "all")
+            runner = ort_session(path, arena=False)
             seconds[label] = median_time(
                 lambda runner=runner, image=image: runner.run(None, {"x": image}), repeats
             )
@@ -160,19 +124,6 @@ def conv_flops(path: Path, size: int) -> float:
         weight = shapes[node.input[1]]
         total += 2 * np.prod(out) * np.prod(weight[1:])
     return total
-
-
-def session(path: Path, threads: int | None, arena: bool, level: str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.enable_cpu_mem_arena = arena
-    options.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    }[level]
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 #: one run of a setting in a fresh process, for its peak memory (empty path: imports only)
@@ -226,7 +177,7 @@ def fp32_share(vgg: Path, peak: float, repeats: int, work: Path) -> tuple[list[s
         ("extended optimisations (no NCHWc layout)", None, False, "extended", 1),
     ]
     for label, threads, arena, level, batch in settings:
-        runner = session(vgg, threads, arena, level)
+        runner = ort_session(vgg, level, threads, arena)
         feed = {runner.get_inputs()[0].name: image[:batch]}
         seconds = (
             median_time(lambda runner=runner, feed=feed: runner.run(None, feed), repeats) / batch
@@ -368,10 +319,7 @@ def run(work: Path, repeats: int) -> None:
     vgg_int8 = work / "vgg16_int8.onnx"
     held = sorted(calibration.iterdir())[:4]  # speed only: random weights
     quantize(vgg, [calibration], vgg_int8, held_out=held)
-    fp32_session, int8_session = (
-        session(vgg, None, False, "all"),
-        session(vgg_int8, None, False, "all"),
-    )
+    fp32_session, int8_session = ort_session(vgg, arena=False), ort_session(vgg_int8, arena=False)
     image = np.random.default_rng(2).standard_normal((1, 3, 448, 448), dtype=np.float32)
     times = {}
     for label, runner in (("fp32", fp32_session), ("int8", int8_session)):
@@ -476,7 +424,7 @@ def write(figures: dict) -> None:
             f"The model's {vgg_speed:.2f}× is {100 * vgg_speed / best_layer:.0f}% of the faster "
             f"layer's {best_layer:.2f}×."
         )
-    if "vnni" not in cpu():
+    if not cpu_flags() & {"avx_vnni", "avx512_vnni"}:
         ceiling_note += (
             " This CPU has no VNNI (AVX-VNNI or AVX512-VNNI): onnxruntime's int8 kernels "
             "multiply and add with three instructions (vpmaddubsw, vpmaddwd, vpaddd) where VNNI "
@@ -484,11 +432,12 @@ def write(figures: dict) -> None:
             "benchmark there."
         )
     ceiling_note = textwrap.fill(ceiling_note, 95)
+    setup = machine("onnxruntime")
     text = f"""# Many images, reduced precision, and the fp32 share of the machine's peak
 
-Measured with `python benchmarks/many_images.py --repeats {repeats}` in one run on {cpu()}, 2
-cores, onnxruntime {ort.__version__}; times are medians of {repeats} runs after a warm-up. These
-machines are shared: figures from different runs differ by 10–20%.
+Measured with `python benchmarks/many_images.py --repeats {repeats}` in one run on {setup};
+times are medians of {repeats} runs after a warm-up. These machines are shared: figures from
+different runs differ by 10–20%.
 
 ## 1. fp32: VGG-16 FCN at 448×448 against the machine's matrix-multiply peak
 

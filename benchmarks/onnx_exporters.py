@@ -22,20 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, machine
+
 sys.path.insert(0, str(ROOT / "tests"))
 
-from exporters import CNN_MODELS, EXPORTERS, RTOL, Outcome, sweep_one  # noqa: E402
+from exporters import CNN_MODELS, EXPORTERS, RTOL, Outcome, sweep_one
 
 DOC = ROOT / "docs" / "onnx_in.md"
 BEGIN, END = "<!-- exporters:begin -->", "<!-- exporters:end -->"
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def cell(outcome: Outcome) -> str:
@@ -54,7 +48,9 @@ def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float |
     measured = [name for name in models if all((name, e) in cells for e in EXPORTERS)]
     exact = re.compile(r"^[0-9.e+-]+ / [0-9.e+-]+( \(PyTorch's own noise [0-9.e+-]+\))?$")
     counts = {e: sum(bool(exact.match(cells[(n, e)])) for n in measured) for e in EXPORTERS}
-    when = f"in {minutes:.0f} minutes" if minutes is not None else "(table from its printed lines)"
+    when = (
+        f", in {minutes:.0f} minutes" if minutes is not None else " (table from its printed lines)"
+    )
     partial = (
         f" **Partial: {len(measured)} of {len(models)} models were measured before the run "
         "was stopped; the others are marked not run.**"
@@ -65,7 +61,7 @@ def table(cells: dict[tuple[str, str], str], models: list[str], minutes: float |
         BEGIN,
         "## torchvision's classifiers through both PyTorch exporters",
         "",
-        f"Measured with `python benchmarks/onnx_exporters.py` on {cpu()} (2 cores) {when}."
+        f"Measured with `python benchmarks/onnx_exporters.py` on {machine()}{when}."
         f"{partial} Each of torchvision's {len(models)} CNN classifiers, with "
         "calibrated random weights, exported with a dynamic batch by `torch.onnx.export(..., "
         "dynamo=False)` (TorchScript) and `dynamo=True`, then converted by `fc2conv FILE.onnx`. "

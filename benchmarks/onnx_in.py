@@ -19,22 +19,14 @@ import zipfile
 from pathlib import Path
 
 import onnx
+from common import ROOT, machine
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from onnx_graphs import HEADS, LIGHT_NAMES, light_model, nhwc_model, small_classifier  # noqa: E402
-from real_models import REAL_MODELS, wheel_of  # noqa: E402
+from onnx_graphs import HEADS, LIGHT_NAMES, light_model, nhwc_model, small_classifier
+from real_models import REAL_MODELS, wheel_of
 
-from fc2conv.onnx_in import convert_onnx  # noqa: E402
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from fc2conv.onnx_in import convert_onnx
 
 
 def row(
@@ -105,7 +97,7 @@ def main() -> None:
     text = f"""# ONNX classifiers in
 
 `fc2conv FILE.onnx --out FILE_fcn.onnx` (or `fc2conv.convert_onnx`) on every ONNX structure the
-tests use. Measured with `python benchmarks/onnx_in.py` on {cpu()} (2 cores); times are
+tests use. Measured with `python benchmarks/onnx_in.py` on {machine()}; times are
 wall-clock for the whole conversion: read, rewrite, geometry, write, and the checks (onnx.checker,
 onnxruntime on the original and the converted file at the canonical size, batch 2, and on the
 converted file at two more sizes). The relative error is max |original − converted| / max

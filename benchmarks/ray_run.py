@@ -11,7 +11,6 @@ cores, two actors of one CPU each. Wall time includes each command's start (and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,18 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ROOT, machine
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from many_images import cpu  # noqa: E402
-
-from fc2conv.shapes.scenes import draw_scene  # noqa: E402
+from fc2conv.shapes.scenes import draw_scene
 
 
 def main() -> None:
-    import ray
+    setup = machine("ray")  # imports ray: without it the script stops here
 
     work = Path(tempfile.mkdtemp(prefix="fc2conv-ray-"))
     try:
@@ -69,10 +64,10 @@ machine: on a cluster each node adds its actors; on a single machine the plain r
 """
     text = f"""# Many images on Ray
 
-Measured with `python benchmarks/ray_run.py` on {cpu()}, {os.cpu_count()} cores, Ray
-{ray.__version__}: `fc2conv detect shapes_fcn.onnx FOLDER --jsonl run.jsonl` over 200 generated
-scenes of 640×480, plain and with `--ray` (a local cluster started by the command, two actors of
-one CPU each). Wall time of the whole command, start-up included.
+Measured with `python benchmarks/ray_run.py` on {setup}: `fc2conv detect shapes_fcn.onnx FOLDER
+--jsonl run.jsonl` over 200 generated scenes of 640×480, plain and with `--ray` (a local cluster
+started by the command, two actors of one CPU each). Wall time of the whole command, start-up
+included.
 
 | run | seconds | images/s |
 |---|---|---|

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,75 +23,32 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import onnxruntime as ort
 import torch
 import torchvision
+from common import (
+    GNU_TIME,
+    ROOT,
+    VERSIONS,
+    fmt,
+    machine,
+    ort_session,
+    paired_times,
+    peak_rss,
+    times,
+)
 from torch.utils.flop_counter import FlopCounterMode
 
 import fc2conv
-from fc2conv.runtime import open_session
+from fc2conv.pipeline import ModelSpec
 from fc2conv.sources import load_model
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _calls_per_sample(function: Callable[[], object]) -> int:
-    """Warm up, and repeat short functions so one sample lasts about 50 ms (like timeit)."""
-    start = time.perf_counter()
-    function()
-    return max(1, round(0.05 / max(time.perf_counter() - start, 1e-6)))
-
-
-def _sample(function: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        function()
-    return (time.perf_counter() - start) / calls
-
-
-def times(function: Callable[[], object], repeats: int) -> list[float]:
-    calls = _calls_per_sample(function)
-    return [_sample(function, calls) for _ in range(repeats)]
-
-
-def paired_times(
-    first: Callable[[], object], second: Callable[[], object], repeats: int
-) -> tuple[list[float], list[float]]:
-    """Time two functions alternately, so that both see the same machine load."""
-    first_calls, second_calls = _calls_per_sample(first), _calls_per_sample(second)
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(_sample(first, first_calls))
-        b.append(_sample(second, second_calls))
-    return a, b
-
-
-def fmt(samples: list[float], unit: float = 1e3, suffix: str = " ms", digits: int = 1) -> str:
-    low, median, high = (x * unit for x in (min(samples), statistics.median(samples), max(samples)))
-    return f"{median:.{digits}f}{suffix} ({low:.{digits}f}–{high:.{digits}f})"
 
 
 def flops(module: Callable, *inputs: torch.Tensor) -> float:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         module(*inputs)
     return float(counter.get_total_flops())
-
-
-def machine() -> str:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), torchvision {torchvision.__version__}, "
-        f"onnxruntime {ort.__version__}, Python {platform.python_version()}"
-    )
 
 
 class Bench:
@@ -115,9 +71,9 @@ class Bench:
         self.onnx_path = folder / f"{name}.onnx"
         fc2conv.export_onnx(self.fcn, self.onnx_path, force=True)
 
-    def session(self, level: str, threads: int) -> ort.InferenceSession:
-        """fc2conv's session (``open_session``) with the given optimisation and threads."""
-        return open_session(self.onnx_path, optimization=level, threads=threads or None)
+    def session(self, level: str, threads: int) -> Any:
+        """fc2conv's session with the given optimisation and threads (0: onnxruntime's)."""
+        return ort_session(self.onnx_path, level, threads)
 
     def dense_vs_sliding(self) -> list[str]:
         height, width = self.canonical
@@ -301,9 +257,7 @@ class Bench:
             json.dumps(
                 {
                     "source": self.name,
-                    "weights": "DEFAULT",
-                    "input_size": None,
-                    "mode": "window",
+                    "spec": ModelSpec().as_json(),  # as fc2conv.export_model sends it
                     "opset": 18,
                     "rtol": 1e-4,
                     "check": True,
@@ -319,12 +273,12 @@ class Bench:
                 sys.executable,
                 "-c",
                 "import torch, torchvision, onnx, onnxruntime, onnxscript, fc2conv.cli, "
-                "fc2conv.export.worker, fc2conv.pipeline, os; os._exit(0)",  # as the worker
+                "fc2conv.export.worker, fc2conv.pipeline.export, os; os._exit(0)",  # as the worker
             ],
             "PyTorch part (the child process: load, convert, verify, export)": [
                 "sh",
                 "-c",
-                f"{sys.executable} -m fc2conv.export.worker stage < {request} > /dev/null",
+                f"{sys.executable} -m fc2conv.export.worker fc2conv.pipeline.export:stage < {request} > /dev/null",
             ],
             "checks of the written file (the parent, after the child ended; no torch)": [
                 sys.executable,
@@ -403,9 +357,6 @@ class Bench:
         ]
 
 
-GNU_TIME = Path("/usr/bin/time")
-
-
 @contextlib.contextmanager
 def cpu_load(processes: int) -> Iterator[None]:
     """Other work on every core while the block runs: processes multiplying matrices."""
@@ -420,56 +371,6 @@ def cpu_load(processes: int) -> Iterator[None]:
         for worker in workers:
             worker.kill()
             worker.wait()
-
-
-def peak_rss(
-    command: list[str], folder: Path, env: dict[str, str] | None = None
-) -> tuple[float, int, int]:
-    """Wall time, peak RSS as GNU time reports it (the largest of the command's processes), and
-    the peak of the RSS of all its processes together, sampled every 10 ms (bytes).
-
-    A child forked straight from this large process would report this process's resident size
-    in its own ru_maxrss; GNU time forks from its own small process instead.
-    """
-    report = folder / "time.txt"
-    start = time.perf_counter()
-    process = subprocess.Popen([str(GNU_TIME), "-f", "%M", "-o", str(report), *command], env=env)
-    together = 0
-    while process.poll() is None:
-        together = max(together, tree_rss(process.pid))
-        time.sleep(0.01)
-    wall = time.perf_counter() - start
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, command)
-    return wall, int(report.read_text().split()[-1]) * 1024, together  # GNU time: KiB
-
-
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    total = 0
-    for pid in tree:
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf(
-                "SC_PAGE_SIZE"
-            )
-        except OSError:
-            continue
-    return total
 
 
 def last_conv(model: torch.nn.Module) -> torch.nn.Module:
@@ -525,9 +426,10 @@ def main() -> None:
             sections["gradcam"] += bench.gradcam()
             del bench
     minutes = (time.perf_counter() - started) / 60
+    setup = machine(*VERSIONS)
     report = f"""# Benchmarks
 
-Measured with `{command}` on {machine()}, in {minutes:.0f} minutes. Every time is the median of
+Measured with `{command}` on {setup}, in {minutes:.0f} minutes. Every time is the median of
 {repeats} samples after a warm-up, with min–max in brackets (a sample repeats calls shorter
 than 50 ms and averages them); ratios compare medians taken in the same run, and compared runs
 are timed alternately. Weights are random (the bundled weights for `shapes`). ✓/✗ mark the

@@ -24,14 +24,11 @@ from pathlib import Path
 
 import torch
 import torchvision
+from common import ROOT, VERSIONS, fmt, machine, paired_times
 from PIL import Image
 
 import fc2conv
 from fc2conv.compare import relative_error
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from run import fmt, machine, paired_times  # noqa: E402
 
 
 def finer_stride(repeats: int) -> list[str]:
@@ -195,9 +192,10 @@ def main() -> None:
         small, large = run_path(Path(folder), args.repeats)
     minutes = (time.perf_counter() - start) / 60
     nl = "\n"
+    setup = machine(*VERSIONS)
     report = f"""# The run path and the finer stride
 
-Measured with `python benchmarks/run_path.py --repeats {args.repeats}` on {machine()}, in
+Measured with `python benchmarks/run_path.py --repeats {args.repeats}` on {setup}, in
 {minutes:.0f} minutes. Times are medians of {args.repeats} runs with min–max in brackets.
 Random weights for VGG-16 and ResNet-50 (torchvision's initialisation); the bundled weights
 for `shapes`.

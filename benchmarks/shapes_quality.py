@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ROOT
+
 import fc2conv
 from fc2conv.pipeline import prepare
 from fc2conv.shapes.quality import evaluate
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "docs" / "shapes_quality.md",
+        default=ROOT / "docs" / "shapes_quality.md",
         help="where to write the results (Markdown)",
     )
     args = parser.parse_args()

@@ -17,16 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import timm
-import torch
+import timm  # noqa: F401  (without timm the script stops here)
+from common import ROOT, machine
 
 import fc2conv
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_timm import check_timm_model, family_models  # noqa: E402
-from zoo import cpu  # noqa: E402
+from test_timm import check_timm_model, family_models
 
 
 class TookTooLong(Exception):
@@ -113,7 +111,7 @@ def write(
     lines = [
         "# timm: one small model per family",
         "",
-        f"{status} (timm {timm.__version__}, torch {torch.__version__}, {cpu()}). Random "
+        f"{status} ({machine('timm', 'torch')}). Random "
         "weights with batch-norm statistics measured on random images; converted at the "
         "model's configured input size (`pretrained_cfg`); relative error max|a-b| / max|a| "
         "against the original at that size, batch 2. A refusal names the construct in the way.",

@@ -12,31 +12,20 @@ failed, with the reason; nothing stops the sweep.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import onnxruntime
-import torch
-import torchvision
+from common import ROOT, machine
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import calibrate, onnxruntime_agrees  # noqa: E402
-from test_torchvision_models import ALL_MODELS, CNN_MODELS, check_model  # noqa: E402
+from helpers import calibrate, onnxruntime_agrees
+from test_torchvision_models import ALL_MODELS, CNN_MODELS, check_model
 
-import fc2conv  # noqa: E402
-from fc2conv.sources import load_model, supported_models  # noqa: E402
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+import fc2conv
+from fc2conv.sources import load_model, supported_models
 
 
 def conversion_rows() -> list[str]:
@@ -119,9 +108,9 @@ def main() -> None:
     lines = [
         "# Model zoo: every torchvision classifier through fc2conv",
         "",
-        f"Written by `{command}` in {minutes:.0f} minutes (torch {torch.__version__}, "
-        f"torchvision {torchvision.__version__}, onnxruntime {onnxruntime.__version__}, "
-        f"{platform.machine()}, {cpu()}). Random He-normal weights, batch 2, float32.",
+        f"Written by `{command}` in {minutes:.0f} minutes "
+        f"({machine('torch', 'torchvision', 'onnxruntime')}). Random He-normal weights, "
+        "batch 2, float32.",
         "",
         "## Conversion",
         "",

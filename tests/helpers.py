@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 import torchvision
 from torch import nn
+from windows import RTOL  # fp32, relative to the output's scale
 
 import fc2conv
 from fc2conv import compare
-
-RTOL = 1e-5  # fp32, relative to the output's scale
 
 
 def reinit(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -51,10 +52,65 @@ def assert_order_one(report: fc2conv.VerifyReport) -> None:
 def convert_and_verify(
     model: nn.Module, input_size: tuple[int, int] = (224, 224), **kwargs
 ) -> tuple[fc2conv.FullyConvolutionalModel, fc2conv.VerifyReport]:
+    """Convert ``model``; fc2conv's own check passes on outputs of order one, and so does this
+    file's (:func:`assert_equals_original`)."""
     converted = fc2conv.convert(model, input_size, **kwargs)
     report = fc2conv.verify(model, converted, rtol=RTOL)
     assert_order_one(report)
+    assert_equals_original(model, converted)
     return converted, report
+
+
+def _leaves(output: Any) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    values = output.values() if isinstance(output, dict) else output
+    return [leaf for value in values for leaf in _leaves(value)]
+
+
+def assert_equals_original(
+    model: nn.Module, converted: fc2conv.FullyConvolutionalModel, seed: int = 3
+) -> None:
+    """Independently of ``fc2conv.verify``: on two seeded images of the canonical size, every
+    output of ``converted`` (its first cell; in mode "cam", the mean of its map) equals
+    ``model``'s (which conversion leaves untouched), outputs of order one that depend on the
+    image."""
+    size = converted.geometry.canonical_size
+    shape = (2, converted.input_channels) + (() if converted.vector_input else tuple(size))
+    inputs = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    images = inputs[:, :, None, None] if converted.vector_input else inputs
+    model.eval()
+    with torch.no_grad():
+        expected, actual = _leaves(model(inputs)), _leaves(converted(images))
+    assert len(expected) == len(actual)
+    dependence = max(relative_error(want[0], want[1]) for want in expected)
+    assert dependence > 1e-3, "the outputs do not depend on the image"
+    for want, got in zip(expected, actual, strict=True):
+        if want.dim() == 2 and got.dim() == 4:  # a map of cells for a vector per image
+            if converted.mode == "cam":
+                got = got.mean((2, 3))
+            else:  # one cell, or the first of a refined model's cells
+                assert got.shape[2:] == converted.output_size(*size), got.shape
+                got = got[:, :, 0, 0]
+        assert got.shape == want.shape, (got.shape, want.shape)
+        assert relative_error(want, got) < RTOL
+
+
+def refusals(model: nn.Module, input_size: tuple[int, int], **kwargs) -> list[tuple[str, str, str]]:
+    """Converting ``model`` is refused; returns (rule, layer, reason) of every decline in its
+    plan, which the error lists (as layer and reason) in the same order."""
+    with pytest.raises(fc2conv.UnsupportedModelError) as info:
+        fc2conv.convert(model, input_size, **kwargs)
+    found = [
+        (d.rule, d.layer, d.reason) for d in fc2conv.plan(model, input_size, **kwargs).declines
+    ]
+    assert info.value.reasons == [(layer, reason) for _, layer, reason in found]
+    return found
+
+
+def steps_of(plan: fc2conv.Plan, rule: str) -> list[tuple[str, str]]:
+    """(layer, action) of every step that ``rule`` planned."""
+    return [(step.layer, step.action) for step in plan.steps if step.rule.name == rule]
 
 
 def relative_error(expected: torch.Tensor, actual: torch.Tensor) -> float:

@@ -58,10 +58,27 @@ def test_list_needs_no_torch() -> None:
 def test_inspect_prints_plan_and_geometry() -> None:
     code, output = run("inspect", "alexnet", "--weights", "none")
     assert code == 0, output
-    assert "classifier.1: Linear(9216→4096) → Conv2d(256→4096, kernel 6x6)" in output
-    assert "AdaptiveAvgPool2d(6x6) removed" in output
-    assert "geometry: stride 32x32, window 224x224" in output
-    assert "pad their input or pool with ceil_mode" in output
+    lines = output.splitlines()
+    assert lines[0] == "alexnet: plan for mode='window' at input 3x224x224"
+    changes = lines[lines.index("changes:") + 1 : lines.index("kept (already per position):")]
+    assert changes == [  # every rewrite, in graph order, with what it becomes
+        "  avgpool: AdaptiveAvgPool2d(6x6) removed: identity on the 6x6 map at canonical size",
+        "  forward: flatten: flatten of a 256x6x6 map removed (the next Linear becomes a 6x6 "
+        "convolution)",
+        "  classifier.1: Linear(9216→4096) → Conv2d(256→4096, kernel 6x6)",
+        "  classifier.4: Linear(4096→4096) → Conv2d(4096→4096, kernel 1x1)",
+        "  classifier.6: Linear(4096→1000) → Conv2d(4096→1000, kernel 1x1)",
+    ]
+    kept = lines[lines.index("kept (already per position):") + 1 :][:4]
+    assert kept == [f"  classifier.{i}: kept (elementwise)" for i in (0, 2, 3, 5)]  # dropout, ReLU
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert len(notes) == 1 and "pad their input or pool with ceil_mode" in notes[0]
+    assert (
+        "geometry: stride 32x32, window 224x224, offset 0x0, minimal input 223x223, "
+        "canonical input 224x224"
+    ) in lines
+    # measured: padding lets a cell read beyond its 224x224 window
+    assert lines[-1] == "a cell reads 355x339 pixels from (-66, -66) of its window"
     assert "a cell reads " in output
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from classifiers import FaceStage, Flattening, GatedNet, PaddingFree
 from helpers import RTOL, convert_and_verify, reinit, relative_error
 from torch import nn
+from windows import assert_cells_are_windows
 
 import fc2conv
 
@@ -25,54 +27,6 @@ def test_plain_mlp_runs_at_every_pixel() -> None:
     assert maps.shape == (2, 10, 5, 7)
     expected = mlp(features.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
     assert relative_error(expected, maps) < RTOL
-
-
-class LinearGate(nn.Module):
-    """Squeeze-and-excitation with Linears: pool → Linear → ReLU → Linear → sigmoid → rescale."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(channels, channels // 2)
-        self.fc2 = nn.Linear(channels // 2, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
-        return x * scale.view(x.size(0), -1, 1, 1)
-
-
-class ChannelsLastBlock(nn.Module):
-    """ConvNeXt-style pointwise Linears on an NHWC tensor."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-        self.up = nn.Linear(channels, 2 * channels)
-        self.down = nn.Linear(2 * channels, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.down(F.gelu(self.up(self.norm(x.permute(0, 2, 3, 1)))))
-        return x + y.permute(0, 3, 1, 2)
-
-
-class GatedNet(nn.Module):
-    def __init__(self, outputs: str = "tensor") -> None:
-        super().__init__()
-        self.outputs = outputs
-        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.gate = LinearGate(8)
-        self.block = ChannelsLastBlock(8)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(8, 5)
-
-    def forward(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
-        features = self.block(self.gate(F.relu(self.stem(x))))
-        pooled = self.pool(features).flatten(1)
-        logits = self.fc(pooled)
-        if self.outputs == "tuple":
-            return logits, pooled
-        if self.outputs == "dict":
-            return {"logits": logits, "features": features}
-        return logits
 
 
 def test_gates_and_channels_last_linears_stay_exact() -> None:
@@ -185,8 +139,6 @@ class DataDependent(nn.Module):
 
 
 def test_a_wrong_input_size_is_one_error_and_nothing_logged(capfd) -> None:
-    from test_rule_flatten import Flattening
-
     with pytest.raises(fc2conv.TraceError, match="does not run on a 3x12x12 input"):
         fc2conv.convert(Flattening("torch.flatten"), (12, 12))  # its Linear wants 10x10
     assert capfd.readouterr().err == ""
@@ -235,11 +187,10 @@ def test_an_untraceable_trunk_block_is_kept_whole_and_the_model_converts() -> No
     assert "block" in calls  # a leaf: its forward runs as written
     assert "torch.fx cannot trace into block: kept whole" in " ".join(converted.plan.notes)
     image = torch.randn(2, 3, 11, 13)
-    maps = converted(image)
+    with torch.no_grad():
+        maps = converted(image)
     assert maps.shape == (2, 3, 4, 6)
-    for row, col in [(0, 0), (3, 5), (2, 1)]:  # every cell is the classifier on its crop
-        crop = image[:, :, row : row + 8, col : col + 8]
-        assert relative_error(model(crop), maps[:, :, row, col]) < RTOL
+    assert_cells_are_windows(model, image, maps, (8, 8), (1, 1))
 
 
 class StemKeptWhole(nn.Module):
@@ -313,39 +264,10 @@ def test_input_channels_guessed_wrongly_says_how_to_pass_them() -> None:
     message = str(info.value)
     assert message.startswith("s2d: the model does not run on a 48x32x32 input")
     assert "The 48 input channels were read from its first layer, conv" in message
-    assert "pass input_channels= (--input-channels)" in message
+    assert "pass --input-channels" in message
     converted, _ = convert_and_verify(reinit(SpaceToDepthStem()), (32, 32), input_channels=3)
     assert converted.input_channels == 3
     assert converted(torch.randn(2, 3, 64, 48)).shape == (2, 5, 9, 5)
-
-
-class FaceStage(nn.Module):
-    """A face detector's second stage as published (24x24 input): PReLU convolutions with
-    ceil_mode pools, a Caffe-order flatten, and two heads: box offsets and face probabilities."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 28, 3),
-            nn.PReLU(28),
-            nn.MaxPool2d(3, 2, ceil_mode=True),
-            nn.Conv2d(28, 48, 3),
-            nn.PReLU(48),
-            nn.MaxPool2d(3, 2, ceil_mode=True),
-            nn.Conv2d(48, 64, 2),
-            nn.PReLU(64),
-        )
-        self.dense = nn.Linear(576, 128)
-        self.prelu = nn.PReLU(128)
-        self.boxes = nn.Linear(128, 4)
-        self.faces = nn.Linear(128, 2)
-        self.softmax = nn.Softmax(dim=1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.features(x)
-        x = x.permute(0, 3, 2, 1).contiguous()
-        x = self.prelu(self.dense(x.view(x.size(0), -1)))
-        return self.boxes(x), self.softmax(self.faces(x))
 
 
 def test_face_detector_stage_converts_exactly() -> None:
@@ -370,8 +292,6 @@ def test_ceil_mode_cells_read_beyond_their_window_and_the_plan_says_so() -> None
 
 
 def test_padding_free_cells_read_exactly_their_window() -> None:
-    from test_rule_flatten import PaddingFree
-
     from fc2conv.conversion.receptive import receptive_field
 
     converted = fc2conv.convert(reinit(PaddingFree()), (16, 12))

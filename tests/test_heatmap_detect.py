@@ -216,8 +216,8 @@ def test_demo_writes_its_pictures(tmp_path: Path) -> None:
 def test_multi_output_model_reads_its_class_scores_and_no_second_softmax(tmp_path: Path) -> None:
     """The face stage returns (box offsets, face probabilities from nn.Softmax): heatmaps read
     the probabilities as they are, from PyTorch and from the exported file."""
+    from classifiers import FaceStage
     from helpers import reinit
-    from test_custom_models import FaceStage
 
     converted = fc2conv.convert(reinit(FaceStage()), (24, 24), name="faces")
     assert [(o.name, o.channels, o.ending) for o in converted.outputs] == [

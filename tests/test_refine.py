@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import reinit
+from helpers import assert_equals_original, reinit
 from torch import nn
+from windows import assert_cells_are_windows
 
 import fc2conv
 from fc2conv.compare import relative_error
@@ -47,8 +48,7 @@ def _maps(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def test_every_second_cell_is_the_coarse_map_and_the_others_are_the_windows_half_way() -> None:
-    torch.manual_seed(0)
-    original = PaddingFree().eval()  # 36x36 -> 2x2 features, stride 8
+    original = reinit(PaddingFree())  # 36x36 -> 2x2 features, stride 8
     coarse = fc2conv.convert(original, (36, 36))
     fine = fc2conv.convert(original, (36, 36), stride=4)
     assert coarse.geometry.stride == (8, 8) and fine.geometry.stride == (4, 4)
@@ -57,9 +57,8 @@ def test_every_second_cell_is_the_coarse_map_and_the_others_are_the_windows_half
     every, all_cells = _maps(coarse, images), _maps(fine, images)
     assert all_cells.shape[-2:] == fine.output_size(*images.shape[-2:])
     assert relative_error(every, all_cells[..., ::2, ::2]) <= 1e-6
-    for row, col in [(1, 0), (0, 3), (3, 1)]:  # cells half-way between the coarse ones
-        crop = images[..., 4 * row : 4 * row + 36, 4 * col : 4 * col + 36]
-        assert relative_error(_maps(original, crop), all_cells[..., row, col]) <= 1e-6
+    half_way = [(1, 0), (0, 3), (3, 1)]  # cells between the coarse ones
+    assert_cells_are_windows(original, images, all_cells, (36, 36), (4, 4), half_way, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("name", "stride"), [("resnet18", 16), ("resnet18", 8), ("vgg11", 16)])
@@ -71,6 +70,7 @@ def test_torchvision_models_refine_exactly(name: str, stride: int) -> None:
     assert fine.geometry.stride == (stride, stride)
     report = fc2conv.verify(model, fine)  # the first cell at the canonical size
     assert report.output_scale > 0.1
+    assert_equals_original(model, fine)  # and so it is, computed here
     factor = 32 // stride
     for height, width in [(288, 256), (261, 325)]:
         images = torch.randn(2, 3, height, width)

@@ -5,7 +5,7 @@ same node: the more specific one must come first. The order follows the pipeline
 classifier's entries, then the layers that change, then those kept as they are, then shape
 queries). Today only one pair overlaps: an adaptive pool to 1×1 on a map that is already 1×1
 matches both ``FixedAdaptivePool`` and ``GlobalPool``, and both remove it. ``tests/
-test_rule_order.py`` pins this order and fails when a new rule claims a node another rule
+rules/test_torch_order.py`` pins this order and fails when a new rule claims a node another rule
 claims, so that such a rule is placed deliberately.
 """
 

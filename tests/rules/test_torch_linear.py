@@ -1,11 +1,12 @@
-"""A Linear becomes a convolution (k×k after a flatten, 1×1 on vectors), sharing storage."""
+"""linear: a Linear (module or F.linear) becomes a convolution, k×k after a flatten and 1×1 on
+vectors, sharing storage with the original; one on an axis that holds no features is refused,
+and so is an F.linear after a per-feature affine map (which folds only into a module)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
-from helpers import RTOL, convert_and_verify, reinit, relative_error
+from helpers import RTOL, convert_and_verify, refusals, reinit, relative_error, steps_of
 from torch import nn
 
 import fc2conv
@@ -58,31 +59,47 @@ def test_copy_by_default_leaves_original_untouched() -> None:
 def test_functional_linear_becomes_conv() -> None:
     model = reinit(FunctionalLinear())
     converted, _ = convert_and_verify(model, (10, 10))
+    assert steps_of(converted.plan, "linear") == [
+        ("forward: linear", "Linear(200→16) → Conv2d(8→16, kernel 5x5)"),
+        ("forward: linear", "Linear(16→7) → Conv2d(16→7, kernel 1x1)"),
+    ]
     code = converted.graph_module.code
     assert "conv2d" in code and "linear" not in code
     assert converted(torch.randn(2, 3, 14, 18)).shape == (2, 7, 3, 5)
 
 
 def test_plan_lists_each_linear_with_its_kernel() -> None:
-    text = str(fc2conv.plan(FlattenHead(), (10, 10)))
-    assert "fc6: Linear(200→16) → Conv2d(8→16, kernel 5x5)" in text
-    assert "fc7: Linear(16→7) → Conv2d(16→7, kernel 1x1)" in text
+    assert steps_of(fc2conv.plan(FlattenHead(), (10, 10)), "linear") == [
+        ("fc6", "Linear(200→16) → Conv2d(8→16, kernel 5x5)"),
+        ("fc7", "Linear(16→7) → Conv2d(16→7, kernel 1x1)"),
+    ]
 
 
-class LinearOnPooledWidth(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-        self.fc = nn.Linear(1, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(self.conv(x), 1)).flatten(1)
+def linear_on_pooled_width() -> nn.Module:
+    """A Linear on the last axis of the pooled N×4×1×1 map: its width, not its features."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Linear(1, 5), nn.Flatten())
 
 
 def test_linear_on_the_width_of_a_pooled_map_is_declined() -> None:
-    with pytest.raises(fc2conv.UnsupportedModelError) as info:
-        fc2conv.convert(LinearOnPooledWidth(), (8, 8))
-    assert "fc: applies to the last axis of a 4x1x1 tensor" in str(info.value)
+    reason = "applies to the last axis of a 4x1x1 tensor that is not a feature vector"
+    assert ("linear", "2", reason) in refusals(linear_on_pooled_width(), (8, 8))
+
+
+class FunctionalAfterAffine(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.scale = nn.Parameter(torch.rand(4 * 6 * 6) + 0.5)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.conv(x), 1) * self.scale
+        return F.linear(x, self.fc.weight, self.fc.bias)
+
+
+def test_a_functional_linear_after_a_per_feature_affine_map_is_declined() -> None:
+    reason = "a per-feature affine map before it folds only into an nn.Linear module"
+    assert ("linear", "forward: linear", reason) in refusals(FunctionalAfterAffine(), (8, 8))
 
 
 def test_linear_conv_gives_the_same_sums_by_product_and_by_convolution() -> None:
@@ -96,50 +113,3 @@ def test_linear_conv_gives_the_same_sums_by_product_and_by_convolution() -> None
     assert relative_error(by_convolution, by_product) < RTOL
     window = images[:, :, 2:7, 3:8].flatten(1)
     assert relative_error(linear(window), by_product[:, :, 2, 3].detach()) < RTOL
-
-
-class NormalisedFlatten(nn.Module):
-    """BatchNorm1d (or a learnt per-feature scale and shift) on the flattened map, as some
-    older classifiers normalise the features they flatten."""
-
-    def __init__(self, style: str) -> None:
-        super().__init__()
-        self.style = style
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
-        self.norm = nn.BatchNorm1d(4 * 4 * 4)
-        self.scale = nn.Parameter(torch.rand(4 * 4 * 4) + 0.5)
-        self.shift = nn.Parameter(torch.randn(1, 4 * 4 * 4))
-        self.fc = nn.Linear(4 * 4 * 4, 6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.features(x), 1)
-        if self.style == "batch-norm":
-            x = self.norm(x)
-        elif self.style == "scale-and-shift":
-            x = x * self.scale - self.shift
-        return self.fc(x)
-
-
-@pytest.mark.parametrize("style", ["batch-norm", "scale-and-shift"])
-def test_per_feature_affine_on_the_flattened_map_folds_into_the_linear(style: str) -> None:
-    model = reinit(NormalisedFlatten(style))
-    converted, _ = convert_and_verify(model, (10, 10))
-    assert "folded into the next Linear" in str(converted.plan)
-    image = torch.randn(2, 3, 14, 12)
-    with torch.no_grad():
-        maps = converted(image)
-        assert maps.shape == (2, 6, 3, 2)
-        # no padding in the features: each cell is the classifier on its window
-        expected = model(image[:, :, 4:14, 2:12])
-    assert relative_error(expected, maps[:, :, 2, 1]) < RTOL
-    assert torch.equal(model.fc.weight, reinit(NormalisedFlatten(style)).fc.weight)  # unchanged
-
-
-class AffineThenActivation(NormalisedFlatten):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.norm(torch.flatten(self.features(x), 1))))
-
-
-def test_affine_on_the_flattened_map_needs_the_linear_right_after() -> None:
-    with pytest.raises(fc2conv.UnsupportedModelError, match="folds only into a Linear"):
-        fc2conv.convert(AffineThenActivation("batch-norm"), (10, 10))

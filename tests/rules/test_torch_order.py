@@ -10,10 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from helpers import reinit
-from test_custom_models import GatedNet
-from test_rule_per_position import NormHead, TwoBranches
-from test_rule_pooling import POOLS, Pooled
+from classifiers import POOLS, GatedNet, NormHead, Pooled, TwoBranches
+from helpers import assert_equals_original, reinit
 from torch import fx, nn
 
 import fc2conv
@@ -108,7 +106,7 @@ def test_the_known_overlap_plans_the_same_either_way() -> None:
     maps = []
     for rules in (DEFAULT_RULES, swapped):
         converted = fc2conv.convert(model, (7, 7), rules=rules)
-        fc2conv.verify(model, converted)
+        assert_equals_original(model, converted)
         with torch.no_grad():
             maps.append(converted(images))
     assert torch.equal(maps[0], maps[1])
