@@ -159,7 +159,7 @@ def test_heatmap_json_maps_and_full_size_picture(shapes_onnx, scene_png, tmp_pat
     written = json.loads(data.read_text())
     assert written["model"] == "shapes" and written["image_size"] == [480, 640]
     assert set(written["peaks"]) == {"circle", "cross", "square+triangle"}
-    assert [item["class"] for item in written["top"]][:1] == ["background"]
+    assert "background" not in [item["class"] for item in written["top"]]  # as the console
     assert len(written["top"]) == 5
     assert written["peaks"]["circle"]["score"] >= 0.9
     geometry = fc2conv.read_metadata(shapes_onnx)["geometry"]
