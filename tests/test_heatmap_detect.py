@@ -145,7 +145,7 @@ def test_detect_finds_the_shapes_of_a_scene(shapes) -> None:
     assert set(found.labels.tolist()) <= set(range(1, len(CLASSES)))  # never background
     data = json.loads(found.to_json())
     assert {"box", "score", "label", "class"} <= set(data["detections"][0])
-    assert data["image_size"] == [480, 640] and data["model"] == "shapes"
+    assert data["image_size"] == {"width": 640, "height": 480} and data["model"] == "shapes"
     assert data["scales"][0] == pytest.approx(1.25**3, abs=1e-4)
 
 

@@ -140,3 +140,17 @@ def test_a_faint_heatmap_scales_its_bar_and_says_so(tmp_path) -> None:
         plt.Figure.colorbar = real
     assert all("to the highest" in bar.ax.get_ylabel() for bar in labels)
     assert all(abs(bar.norm.vmax - 0.1) < 1e-6 for bar in labels)
+
+
+def test_sizes_in_json_are_labelled_and_old_files_still_read() -> None:
+    """Records name width and height; a COCO file made from records of fc2conv 0.2 (a
+    [height, width] list) gets the same sizes."""
+    from fc2conv.run.batch import coco_detections
+    from fc2conv.run.images import size_json
+
+    found = [{"box": [1, 2, 11, 22], "score": 0.9, "label": 0, "class": "a"}]
+    new = {"path": "x.png", "error": None, "image_size": size_json(480, 640), "detections": found}
+    old = {**new, "image_size": [480, 640]}
+    assert new["image_size"] == {"width": 640, "height": 480}
+    images = [coco_detections([record], ["a"])["images"][0] for record in (new, old)]
+    assert images[0] == images[1] and (images[0]["width"], images[0]["height"]) == (640, 480)

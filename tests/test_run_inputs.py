@@ -157,7 +157,7 @@ def test_heatmap_json_maps_and_full_size_picture(shapes_onnx, scene_png, tmp_pat
     assert "square+triangle: peak" in result.output
     assert Image.open(out).size[0] >= 3 * 640  # three panels at the image's own size
     written = json.loads(data.read_text())
-    assert written["model"] == "shapes" and written["image_size"] == [480, 640]
+    assert written["model"] == "shapes" and written["image_size"] == {"width": 640, "height": 480}
     assert set(written["peaks"]) == {"circle", "cross", "square+triangle"}
     assert "background" not in [item["class"] for item in written["top"]]  # as the console
     assert len(written["top"]) == 5

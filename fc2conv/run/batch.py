@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import Fc2ConvError
 from .detection import Detections, detect
 from .heatmaps import ClassChoice, Heatmap, heatmap
-from .images import DEFAULT_MAX_PIXELS, read_image
+from .images import DEFAULT_MAX_PIXELS, read_image, size_from_json, size_json
 from .pyramid import DEFAULT_MAX_SIZE
 from .runner import Runner, as_runner
 
@@ -233,7 +233,7 @@ def record(
         "path": str(item.path),
         "command": command,
         "model": model,
-        "image_size": list(item.size) if item.size else None,
+        "image_size": size_json(*item.size) if item.size else None,
         "seconds": round(item.seconds, 4),
         "error": item.error,
         **(data or {}),
@@ -408,7 +408,7 @@ def coco_detections(records: Iterable[dict[str, Any]], classes: list[str]) -> di
         if record.get("error") or not record.get("image_size"):
             continue
         image_id = len(images) + 1
-        height, width = record["image_size"]
+        height, width = size_from_json(record["image_size"])
         images.append(
             {"id": image_id, "file_name": record["path"], "height": height, "width": width}
         )

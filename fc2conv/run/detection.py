@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import Fc2ConvError
 from .boxes import area, batched_nms, intersection
 from .heatmaps import class_members
-from .images import ImageLike, read_image
+from .images import ImageLike, read_image, size_json
 from .pyramid import DEFAULT_MAX_SIZE, pyramid
 from .runner import as_runner, class_index
 
@@ -99,7 +99,7 @@ def detect(
     all_boxes, all_scores, all_labels = [], [], []
     settings: dict[str, Any] = {
         "model": runner.name,
-        "image_size": [height, width],
+        "image_size": size_json(height, width),
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "scales": [],

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .images import ImageLike, read_image
+from .images import ImageLike, read_image, size_json
 from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
 from .runner import as_runner, class_index
 
@@ -188,7 +188,7 @@ class Heatmap:
                 **({"whole_image": True} if peak.whole_image else {}),
             }
         return {
-            "image_size": list(self.image_size),
+            "image_size": size_json(*self.image_size),
             "scores": "probabilities" if self.probabilities else "model output",
             "stride": list(self.stride),
             "window": list(self.window),

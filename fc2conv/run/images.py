@@ -15,7 +15,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import Fc2ConvError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageLike", "load_image", "read_image", "resize"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageLike",
+    "load_image",
+    "read_image",
+    "resize",
+    "size_from_json",
+    "size_json",
+]
 
 #: the most pixels an image file may decode to (width × height after a JPEG's reduced decoding),
 #: about PIL's own "decompression bomb" warning level: 100 M pixels decode to 0.3 GB of RGB. A
@@ -158,6 +166,19 @@ def read_image(
         factor = max_size / max(height, width)
         pixels = resize(pixels, (max(1, round(height * factor)), max(1, round(width * factor))))
     return pixels, (height, width)
+
+
+def size_json(height: int, width: int) -> dict[str, int]:
+    """An image size as fc2conv's JSON writes it, labelled (images are width × height)."""
+    return {"width": int(width), "height": int(height)}
+
+
+def size_from_json(value: Any) -> tuple[int, int]:
+    """(height, width) from :func:`size_json`'s form, or from the ``[height, width]`` list that
+    files of fc2conv 0.2 hold."""
+    if isinstance(value, dict):
+        return int(value["height"]), int(value["width"])
+    return int(value[0]), int(value[1])
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

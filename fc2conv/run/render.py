@@ -14,7 +14,7 @@ from matplotlib import patches
 
 from .detection import Detections
 from .heatmaps import Heatmap
-from .images import resize
+from .images import resize, size_from_json
 
 __all__ = ["picture_formats", "save_detections", "save_heatmaps"]
 
@@ -117,8 +117,8 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
     """The image with each detection's box, class and score. ``image`` may be a scaled-down
     copy of the image the detections are in."""
     height, width = image.shape[:2]
-    whole = detections.settings.get("image_size") or [height, width]
-    to_picture = width / whole[1]
+    whole = detections.settings.get("image_size")
+    to_picture = width / (size_from_json(whole)[1] if whole else width)
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     axis = figure.add_axes((0, 0, 1, 1))
     axis.imshow(image)
