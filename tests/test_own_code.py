@@ -106,6 +106,13 @@ def test_each_mistake_is_one_message(project, spec, args, message):
         fc2conv.prepare(spec, input_size=(32, 32), model_args=args)
 
 
+def test_inspect_says_the_preprocessing_is_unknown(project):
+    """Own code does not say its mean and std: inspect notes it; a torchvision model does."""
+    text = fc2conv.inspect_model("my_models:build", weights="none", input_size=(32, 32))
+    assert "note: preprocessing unknown" in text
+    assert "preprocessing unknown" not in fc2conv.inspect_model("resnet18", input_size=(64, 64))
+
+
 def test_the_input_size_is_asked_for(project):
     with pytest.raises(fc2conv.ModelLoadError, match="pass --input-size HxW"):
         fc2conv.prepare("my_models:instance")

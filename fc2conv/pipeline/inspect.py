@@ -32,7 +32,9 @@ def inspect_model(model: str | os.PathLike, **spec: Any) -> str:
 
 def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
     from ..conversion import convert, plan
+    from ..conversion.declared import declared_preprocessing
     from ..conversion.receptive import receptive_field
+    from ..export.onnx_file import UNKNOWN_PREPROCESSING, preprocessing_known
     from ..sources import BUNDLED, known_names, load_model
 
     weights = spec.weights
@@ -48,6 +50,9 @@ def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
     options: dict[str, Any] = {"mode": spec.mode, "name": name, "input_channels": channels}
     the_plan = plan(loaded.model, size, **options)
     lines = [str(the_plan)]
+    metadata = {**declared_preprocessing(loaded.model), **loaded.metadata}
+    if not preprocessing_known({k: v for k, v in metadata.items() if v is not None}):
+        lines.append(f"note: {UNKNOWN_PREPROCESSING}")
     if the_plan.convertible:
         converted = convert(loaded.model, size, inplace=True, stride=spec.stride, **options)
         refined = [note for note in converted.plan.notes if note.startswith("stride refined")]
