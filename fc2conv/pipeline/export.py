@@ -48,16 +48,16 @@ def export_model(
 
     check_model_name(source, exporting=True)
     spec = ModelSpec(
-        weights,
-        input_size,
-        input_channels,
-        num_classes,
-        classes,
-        mode,
-        stride,
-        model_args,
-        mean,
-        std,
+        weights=weights,
+        input_size=input_size,
+        input_channels=input_channels,
+        num_classes=num_classes,
+        classes=classes,
+        mode=mode,
+        stride=stride,
+        model_args=model_args,
+        mean=mean,
+        std=std,
     )
     target = Path(path)
     with staged(target, force) as staging:

@@ -50,7 +50,14 @@ def open_model(
             f"(export it first: fc2conv {model} --out {Path(str(model)).name}_fcn.onnx)"
         )
     spec = ModelSpec(
-        weights, input_size, input_channels, num_classes, classes, mode, stride, model_args
+        weights=weights,
+        input_size=input_size,
+        input_channels=input_channels,
+        num_classes=num_classes,
+        classes=classes,
+        mode=mode,
+        stride=stride,
+        model_args=model_args,
     )
     prepared = prepare_spec(str(model), spec, progress)
     return Runner.from_model(prepared.converted, output)

@@ -53,16 +53,16 @@ def prepare(
     (your own code); ``model_args`` go to your own code's factory. The original is left as it
     was."""
     spec = ModelSpec(
-        weights,
-        input_size,
-        input_channels,
-        num_classes,
-        classes,
-        mode,
-        stride,
-        model_args,
-        mean,
-        std,
+        weights=weights,
+        input_size=input_size,
+        input_channels=input_channels,
+        num_classes=num_classes,
+        classes=classes,
+        mode=mode,
+        stride=stride,
+        model_args=model_args,
+        mean=mean,
+        std=std,
     )
     return prepare_spec(name, spec, progress)
 

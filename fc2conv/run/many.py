@@ -177,9 +177,9 @@ class ManyImages:
         from .batch import JsonLines, coco_detections
 
         picture = picture or picture_writer(self.command, runner, settings)
-        identity = run_identity(runner, settings, self.model)  # a resumed file must match it
-        lines = None
-        if self.jsonl is not None:
+        lines, identity = None, None
+        if self.jsonl is not None:  # what each record names, and a resumed file must match
+            identity = run_identity(runner, settings, self.model)
             lines = JsonLines(self.jsonl, self.command, runner.name, {"run": identity})
         done = lines.done() if lines is not None and self.resume else set()
         todo = [path for path in self.images if path.resolve() not in done]
