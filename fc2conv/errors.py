@@ -11,6 +11,16 @@ class TraceError(Fc2ConvError):
     """torch.fx could not trace the model."""
 
 
+class ForwardTraceError(TraceError):
+    """torch.fx cannot trace a forward that no module boundary can keep whole (the classifier's
+    own, say): the export can still take the model through torch.onnx and the ONNX rules.
+    ``reason`` is the failure alone, without the model's name and the advice."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class UnsupportedModelError(Fc2ConvError):
     """The model cannot be converted exactly; the message lists every layer in the way and why."""
 

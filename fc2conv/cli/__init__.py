@@ -70,10 +70,12 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     a child process; the written file is checked here once that process has ended. An ONNX
     classifier is converted without PyTorch.
     """
+    from ..pipeline import export_model
+    from ..pipeline.export import is_onnx_file
+    from ..sources.imports import is_import_string
+
     report = Reporter(quiet)
     if options.pop("imagenet"):
-        from ..sources.imports import is_import_string
-
         if not (is_onnx_file(model) or is_import_string(model)):
             raise Fc2ConvError(
                 "--imagenet: for ONNX classifiers and your own code; a model name brings its "
@@ -84,79 +86,12 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
         from ..sources.base import IMAGENET_MEAN, IMAGENET_STD
 
         options.update(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
-    if is_onnx_file(model):
-        from ..onnx_in import convert_onnx
-
-        onnx_only(options)
-        result = convert_onnx(
-            model,
-            out,
-            input_size=options["input_size"],
-            input_channels=options["input_channels"],
-            classes=options["classes"],
-            mean=options["mean"],
-            std=options["std"],
-            bgr=options["bgr"],
-            opset=options["opset"],
-            rtol=options["rtol"],
-            verify=not no_verify,
-            force=options["force"],
-            output=options["class_output"],
-            progress=report,
-        )
-        report.line(str(result))
-        return
-    from ..pipeline import export_model
-    from ..sources.imports import is_import_string
-
-    # what the file of an ONNX classifier does not say; your own code does not say mean and std
-    only_onnx = {"bgr": "--bgr", "class_output": "--output"}
-    if not is_import_string(model):
-        only_onnx.update(mean="--mean", std="--std")
-    wrong = [flag for key, flag in only_onnx.items() if options.pop(key) not in (None, False)]
-    if wrong:
-        raise Fc2ConvError(
-            f"{', '.join(wrong)}: for ONNX classifiers (--mean and --std also for your own "
-            "code); a model name brings its own preprocessing and class output"
-        )
-    if options["opset"] is None:
-        options["opset"] = 18
-    elif options["opset"] < 18:
+    if (options["opset"] or 18) < 18 and not is_onnx_file(model):
         raise click.BadParameter(
             f"{options['opset']}: PyTorch models export at opset 18 or later", param_hint="--opset"
         )
+    options["output"] = options.pop("class_output")
     report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
-
-
-def is_onnx_file(model: str) -> bool:
-    """An existing file that is an ONNX model (by its content), or any path ending in .onnx."""
-    from ..export.onnx_file import looks_like_onnx
-
-    path = Path(model)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise Fc2ConvError(f"{model} does not exist; check the path")
-        return True
-    return path.is_file() and looks_like_onnx(path)
-
-
-def onnx_only(options: dict[str, Any]) -> None:
-    """Refuse the options that belong to PyTorch models."""
-    wrong = [
-        flag
-        for flag, value, default in (
-            ("--weights", options.get("weights"), "DEFAULT"),
-            ("--num-classes", options.get("num_classes"), None),
-            ("--mode", options.get("mode"), "window"),
-            ("--stride", options.get("stride"), None),
-            ("--model-arg", options.get("model_args"), None),
-        )
-        if value != default
-    ]
-    if wrong:
-        raise Fc2ConvError(
-            f"{', '.join(wrong)}: not for an ONNX classifier (its weights and head are in the file)"
-        )
 
 
 @main.command("list")
@@ -175,24 +110,12 @@ def list_models() -> None:
 @click.argument("model")
 @model_options
 @handles_errors
-def inspect(
-    model: str,
-    weights: str,
-    input_size: Any,
-    input_channels: Any,
-    mode: str,
-    stride: int | None,
-    **classes: Any,
-) -> None:
+def inspect(model: str, **spec: Any) -> None:
     """Show the rewrite plan and the geometry of MODEL (a name or an ONNX classifier file),
     without exporting."""
     from ..pipeline import inspect_model
 
-    if is_onnx_file(model):
-        onnx_only({"weights": weights, "mode": mode, "stride": stride, **classes})
-    spec = {"weights": weights, "input_size": input_size, "input_channels": input_channels}
-    spec.update(mode=mode, stride=stride, num_classes=classes["num_classes"])
-    click.echo(inspect_model(model, model_args=classes["model_args"], **spec))
+    click.echo(inspect_model(model, **spec))
 
 
 @main.command()

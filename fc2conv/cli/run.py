@@ -4,7 +4,6 @@ JSON. Every output is checked before the model runs and written only when all su
 from __future__ import annotations
 
 import glob
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,8 @@ from ..run.images import DEFAULT_MAX_PIXELS
 from ..runtime import RUNTIMES
 from .options import (
     Reporter,
-    check_output,
     handles_errors,
     model_options,
-    output_files,
     quiet_option,
     scales_option,
 )
@@ -102,54 +99,10 @@ def run_options(command: Any) -> Any:
     return command
 
 
-def _check_outputs(out: Path | None, others: list[Path | None], force: bool) -> list[Path]:
-    """The outputs given (the picture ``out``, JSON, maps), checked before the model runs."""
-    from ..run.render import picture_formats
-
-    if out is not None and out.suffix.lower().lstrip(".") not in picture_formats():
-        listed = ", ".join(sorted(picture_formats()))
-        raise Fc2ConvError(
-            f"cannot write a picture as {out.name}: use one of .{listed.replace(', ', ', .')}"
-        )
-    paths = [path for path in (out, *others) if path is not None]
-    if len(set(map(Path.resolve, paths))) < len(paths):
-        raise Fc2ConvError("--out, --json and --maps must name different files")
-    for path in paths:
-        check_output(path, force)
-    return paths
-
-
 def _open(model: str, report: Reporter, **options: Any) -> Any:
     from ..pipeline import open_model
 
-    ignored = [
-        f"--{key.replace('_', '-')}"
-        for key, value in options.items()
-        if value not in (None, "DEFAULT", "window")
-        and key not in ("output", "runtime", "precision")
-    ]
-    if Path(model).is_file() and ignored:
-        click.echo(f"warning: {', '.join(ignored)} apply to model names, not to {model}", err=True)
-    from ..export.onnx_file import preprocessing_known
-
-    runner = open_model(model, progress=report, **options)
-    if not preprocessing_known(runner.metadata):
-        report.warning(
-            f"note: {runner.name} records no mean and std, so images run as they are (mean 0, "
-            "std 1); if it was trained on normalised images, convert it again with --mean/--std "
-            "or --imagenet"
-        )
-    return runner
-
-
-def _say_scaled(
-    report: Reporter, size: tuple[int, int], scales: tuple[float, ...], max_size: int
-) -> None:
-    if max(size) > max_size:
-        report.line(
-            f"note: the {size[1]}×{size[0]} image is larger than --max-size {max_size}: it ran "
-            f"scaled down, at scales up to {max(scales):.2g}"
-        )
+    return open_model(model, progress=report, **options)
 
 
 @click.command()
@@ -203,63 +156,23 @@ def heatmap(
     """Class heatmaps of IMAGES over an image pyramid, overlaid on them: for one image a
     picture (--out) and JSON (--json); for many (files, folders, globs, @list.txt) a JSON line
     per image (--jsonl) and a picture per image (--out-dir)."""
-    import numpy as np
-
-    from ..run import heatmap as compute
-    from ..run.heatmaps import class_members
-    from ..run.images import read_image
     from ..run.many import picture_writer
-    from ..run.render import save_heatmaps
 
     many = {"jsonl": jsonl, "out_dir": out_dir, "resume": resume, "force": force, "ray": ray}
     report = Reporter(quiet)
     refused = {"out": out, "json": json_path, "maps": maps_path}
+    settings = {"classes": class_names, "top": top, "scales": scales, "max_size": max_size}
+    settings["max_pixels"] = max_pixels
     batch = many_images("heatmap", model, images, report, refused, **many)
     if batch is not None:
         runner = _open(model, report, **options)
-        for name in class_names:  # unknown names fail before the model runs
-            class_members(runner.classes, name)
-        settings = {"classes": class_names, "top": top, "scales": scales, "max_size": max_size}
-        settings["max_pixels"] = max_pixels
-        run_many(batch, runner, settings, picture_writer("heatmap", runner, settings, full_size))
+        picture = picture_writer("heatmap", runner, settings, full_size)
+        run_many(batch, runner, settings, picture)
         return
-    image = single_image(images, out, json_path)
-    if maps_path is not None and maps_path.suffix != ".npz":
-        raise Fc2ConvError(f"--maps writes a NumPy .npz file, not {maps_path.name}")
-    paths = _check_outputs(out, [json_path, maps_path], force)
+    one = single_image("heatmap", images, out, json_path, force, maps=maps_path)
     runner = _open(model, report, **options)
-    for name in class_names:  # unknown names fail before the model runs
-        class_members(runner.classes, name)
-    pixels, size = read_image(image, max_size, max_pixels)
-    with report.step("computing class maps over the image pyramid"):
-        result = compute(runner, pixels, scales=scales, max_size=max_size, image_size=size)
-    background = runner.metadata.get("background")
-    chosen: list[Any] = list(class_names) or list(result.top_classes(top, background))
-    shown = result.select(chosen)
-    with output_files(paths) as temporaries:
-        written = dict(zip(paths, temporaries, strict=True))
-        if out is not None:
-            save_heatmaps(pixels, shown, written[out], full_size=full_size, title=Path(image).name)
-        if json_path is not None:
-            data = {"model": runner.name, **result.as_dict(chosen, max(top, 5), background)}
-            written[json_path].write_text(json.dumps(data, indent=2))
-        if maps_path is not None:
-            arrays: dict[str, Any] = {
-                f"level_{i}": level.scores for i, level in enumerate(result.levels)
-            }
-            arrays.update(scales=np.array(result.scales), classes=np.array(result.classes))
-            arrays["whole_image"] = np.array([level.whole_image for level in result.levels])
-            with open(written[maps_path], "wb") as file:
-                np.savez(file, **arrays)
-    _say_scaled(report, result.image_size, result.scales, max_size)
-    scales_text = ", ".join(f"{lv.scale:.2g}" for lv in result.levels if not lv.whole_image)
-    if any(level.whole_image for level in result.levels):
-        scales_text += " and the whole image"
-    report.line(f"wrote {', '.join(map(str, paths))}: scales {scales_text}")
-    for label in shown.classes:
-        peak = shown.peak(label)
-        where = "the whole image" if peak.whole_image else f"scale {peak.scale:.2g}"
-        report.line(f"{label}: peak {peak.score:.3f} at x={peak.x:.0f}, y={peak.y:.0f} ({where})")
+    for line in one.run(runner, {**settings, "full_size": full_size}, report):
+        report.line(line)
 
 
 @click.command()
@@ -306,62 +219,45 @@ def detect(
     """Detect objects in IMAGES: for one image, the boxes drawn into a picture (--out) and
     JSON (--json); for many (files, folders, globs, @list.txt), a JSON line per image
     (--jsonl), a COCO file (--coco) and a picture per image (--out-dir)."""
-    from ..run import detect as run_detect
-    from ..run.heatmaps import class_members
-    from ..run.images import read_image
-    from ..run.render import save_detections
-
     settings: dict[str, Any] = {
         "scales": scales,
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "max_size": max_size,
         "classes": list(class_names) or None,
+        "max_pixels": max_pixels,
     }
     many = {"jsonl": jsonl, "out_dir": out_dir, "resume": resume, "force": force, "ray": ray}
     report = Reporter(quiet)
     refused = {"out": out, "json": json_path}
     batch = many_images("detect", model, images, report, refused, coco=coco, **many)
     if batch is not None:
-        runner = _open(model, report, **options)
-        for name in class_names:  # unknown names fail before the model runs
-            class_members(runner.classes, name)
-        run_many(batch, runner, {**settings, "max_pixels": max_pixels})
+        run_many(batch, _open(model, report, **options), settings)
         return
     if coco is not None:
         raise Fc2ConvError("--coco is for many images (with --jsonl); use --json for one")
-    image = single_image(images, out, json_path)
-    paths = _check_outputs(out, [json_path], force)
-    runner = _open(model, report, **options)
-    pixels, size = read_image(image, max_size, max_pixels)
-    with report.step("detecting over the image pyramid"):
-        found = run_detect(runner, pixels, image_size=size, **settings)
-    with output_files(paths) as temporaries:
-        written = dict(zip(paths, temporaries, strict=True))
-        if out is not None:
-            save_detections(pixels, found, written[out])
-        if json_path is not None:
-            written[json_path].write_text(found.to_json())
-    _say_scaled(report, size, tuple(found.settings["scales"]), max_size)
-    report.line(f"wrote {', '.join(map(str, paths))}: {len(found)} detection(s)")
-    for item in found.as_list():
-        x1, y1, x2, y2 = item["box"]
-        report.line(
-            f"{item['class']} {item['score']:.2f} at ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f})"
-        )
+    one = single_image("detect", images, out, json_path, force)
+    for line in one.run(_open(model, report, **options), settings, report):
+        report.line(line)
 
 
-def single_image(images: tuple[str, ...], out: Path | None, json_path: Path | None) -> str:
-    """The one image of a single-image run, which needs --out or --json."""
-    image = images[0]
-    if not Path(image).is_file():
-        raise Fc2ConvError(f"{image} does not exist; check the path")
-    if out is None and json_path is None:
+def single_image(
+    command: str,
+    images: tuple[str, ...],
+    out: Path | None,
+    json_path: Path | None,
+    force: bool,
+    maps: Path | None = None,
+) -> Any:
+    """The run of one image, which needs --out or --json (its outputs checked)."""
+    from ..run.one_image import OneImage
+
+    if Path(images[0]).is_file() and out is None and json_path is None:
         raise click.UsageError(
             "one image needs --out PICTURE (e.g. --out result.png) and/or --json FILE; runs of "
             "many images write --jsonl FILE and/or --out-dir FOLDER"
         )
-    return image
+    return OneImage(command, images[0], out=out, json=json_path, maps=maps, force=force)
 
 
 def many_images(

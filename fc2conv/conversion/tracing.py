@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from ..errors import TraceError
+from ..errors import ForwardTraceError, TraceError
 from .linear_conv import LinearConv2d
 
 __all__ = [
@@ -92,7 +92,7 @@ def trace(model: nn.Module, name: str) -> fx.GraphModule:
                 except Exception as exc:
                     failed = tracer.failed
                     if not failed or failed in leaves or len(leaves) >= MAX_FALLBACK_LEAVES:
-                        raise TraceError(_trace_failure(name, exc, failed)) from exc
+                        raise _trace_failure(name, exc, failed) from exc
                     leaves.add(failed)
         gm = fx.GraphModule(model, graph, type(model).__name__)
         gm.meta["kept_whole"] = sorted(leaves)
@@ -130,13 +130,16 @@ def _defaults(model: nn.Module) -> dict[str, Any]:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
-def _trace_failure(name: str, exc: Exception, failed: str | None) -> str:
+def _trace_failure(name: str, exc: Exception, failed: str | None) -> ForwardTraceError:
     where = f" in {failed}" if failed else ""
-    return (
-        f"{name}: torch.fx cannot trace the forward{where} ({type(exc).__name__}: "
-        f"{(str(exc).strip().splitlines() or [''])[0][:300]}). "
-        "fc2conv needs a forward without data-dependent Python control flow; move such code "
-        "into a submodule that torch.fx treats as a leaf, or branch on shapes known at trace time."
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    reason = f"torch.fx cannot trace the forward{where} ({type(exc).__name__}: {first_line})"
+    return ForwardTraceError(
+        f"{name}: {reason}. fc2conv needs a forward without data-dependent Python control flow; "
+        "move such code into a submodule that torch.fx treats as a leaf, or branch on shapes "
+        "known at trace time (fc2conv.export_model and the command line export such a model "
+        "through torch.onnx).",
+        reason,
     )
 
 

@@ -58,11 +58,11 @@ class ExportReport:
         lines = [f"wrote {self.path} ({size})", f"geometry: {self.geometry}"]
         if self.verified is not None:
             lines.append(f"PyTorch: {self.verified}")
-        lines += [
-            f"onnxruntime at {c.height}x{c.width}: {c.map_size[0]}x{c.map_size[1]} map, "
-            f"relative error {c.relative_error:.1e}"
-            for c in self.checks
-        ]
+        for c in self.checks:
+            line = f"onnxruntime at {c.height}x{c.width}: {c.map_size[0]}x{c.map_size[1]} map"
+            if c.relative_error is not None:
+                line += f", relative error {c.relative_error:.1e}"
+            lines.append(line)
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -121,6 +121,8 @@ def run_worker(command: str, request: dict[str, Any], progress: Progress) -> dic
                 say(event["detail"])
             elif "end" in event:
                 steps.close()
+            elif "failed" in event:  # a step that failed in a way the child recovers from
+                steps.__exit__(ExportError, ExportError(event["failed"]), None)
             elif "result" in event:
                 result = event["result"]
             elif "error" in event:
@@ -168,9 +170,7 @@ def check_staged(
         if "torch" in sys.modules:
             request = {"staged": str(path), "rtol": rtol}
             found = run_worker("fc2conv.export.worker:check", request, SILENT)["checks"]
-            for check in found:
-                check["map_size"] = tuple(check["map_size"])
-            checks = [SizeCheck(**check) for check in found]
+            checks = [SizeCheck.from_json(check) for check in found]
         else:
             checks = check_file(path, path.parent / CASES_FILE, rtol, say)
     timings["checks"] = time.perf_counter() - start

@@ -64,13 +64,19 @@ _COPY_CHUNK = 16 * 1024 * 1024
 class SizeCheck:
     """onnxruntime against PyTorch at one input size: the map size and the relative error, and
     the tolerance it was held to (``rtol``, or more where PyTorch's own float32 rounding is
-    larger: see :func:`check_file`)."""
+    larger: see :func:`check_file`). ``relative_error`` is None at a size with no reference
+    (the second route's larger sizes, where the map's size and values are checked)."""
 
     height: int
     width: int
     map_size: tuple[int, int]
-    relative_error: float
+    relative_error: float | None
     tolerance: float
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> SizeCheck:
+        """A check as a child process sends it back (``asdict``, through JSON)."""
+        return cls(**{**values, "map_size": tuple(values["map_size"])})
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from .onnx_file import (
     write_single_file,
 )
 
-__all__ = ["INPUT_NAME", "metadata_for", "reference_cases", "stage"]
+__all__ = ["INPUT_NAME", "export_original", "metadata_for", "reference_cases", "stage"]
 
 INPUT_NAME = "images"
 
@@ -56,32 +56,10 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
     example = (torch.randn(batch, converted.input_channels, height, width),)
     dim = torch.export.Dim
     dynamic = ({0: dim.DYNAMIC, 2: dim.DYNAMIC, 3: dim.DYNAMIC},)
-    # torch.export logs warnings about shape guards it cannot simplify; the checks that follow
-    # the export are what tell whether it is right
-    guards = logging.getLogger("torch.fx.experimental.symbolic_shapes")
-    level = guards.level
-    guards.setLevel(logging.ERROR)
-    try:
-        program = torch.onnx.export(
-            converted.graph_module.eval(),
-            example,
-            dynamo=True,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[output.name for output in converted.outputs] or None,
-            dynamic_shapes=dynamic,
-            verbose=False,
-            optimize=False,
-        )
-    finally:
-        guards.setLevel(level)
+    outputs = [output.name for output in converted.outputs] or None
+    program = _torch_onnx(converted.graph_module.eval(), example, opset, dynamic, outputs)
     if program is None:
         raise ExportError(f"{converted.name}: torch.onnx.export returned no program")
-    # The exporter's own optimize=True runs onnx's shape inference, which serializes the whole
-    # model with its weights (2.4 s for VGG-16); the IR's own shape handling gives the same graph.
-    import onnxscript.optimizer
-
-    onnxscript.optimizer.optimize_ir(program.model, onnx_shape_inference=False)
     dims = program.model.graph.inputs[0].shape
     assert dims is not None
     names: dict = {str(dims[0]): "batch", str(dims[2]): "height", str(dims[3]): "width"}
@@ -90,6 +68,72 @@ def _export_program(converted: FullyConvolutionalModel, opset: int, batch: int) 
     program.rename_axes(names)
     _name_map_axes(program.model)
     return program
+
+
+def _torch_onnx(
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    opset: int,
+    dynamic: tuple[dict[int, Any], ...],
+    output_names: list[str] | None,
+) -> Any:
+    """torch.onnx's dynamo export of ``module`` on ``example``, optimised on the IR."""
+    # torch.export logs warnings about shape guards it cannot simplify; the checks that follow
+    # the export are what tell whether it is right
+    guards = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = guards.level
+    guards.setLevel(logging.ERROR)
+    try:
+        program = torch.onnx.export(
+            module,
+            example,
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=output_names,
+            dynamic_shapes=dynamic,
+            verbose=False,
+            optimize=False,
+        )
+    finally:
+        guards.setLevel(level)
+    if program is not None:
+        # The exporter's own optimize=True runs onnx's shape inference, which serializes the
+        # whole model with its weights (2.4 s for VGG-16); the IR's own shape handling gives the
+        # same graph.
+        import onnxscript.optimizer
+
+        onnxscript.optimizer.optimize_ir(program.model, onnx_shape_inference=False)
+    return program
+
+
+def export_original(
+    model: torch.nn.Module,
+    size: tuple[int, int],
+    channels: int,
+    path: Path,
+    *,
+    opset: int = 18,
+    batch: int = 2,
+) -> None:
+    """Export the classifier ``model`` as it is, at its canonical ``size`` (fixed) with a dynamic
+    batch, to ``path``: the graph that the ONNX rules then convert, for a forward that torch.fx
+    cannot trace. A forward that branches on the input's size takes, at that size, the branch
+    every window takes. Errors do not name the model: the caller's message does."""
+    example = (torch.randn(batch, channels, *size),)
+    try:
+        program = _torch_onnx(model.eval(), example, opset, ({0: torch.export.Dim.DYNAMIC},), None)
+    except Exception as exc:
+        cause: BaseException = exc
+        while cause.__cause__ is not None:  # torch.onnx wraps what torch.export raised
+            cause = cause.__cause__
+        first_line = (str(cause).strip().splitlines() or [""])[0][:300]
+        raise ExportError(
+            f"torch.onnx cannot export it ({type(cause).__name__}: {first_line})"
+        ) from exc
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
+    write_model(program.model, path, TWO_GB)
 
 
 def _name_map_axes(model: Any) -> None:

@@ -52,7 +52,11 @@ class EventProgress(Progress):
             self.send(detail=detail)
 
         self.send(begin=text)
-        yield say
+        try:
+            yield say
+        except BaseException:
+            self.send(failed=text)  # the parent ends the step without reporting it done
+            raise
         close_detail()
         self.timings[text] = time.perf_counter() - start
         self.send(end=text)

@@ -73,6 +73,8 @@ def convert_onnx(
     force: bool = False,
     output: str | int | None = None,
     rules: tuple[OnnxRule, ...] = ONNX_RULES,
+    name: str | None = None,
+    metadata: dict[str, Any] | None = None,
     progress: Progress = SILENT,
 ) -> OnnxConversion:
     """Convert an ONNX classifier (a path or an ``onnx.ModelProto``) into a fully
@@ -88,7 +90,9 @@ def convert_onnx(
     two more sizes (see :mod:`.checks`); the file is put in place only when all checks pass.
     ``output`` (a name or an index) chooses the class output of a file with several; ``rules``
     is the ordered rule list (:data:`fc2conv.onnx_in.rules.ONNX_RULES`; pass your own to add
-    one). A node that no rule converts exactly is refused with every other such node in one
+    one). ``name`` is what messages and the metadata call the model (default: its path), and
+    ``metadata`` holds further keys for the file's metadata (a PyTorch source's weights, say).
+    A node that no rule converts exactly is refused with every other such node in one
     :class:`UnsupportedModelError`.
     """
     from ..export.onnx_file import check_target, staged
@@ -100,7 +104,8 @@ def convert_onnx(
         check_target(target, force)
     names = read_class_names(classes) if classes is not None else None
     with progress.step("reading the ONNX model"):
-        model, name = load(source)
+        model, path_name = load(source)
+        name = name or path_name
         original = _original_for_checks(source, model) if verify else b""
         graph = OnnxGraph(model, name, input_channels)
     preprocessing = {"mean": mean, "std": std, "channel_order": "BGR" if bgr else None}
@@ -122,7 +127,8 @@ def convert_onnx(
     count = outputs[0]["channels"]
     if names is not None and len(names) != count:
         raise Fc2ConvError(f"{name}: {len(names)} class names for a model with {count} classes")
-    _set_metadata(converted, name, geometry, outputs, graph, names, preprocessing)
+    details = {"source": "onnx", **(metadata or {}), "classes": names, **preprocessing}
+    _set_metadata(converted, name, geometry, outputs, graph, details)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
     notes = padding_notes(graph)
@@ -402,8 +408,7 @@ def _set_metadata(
     geometry: Geometry,
     outputs: list[dict[str, Any]],
     graph: OnnxGraph,
-    classes: list[str] | None,
-    preprocessing: dict[str, Any],
+    details: dict[str, Any],
 ) -> None:
     from ..export.onnx_file import fc2conv_metadata
 
@@ -413,7 +418,7 @@ def _set_metadata(
         outputs=outputs,
         geometry=geometry,
         input_channels=graph.input.channels,
-        details={"source": "onnx", "classes": classes, **preprocessing},
+        details=details,
     )
     for key, value in values.items():
         prop = converted.metadata_props.add()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import Fc2ConvError
-from .spec import ModelSpec
+from ..errors import Fc2ConvError, ForwardTraceError
+from .spec import ModelSpec, refuse_pytorch_options
 
 __all__ = ["inspect_model"]
 
@@ -22,6 +22,7 @@ def inspect_model(model: str | os.PathLike, **spec: Any) -> str:
     if str(model).lower().endswith(".onnx") or (os.path.isfile(model) and looks_like_onnx(model)):
         from ..onnx_in import convert_onnx
 
+        refuse_pytorch_options(ModelSpec(**spec))
         meta = read_metadata(model)
         if "geometry" in meta:  # written by fc2conv: what heatmap and detect will read
             return describe_converted(model, meta)
@@ -48,7 +49,14 @@ def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
         )
     channels = spec.input_channels or loaded.input_channels  # as the export reads them
     options: dict[str, Any] = {"mode": spec.mode, "name": name, "input_channels": channels}
-    the_plan = plan(loaded.model, size, **options)
+    try:
+        the_plan = plan(loaded.model, size, **options)
+    except ForwardTraceError as traced:  # what the export does: the second route
+        from .onnx_route import convert_through_onnx
+
+        size = (int(size[0]), int(size[1]))
+        routed = convert_through_onnx(name, loaded, spec, size, traced, None, verify=False)
+        return str(routed.conversion)
     lines = [str(the_plan)]
     metadata = {**declared_preprocessing(loaded.model), **loaded.metadata}
     if not preprocessing_known({k: v for k, v in metadata.items() if v is not None}):

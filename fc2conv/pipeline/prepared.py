@@ -18,7 +18,7 @@ from .spec import ModelSpec
 if TYPE_CHECKING:
     from ..conversion import FullyConvolutionalModel
 
-__all__ = ["Prepared", "class_count", "prepare", "prepare_spec"]
+__all__ = ["Prepared", "class_count", "convert_loaded", "load_spec", "prepare", "prepare_spec"]
 
 
 @dataclass
@@ -69,18 +69,42 @@ def prepare(
 
 def prepare_spec(name: str, spec: ModelSpec, progress: Progress = SILENT) -> Prepared:
     """:func:`prepare` with its arguments in a :class:`ModelSpec`."""
-    from ..conversion import convert
+    loaded, size = load_spec(name, spec, progress)
+    return Prepared(loaded, convert_loaded(name, spec, loaded, size, progress))
 
-    weights, classes, mean, std = spec.weights, spec.classes, spec.mean, spec.std
-    names = read_class_names(classes) if classes is not None else None
-    with progress.step(f"loading {name} ({describe_weights(name, weights)})"):
-        loaded = load_model(name, weights, num_classes=spec.num_classes, model_args=spec.model_args)
+
+def load_spec(
+    name: str, spec: ModelSpec, progress: Progress = SILENT
+) -> tuple[LoadedModel, tuple[int, int]]:
+    """The model ``name`` loaded as ``spec`` says, and its canonical size."""
+    if spec.classes is not None:
+        read_class_names(spec.classes)  # a file that cannot be read fails before the load
+    with progress.step(f"loading {name} ({describe_weights(name, spec.weights)})"):
+        loaded = load_model(
+            name, spec.weights, num_classes=spec.num_classes, model_args=spec.model_args
+        )
     size = spec.input_size or loaded.input_size
     if size is None:
         raise ModelLoadError(
             f"{name}: its code does not say the size it classifies; pass --input-size HxW "
             "(the size it was trained at)"
         )
+    return loaded, (int(size[0]), int(size[1]))
+
+
+def convert_loaded(
+    name: str,
+    spec: ModelSpec,
+    loaded: LoadedModel,
+    size: tuple[int, int],
+    progress: Progress = SILENT,
+) -> FullyConvolutionalModel:
+    """Convert ``loaded`` at ``size`` as ``spec`` says (in place: the weights are shared), with
+    the source's metadata and the spec's class names and preprocessing."""
+    from ..conversion import convert
+
+    mean, std = spec.mean, spec.std
+    names = read_class_names(spec.classes) if spec.classes is not None else None
     with progress.step("converting"):
         channels = spec.input_channels or loaded.input_channels
         converted = convert(
@@ -110,7 +134,7 @@ def prepare_spec(name: str, spec: ModelSpec, progress: Progress = SILENT) -> Pre
         converted.metadata["classes"] = names
     elif len(converted.metadata.get("classes") or []) not in (0, count):
         del converted.metadata["classes"]  # names of another head (e.g. ImageNet's 1000)
-    return Prepared(loaded, converted)
+    return converted
 
 
 def class_count(converted: FullyConvolutionalModel) -> int:

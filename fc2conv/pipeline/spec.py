@@ -7,7 +7,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ModelSpec"]
+from ..errors import Fc2ConvError
+
+__all__ = ["PYTORCH_ONLY", "ModelSpec", "refuse_pytorch_options"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,13 @@ class ModelSpec:
     mean: list[float] | None = None
     std: list[float] | None = None
 
+    def flags(self, *fields: str) -> list[str]:
+        """The command-line flags of ``fields`` (default: all) that are set away from their
+        defaults, e.g. ``["--weights", "--model-arg"]``."""
+        names = fields or tuple(DEFAULTS)
+        changed = [name for name in names if getattr(self, name) != DEFAULTS[name]]
+        return [f"--{FLAGS.get(name, name.replace('_', '-'))}" for name in changed]
+
     def as_json(self) -> dict[str, Any]:
         """The spec as JSON values (for the export's child process)."""
         values = asdict(self)
@@ -41,3 +50,18 @@ class ModelSpec:
     def from_json(cls, values: dict[str, Any]) -> ModelSpec:
         size = values.get("input_size")
         return cls(**{**values, "input_size": tuple(size) if size else None})
+
+
+#: the options a PyTorch model takes and an ONNX classifier's file already holds
+PYTORCH_ONLY = ("weights", "num_classes", "mode", "stride", "model_args")
+DEFAULTS = asdict(ModelSpec())
+FLAGS = {"model_args": "model-arg"}
+
+
+def refuse_pytorch_options(spec: ModelSpec) -> None:
+    """Refuse, in one line, the options of ``spec`` that an ONNX classifier's file holds."""
+    flags = spec.flags(*PYTORCH_ONLY)
+    if flags:
+        raise Fc2ConvError(
+            f"{', '.join(flags)}: not for an ONNX classifier (its weights and head are in the file)"
+        )

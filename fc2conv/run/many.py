@@ -175,7 +175,10 @@ class ManyImages:
         ``picture`` of each (default: :func:`picture_writer`'s) into ``out_dir``. An interrupt
         (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again."""
         from .batch import JsonLines, coco_detections
+        from .heatmaps import class_members
 
+        for name in settings.get("classes") or ():  # unknown names fail before the model runs
+            class_members(runner.classes, name)
         picture = picture or picture_writer(self.command, runner, settings)
         lines, identity = None, None
         if self.jsonl is not None:  # what each record names, and a resumed file must match

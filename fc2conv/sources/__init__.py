@@ -94,6 +94,8 @@ def describe_weights(name: str, weights: str) -> str:
     if weights.lower() == "none":
         return "random weights"
     if weights.upper() == "DEFAULT":
+        if is_import_string(name):
+            return "the weights its code gives it"
         return "bundled weights" if name == BUNDLED else "pretrained weights"
     return weights
 
