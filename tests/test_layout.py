@@ -195,3 +195,21 @@ def test_heatmap_and_detect_of_an_onnx_file_need_no_torch(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "h.png").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_architecture_doc_names_every_module() -> None:
+    """docs/architecture.md has a line for every module (rules by their folder, ONNX rules by
+    file), so a new module cannot land undescribed."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = []
+    for name, path in modules().items():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("conversion/rules/"):
+            relative = "conversion/rules/"
+        elif relative.startswith("onnx_in/rules/"):
+            relative = relative.removeprefix("onnx_in/rules/")
+        elif path.name in ("__init__.py", "__main__.py") and name not in ("sources", "cli"):
+            continue
+        if f"`{relative}`" not in doc and f"`{relative}`," not in doc:
+            missing.append(relative)
+    assert not missing, f"docs/architecture.md does not name {missing}"
