@@ -42,7 +42,7 @@ def contained_by_definition(boxes, scores, labels, overlap=0.6):
         if all(
             inter[i, j] / (sizes[i] + sizes[j] - inter[i, j]) < 0.5
             and inter[i, j] / sizes[j] < overlap
-            and not (labels[i] == labels[j] and inter[i, j] / sizes[i] >= HOLDS)
+            and not (labels[i] == labels[j] and inter[i, j] / min(sizes[i], sizes[j]) >= HOLDS)
             for i in kept
         ):
             kept.append(int(j))

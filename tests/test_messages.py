@@ -91,9 +91,14 @@ def test_detect_takes_a_class_filter(shapes_onnx) -> None:
     assert len(present) >= 2
     only = fc2conv.detect(shapes_onnx, scene.image, classes=[present[0]])
     assert {item["class"] for item in only.as_list()} == {present[0]}
-    both = fc2conv.detect(shapes_onnx, scene.image, classes=[",".join(present[:2])])
+    both = fc2conv.detect(shapes_onnx, scene.image, classes=present[:2])
     assert {item["class"] for item in both.as_list()} == set(present[:2])
     assert only.settings["classes"] == [present[0]]
+    # a group is one object: its label, after the model's classes, scores the members' sum
+    group = fc2conv.detect(shapes_onnx, scene.image, classes=[",".join(present[:2])])
+    assert [item["class"] for item in group.as_list()] == ["+".join(present[:2])] * len(group)
+    assert group.labels.tolist() == [len(everything.classes)] * len(group)
+    assert 1 <= len(group) <= len(both)
 
 
 def test_labels_of_overlapping_boxes_do_not_cover_each_other() -> None:

@@ -190,7 +190,7 @@ def heatmap(
     "class_names",
     multiple=True,
     metavar="NAME",
-    help='Detect only this class, by name or index (repeatable; "a,b" for several).',
+    help='Detect only this class, by name or index (repeatable); "a,b,c" detects a group as one object.',
 )
 @click.option("--score-threshold", default=0.6, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--iou-threshold", default=0.3, show_default=True, type=click.FloatRange(0, 1))

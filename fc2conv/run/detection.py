@@ -12,15 +12,15 @@ import numpy as np
 
 from ..errors import Fc2ConvError
 from .boxes import area, batched_nms, intersection
-from .heatmaps import class_members
+from .heatmaps import ClassChoice, class_members
 from .images import ImageLike, read_image, size_json
 from .pyramid import DEFAULT_MAX_SIZE, pyramid
 from .runner import as_runner, class_index
 
-__all__ = ["Detections", "detect"]
+__all__ = ["Detections", "detect", "detection_labels"]
 
-#: a box that holds this share of a better box of its class is that box's object again
-HOLDS = 0.8
+#: two boxes of one class are one object when this share of the smaller lies in the other
+HOLDS = 0.5
 
 
 @dataclass
@@ -52,6 +52,32 @@ class Detections:
         return json.dumps({**self.settings, "detections": self.as_list()}, indent=2)
 
 
+def detection_labels(
+    classes: list[str], choices: Sequence[ClassChoice] | None, background: int | None = None
+) -> tuple[list[str], list[tuple[int, list[int]]]]:
+    """The class names that detections' labels index, and each label with the model classes
+    whose probabilities it sums. Without ``choices``: every class but ``background``, each its
+    own label. A single class keeps the model's index; a group (a list, or names joined by
+    commas) is one label after the model's classes, named as :meth:`.Heatmap.select` names it
+    (``"tabby+tiger cat"``)."""
+    names = list(classes)
+    if not choices:
+        return names, [(i, [i]) for i in range(len(classes)) if i != background]
+    labels: list[tuple[int, list[int]]] = []
+    for choice in choices:
+        members = sorted(set(class_members(classes, choice)))
+        if len(members) == 1:
+            label = members[0]
+        else:
+            name = "+".join(classes[i] for i in members)
+            if name not in names:
+                names.append(name)
+            label = names.index(name)
+        if label not in (known for known, _ in labels):
+            labels.append((label, members))
+    return names, labels
+
+
 def detect(
     model: Any,
     image: ImageLike,
@@ -65,7 +91,11 @@ def detect(
     classes: Sequence[str | int] | None = None,
 ) -> Detections:
     """Boxes, scores and labels of the objects in ``image`` (of the ``classes`` given, by name
-    or index, or names joined by commas; default: every class).
+    or index; default: every class). A group of classes (a list, or names joined by commas, as
+    in ``"tabby,tiger cat,Egyptian cat"``) is one object: its score is the sum of its members'
+    probabilities (for a softmax head, the probability that the window holds any of them),
+    and its label follows the model's classes in :attr:`Detections.classes` (see
+    :func:`detection_labels`).
 
     Each scale of the image pyramid resizes the image and runs the model once; the default
     scales go from 2× (objects of half a window) down to the scale at which the image is one
@@ -93,9 +123,7 @@ def detect(
     background = runner.metadata.get("background")
     if background is not None:
         background = class_index(runner.classes, background)
-    wanted = None
-    if classes:
-        wanted = {i for choice in classes for i in class_members(runner.classes, choice)}
+    names, targets = detection_labels(list(runner.classes), classes, background)
     all_boxes, all_scores, all_labels = [], [], []
     settings: dict[str, Any] = {
         "model": runner.name,
@@ -104,8 +132,8 @@ def detect(
         "iou_threshold": iou_threshold,
         "scales": [],
     }
-    if wanted is not None:
-        settings["classes"] = [runner.classes[i] for i in sorted(wanted)]
+    if classes:
+        settings["classes"] = [names[label] for label, _ in targets]
     for level in pyramid(
         runner, pixels, scales, step=1.25, max_size=max_size, image_size=(height, width)
     ):
@@ -120,20 +148,21 @@ def detect(
             centre = (cells[..., :2] + cells[..., 2:]) / 2
             half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
             boxes = np.concatenate([centre - half, centre + half], axis=-1)
-        for label in range(probabilities.shape[0]):
-            if label == background or (wanted is not None and label not in wanted):
-                continue
-            hits = probabilities[label] >= score_threshold
+        for label, members in targets:
+            score = (
+                probabilities[members[0]] if len(members) == 1 else probabilities[members].sum(0)
+            )
+            hits = score >= score_threshold
             if hits.any():
                 all_boxes.append(boxes[hits])
-                all_scores.append(probabilities[label][hits])
+                all_scores.append(score[hits])
                 all_labels.append(np.full(int(hits.sum()), label, dtype=np.int64))
     if not all_boxes:
         return Detections(
             np.zeros((0, 4), np.float32),
             np.zeros(0, np.float32),
             np.zeros(0, np.int64),
-            list(runner.classes),
+            names,
             settings,
         )
     boxes = np.concatenate(all_boxes).astype(np.float32)
@@ -145,7 +174,7 @@ def detect(
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    return Detections(boxes, scores, labels, list(runner.classes), settings)
+    return Detections(boxes, scores, labels, names, settings)
 
 
 def _suppress_contained(
@@ -153,8 +182,10 @@ def _suppress_contained(
 ) -> np.ndarray:
     """Indices of boxes kept after dropping any box (of any class) that overlaps a better one by
     IoU ≥ 0.5 or lies mostly (``overlap`` of its area) inside it: one object, one label; and
-    any box that holds a better box of its own class mostly inside it: the same object, seen
-    by a window at a scale where it looks smaller than the classifier's objects."""
+    any box of a better box's class that shares ``HOLDS`` of the smaller box's area with it:
+    the same object, seen by a shifted window or at a scale where it looks smaller or larger
+    than the classifier's objects (two boxes of one object at IoU 0.3 share 0.55–0.75 of the
+    smaller one's area on real photos)."""
     order = np.argsort(-scores, kind="stable")
     boxes, labels = boxes[order], labels[order]
     sizes = area(boxes)
@@ -164,7 +195,7 @@ def _suppress_contained(
         with np.errstate(divide="ignore", invalid="ignore"):  # an empty box: NaN, dropped
             iou = inter / (sizes[kept] + sizes[j] - inter)
             inside = inter / sizes[j]  # share of box j inside each kept box
-            holds = inter / sizes[kept]  # share of each kept box inside box j
+            holds = inter / np.minimum(sizes[kept], sizes[j])  # share of the smaller box
         same = labels[kept] == labels[j]
         if np.all((iou < 0.5) & (inside < overlap) & ~(same & (holds >= HOLDS))):
             kept = np.append(kept, j)

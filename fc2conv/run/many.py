@@ -175,6 +175,7 @@ class ManyImages:
         ``picture`` of each (default: :func:`picture_writer`'s) into ``out_dir``. An interrupt
         (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again."""
         from .batch import JsonLines, coco_detections
+        from .detection import detection_labels
         from .heatmaps import class_members
 
         for name in settings.get("classes") or ():  # unknown names fail before the model runs
@@ -223,7 +224,8 @@ class ManyImages:
                 out.close()
         if self.coco is not None and lines is not None:
             with output_files([self.coco]) as (temporary,):
-                temporary.write_text(json.dumps(coco_detections(lines.records(), runner.classes)))
+                names, _ = detection_labels(list(runner.classes), settings.get("classes"))
+                temporary.write_text(json.dumps(coco_detections(lines.records(), names)))
         written = [p for p in (self.jsonl, self.coco, self.out_dir) if p]
         return ManySummary(succeeded, failed, written, self.jsonl)
 
