@@ -600,8 +600,7 @@ def detection_notes(objects: list[ObjectScores]) -> str:
     if areas:
         text += f", the best one {statistics.median(areas):.1f} times the object's area (median)"
     return text + (
-        f"; {len(missed)} objects whose group probability peaks at {DETECT_SCORE} or more got "
-        "none."
+        f"; {len(missed)} objects whose group probability peaks at {DETECT_SCORE} or more got none."
     )
 
 

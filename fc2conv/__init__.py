@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .equivalence import VerifyReport, verify
     from .export import ExportReport, export_onnx, read_metadata
     from .onnx_in import OnnxConversion, convert_onnx
-    from .pipeline import ModelSpec, export_model, inspect_model, open_model, prepare
+    from .pipeline import ModelSpec, export_model, inspect_model, open_model, prepare, run_command
     from .run import Detections, Heatmap, ImageResult, detect, detect_many, heatmap, heatmap_many
     from .sources import load_model
 
@@ -55,6 +55,7 @@ _LAZY = {
     "prepare": "pipeline",
     "open_model": "pipeline",
     "inspect_model": "pipeline",
+    "run_command": "pipeline",
     "ModelSpec": "pipeline",
     "Detections": "run",
     "Heatmap": "run",
@@ -110,5 +111,6 @@ __all__ = [
     "plan",
     "prepare",
     "read_metadata",
+    "run_command",
     "verify",
 ]

@@ -50,3 +50,13 @@ class ModelLoadError(Fc2ConvError):
 
 class ExportError(Fc2ConvError):
     """ONNX export or its checks failed; nothing was left at the output path."""
+
+
+class UsageError(Fc2ConvError):
+    """Arguments that do not go together (one image with folder outputs, say); the command line
+    exits with code 2 for it, as for any wrong argument."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run over many images was interrupted (Ctrl-C, SIGTERM) after it said so, and its JSON
+    Lines file keeps what finished."""

@@ -286,3 +286,29 @@ def test_ray_missing_says_how_to_install(shapes_onnx, collection, tmp_path, monk
         "detect", str(shapes_onnx), str(collection), "--jsonl", str(tmp_path / "r.jsonl"), "--ray"
     )
     assert code == 1 and "Ray is not installed" in output and 'pip install -e ".[ray]"' in output
+
+
+def test_run_command_is_the_command_in_one_call(shapes_onnx, collection, tmp_path) -> None:
+    jsonl, pictures = tmp_path / "found.jsonl", tmp_path / "pics"
+    summary = fc2conv.run_command(
+        "detect", shapes_onnx, [collection], {"score_threshold": 0.6},
+        outputs={"jsonl": str(jsonl), "out_dir": pictures},
+    )  # fmt: skip
+    assert (summary.succeeded, summary.failed) == (5, 2)
+    with pytest.raises(fc2conv.Fc2ConvError, match="2 of 7 images failed"):
+        summary.check()
+    assert len(jsonl.read_text().splitlines()) == 7 and len(list(pictures.iterdir())) == 5
+
+    picture, data = tmp_path / "one.png", tmp_path / "one.json"
+    image = [collection / "scene0.png"]
+    lines = fc2conv.run_command(
+        "detect", shapes_onnx, image, {}, outputs={"out": picture, "json": data}
+    )
+    assert lines[0].startswith("wrote") and picture.is_file()
+    assert len(json.loads(data.read_text())["detections"]) == len(lines) - 1 > 0
+
+    # the arguments are checked before any model opens: no model file is needed to refuse them
+    with pytest.raises(fc2conv.errors.UsageError, match="many images need --jsonl"):
+        fc2conv.run_command("detect", tmp_path / "missing.onnx", [collection], {})
+    with pytest.raises(fc2conv.Fc2ConvError, match="--maps writes a heatmap"):
+        fc2conv.run_command("detect", "x.onnx", image, {}, outputs={"json": data, "maps": data})

@@ -9,8 +9,14 @@ from typing import Any
 import click
 
 from .._version import __version__
-from ..errors import Fc2ConvError
-from .options import Reporter, handles_errors, model_options, preprocessing_options, quiet_option
+from .options import (
+    Reporter,
+    file_option,
+    handles_errors,
+    model_options,
+    preprocessing_options,
+    quiet_option,
+)
 from .run import detect, heatmap
 
 
@@ -34,7 +40,10 @@ class ExportCommand(click.Command):
         formatter.write_usage("fc2conv", "MODEL --out PATH [OPTIONS]")
 
 
-@click.group(cls=ModelFirstGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ModelFirstGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="fc2conv")
 def main() -> None:
     """Turn an image classifier into a fully convolutional network and export it to ONNX:
@@ -43,7 +52,7 @@ def main() -> None:
 
 @main.command(cls=ExportCommand)
 @click.argument("model")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@file_option("--out", "The ONNX file to write.", required=True)
 @model_options
 @click.option(
     "--opset",
@@ -53,7 +62,6 @@ def main() -> None:
 @click.option(
     "--rtol",
     default=1e-4,
-    show_default=True,
     type=click.FloatRange(0, None, min_open=True),
     help="Relative error allowed.",
 )
@@ -71,25 +79,8 @@ def export(model: str, out: Path, quiet: bool, no_verify: bool, **options: Any) 
     classifier is converted without PyTorch.
     """
     from ..pipeline import export_model
-    from ..pipeline.export import is_onnx_file
-    from ..sources.imports import is_import_string
 
     report = Reporter(quiet)
-    if options.pop("imagenet"):
-        if not (is_onnx_file(model) or is_import_string(model)):
-            raise Fc2ConvError(
-                "--imagenet: for ONNX classifiers and your own code; a model name brings its "
-                "own preprocessing"
-            )
-        if options["mean"] is not None or options["std"] is not None:
-            raise Fc2ConvError("--imagenet sets the mean and std: give it or --mean/--std")
-        from ..sources.base import IMAGENET_MEAN, IMAGENET_STD
-
-        options.update(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
-    if (options["opset"] or 18) < 18 and not is_onnx_file(model):
-        raise click.BadParameter(
-            f"{options['opset']}: PyTorch models export at opset 18 or later", param_hint="--opset"
-        )
     options["output"] = options.pop("class_output")
     report.line(str(export_model(model, out, check=not no_verify, progress=report, **options)))
 
@@ -127,7 +118,7 @@ def inspect(model: str, **spec: Any) -> None:
     metavar="IMAGES",
     help="Images like the ones the model will see: files, folders, globs, @list.txt (repeatable).",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@file_option("--out", "The int8 ONNX file to write.", required=True)
 @click.option(
     "--held-out",
     multiple=True,
@@ -143,24 +134,14 @@ def inspect(model: str, **spec: Any) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @quiet_option
 @handles_errors
-def quantize(
-    model: str,
-    calibration: tuple[str, ...],
-    out: Path,
-    held_out: tuple[str, ...],
-    size: int | None,
-    force: bool,
-    quiet: bool,
-) -> None:
+def quantize(model: str, calibration: tuple[str, ...], out: Path, quiet: bool, **args: Any) -> None:
     """Write a static int8 copy of an fc2conv model (onnxruntime QDQ, per-channel weights),
     calibrated on your images, and report how it agrees with fp32 on held-out images."""
     from ..run.quantize import quantize as run_quantize
 
+    args["held_out"] = args["held_out"] or None
     report = Reporter(quiet)
-    result = run_quantize(
-        model, calibration, out, held_out=held_out or None, size=size, force=force, progress=report
-    )
-    report.line(str(result))
+    report.line(str(run_quantize(model, calibration, out, progress=report, **args)))
 
 
 main.add_command(heatmap)

@@ -1,5 +1,4 @@
-"""What the commands share: option declarations, error handling, and writing output files
-all together or not at all."""
+"""What the commands share: option declarations and their parsing, and error handling."""
 
 from __future__ import annotations
 
@@ -8,23 +7,24 @@ import re
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import Fc2ConvError
+from ..errors import Fc2ConvError, RunInterrupted, UsageError
 from ..progress import ConsoleProgress as Reporter
-from ..run.outputs import check_output, interrupt_on_sigterm, output_files
+from ..run.outputs import interrupt_on_sigterm
 
 __all__ = [
     "Reporter",
-    "check_output",
+    "file_option",
     "handles_errors",
     "model_options",
-    "output_files",
     "preprocessing_options",
     "quiet_option",
     "scales_option",
+    "together",
 ]
 
 
@@ -69,6 +69,8 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
         previous = interrupt_on_sigterm()  # kill, timeout: as Ctrl-C
         try:
             command(*args, **kwargs)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
         except Fc2ConvError as exc:
             if debug:
                 click.echo(getattr(exc, "details", ""), err=True, nl=False)
@@ -81,6 +83,8 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(f"error: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
+        except RunInterrupted:  # it said what it kept
+            sys.exit(130)
         except KeyboardInterrupt:
             click.echo("interrupted; nothing was written", err=True)
             sys.exit(130)
@@ -89,61 +93,6 @@ def handles_errors(command: Callable[..., None]) -> Callable[..., None]:
                 signal.signal(signal.SIGTERM, previous)
 
     return click.option("--debug", is_flag=True, help="Show tracebacks.")(run)
-
-
-def model_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--weights, --input-size, --input-channels, --mode: how a model name is converted."""
-    options = [
-        click.option(
-            "--weights",
-            default="DEFAULT",
-            show_default=True,
-            metavar="DEFAULT|none|PATH",
-            help="DEFAULT: torchvision's pretrained weights (torch hub cache); none: random; "
-            "PATH: a state-dict file (.pth, .pt, .safetensors).",
-        ),
-        click.option(
-            "--input-size",
-            default=None,
-            metavar="HxW",
-            callback=_size,
-            help="Canonical input size of the classifier [default: the model's own].",
-        ),
-        click.option(
-            "--input-channels",
-            type=click.IntRange(1, None),
-            default=None,
-            help="Channels of the input images [default: from the model].",
-        ),
-        click.option(
-            "--num-classes", type=click.IntRange(1, None), help="Classes of your weights."
-        ),
-        click.option("--classes", type=click.Path(exists=True), help="File: a class name a line."),
-        click.option(
-            "--mode",
-            type=click.Choice(["window", "cam"]),
-            default="window",
-            show_default=True,
-            help="window: one cell per canonical-size window; cam: class-activation map.",
-        ),
-        click.option(
-            "--stride",
-            type=click.IntRange(1, None),
-            default=None,
-            help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
-        ),
-        click.option(
-            "--model-arg",
-            "model_args",
-            multiple=True,
-            metavar="KEY=VALUE",
-            callback=_model_args,
-            help="Your own code's factory (MODULE:FACTORY): an argument (repeatable).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 def _model_args(
@@ -157,54 +106,100 @@ def _model_args(
         raise click.BadParameter(str(exc).removeprefix("--model-arg ")) from exc
 
 
-def _numbers(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:
+def _numbers(ctx: click.Context | None, param: Any, text: str | None) -> list[float] | None:
     values = _floats(text)
     if values is not None and not values:
         raise click.BadParameter(f"'{text}' is not a list of numbers like 0.485,0.456,0.406")
-    return values
-
-
-def _deviations(ctx: click.Context | None, param: object, text: str | None) -> list[float] | None:
-    values = _numbers(ctx, param, text)
-    if values is not None and not all(value > 0 for value in values):
+    if param.name == "std" and values is not None and not all(value > 0 for value in values):
         raise click.BadParameter(f"'{text}': each std divides its channel, so it must be > 0")
     return values
 
 
-def preprocessing_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--mean, --std, --bgr: the preprocessing an ONNX classifier's file does not record."""
-    options = [
+def together(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One decorator for several options, listed in the order they are shown."""
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def file_option(name: str, help: str, **settings: Any) -> Callable[[Any], Any]:
+    """An option that names a file to write."""
+    path = click.Path(dir_okay=False, path_type=Path)
+    return click.option(name, type=path, help=help, **settings)
+
+
+#: --weights, --input-size, --input-channels, --mode: how a model name is converted.
+model_options = together(
+    click.option(
+        "--weights",
+        default="DEFAULT",
+        metavar="DEFAULT|none|PATH",
+        help="DEFAULT: torchvision's pretrained weights (torch hub cache); none: random; "
+        "PATH: a state-dict file (.pth, .pt, .safetensors).",
+    ),
+    click.option(
+        "--input-size",
+        metavar="HxW",
+        callback=_size,
+        help="Canonical input size of the classifier [default: the model's own].",
+    ),
+    click.option(
+        "--input-channels",
+        type=click.IntRange(1, None),
+        help="Channels of the input images [default: from the model].",
+    ),
+    click.option("--num-classes", type=click.IntRange(1, None), help="Classes of your weights."),
+    click.option("--classes", type=click.Path(exists=True), help="File: a class name a line."),
+    click.option(
+        "--mode",
+        type=click.Choice(["window", "cam"]),
+        default="window",
+        help="window: one cell per canonical-size window; cam: class-activation map.",
+    ),
+    click.option(
+        "--stride",
+        type=click.IntRange(1, None),
+        help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
+    ),
+    click.option(
+        "--model-arg",
+        "model_args",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_model_args,
+        help="Your own code's factory (MODULE:FACTORY): an argument (repeatable).",
+    ),
+)
+
+#: --mean, --std, --bgr: the preprocessing an ONNX classifier's file does not record.
+preprocessing_options = together(
+    *(
         click.option(
-            "--mean",
+            f"--{name}",
             callback=_numbers,
             metavar="C1,C2,C3",
-            help="ONNX classifiers: per-channel mean for images in [0, 1], in the model's "
-            "channel order [default: 0].",
-        ),
-        click.option(
-            "--std",
-            callback=_deviations,
-            metavar="C1,C2,C3",
-            help="ONNX classifiers: per-channel std for images in [0, 1], in the model's "
-            "channel order [default: 1].",
-        ),
-        click.option(
-            "--imagenet",
-            is_flag=True,
-            help="ONNX classifiers and your own code: ImageNet's mean and std (instead of "
-            "--mean/--std).",
-        ),
-        click.option("--bgr", is_flag=True, help="ONNX classifiers: it takes BGR (Caffe)."),
-        click.option(
-            "--output",
-            "class_output",
-            metavar="NAME|INDEX",
-            help="ONNX classifiers with several outputs: the one that holds the class scores.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
+            help=f"ONNX classifiers: per-channel {name} for images in [0, 1], in the model's "
+            f"channel order [default: {default}].",
+        )
+        for name, default in (("mean", 0), ("std", 1))
+    ),
+    click.option(
+        "--imagenet",
+        is_flag=True,
+        help="ONNX classifiers and your own code: ImageNet's mean and std (instead of "
+        "--mean/--std).",
+    ),
+    click.option("--bgr", is_flag=True, help="ONNX classifiers: it takes BGR (Caffe)."),
+    click.option(
+        "--output",
+        "class_output",
+        metavar="NAME|INDEX",
+        help="ONNX classifiers with several outputs: the one that holds the class scores.",
+    ),
+)
 
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")

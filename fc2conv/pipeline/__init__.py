@@ -3,6 +3,7 @@
 :mod:`fc2conv.export`, :mod:`fc2conv.run`) do one step each; this package strings them
 together, and nothing below it imports it. No PyTorch at import time."""
 
+from .command import run_command
 from .export import export_model
 from .inspect import inspect_model
 from .open import open_model
@@ -18,4 +19,5 @@ __all__ = [
     "open_model",
     "prepare",
     "prepare_spec",
+    "run_command",
 ]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Fc2ConvError
+from ..errors import Fc2ConvError, UsageError
 from ..export.isolated import ExportReport, check_staged, report_of, run_worker
 from ..export.onnx_file import (
     TWO_GB,
@@ -42,6 +42,7 @@ def export_model(
     mean: list[float] | None = None,
     std: list[float] | None = None,
     bgr: bool = False,
+    imagenet: bool = False,
     output: str | int | None = None,
     opset: int | None = None,
     rtol: float = 1e-4,
@@ -57,8 +58,21 @@ def export_model(
     :func:`fc2conv.pipeline.prepare` and :func:`fc2conv.export_onnx` (``opset`` 18 or newer,
     default 18), and an :class:`ExportReport` comes back. An ONNX classifier file is converted
     with the ONNX rules, without PyTorch (:func:`fc2conv.convert_onnx`, which ``bgr`` and
-    ``output`` are for; ``opset`` default: the file's own).
+    ``output`` are for; ``opset`` default: the file's own). ``imagenet``: ImageNet's mean and
+    std, for an ONNX classifier or your own code.
     """
+    if imagenet:
+        from ..sources.base import IMAGENET_MEAN, IMAGENET_STD
+        from ..sources.imports import is_import_string
+
+        if not (is_onnx_file(source) or is_import_string(str(source))):
+            raise Fc2ConvError(
+                "--imagenet: for ONNX classifiers and your own code; a model name brings its "
+                "own preprocessing"
+            )
+        if mean is not None or std is not None:
+            raise Fc2ConvError("--imagenet sets the mean and std: give it or --mean/--std")
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     spec = ModelSpec(
         weights=weights,
         input_size=input_size,
@@ -105,7 +119,7 @@ def export_model(
     if opset is None:
         opset = 18
     elif opset < 18:
-        raise Fc2ConvError(f"--opset {opset}: PyTorch models export at opset 18 or later")
+        raise UsageError(f"--opset {opset}: PyTorch models export at opset 18 or later")
     check_model_name(source, exporting=True)
     target = Path(path)
     with staged(target, force) as staging:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Fc2ConvError
+from ..errors import Fc2ConvError, RunInterrupted
 from ..progress import SILENT, Progress
 from .outputs import check_output, interrupt_on_sigterm, output_files
 
@@ -173,7 +173,8 @@ class ManyImages:
         """Run the command with ``settings`` (those of :func:`.heatmap` or :func:`.detect`)
         over the images, here or on Ray, streaming each image's record to ``jsonl`` and a
         ``picture`` of each (default: :func:`picture_writer`'s) into ``out_dir``. An interrupt
-        (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again."""
+        (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again as
+        :class:`~fc2conv.errors.RunInterrupted`."""
         from .batch import JsonLines, coco_detections
         from .detection import detection_labels
         from .heatmaps import class_members
@@ -218,7 +219,7 @@ class ManyImages:
         except KeyboardInterrupt:
             where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
             self.progress.warning(f"interrupted after {succeeded + failed} images{where}")
-            raise
+            raise RunInterrupted from None
         finally:
             if out is not None:
                 out.close()
