@@ -16,12 +16,15 @@ from .declared import declared_preprocessing
 from .layouts import Map, Vec
 from .model import FullyConvolutionalModel
 from .outputs import describe_outputs
-from .planner import Analysis, analyse
+from .planner import Analysis, Plan, analyse
 from .refine import refine_stride
 from .rules import DEFAULT_RULES, Rule
 from .tracing import ShapeProbe, fake_run, output_leaves
 
 __all__ = ["convert"]
+
+#: what the plan's note on layers that read beyond a cell's window says (``padding_note``)
+BEYOND_NOTE = "pad their input or pool with ceil_mode"
 
 
 def _map_output(analysis: Analysis, graph: fx.Graph) -> int:
@@ -81,6 +84,27 @@ def _measure(
     return measure_geometry(map_size, canonical, mode, name, refined)
 
 
+def _exact_borders(gm: fx.GraphModule, shape: tuple[int, ...], the_plan: Plan) -> None:
+    """Make the cells at ceil_mode borders exact (:mod:`.borders`) and say so in the plan, in
+    place of its note that those cells read beyond their window; or say why not."""
+    import torch
+
+    from .borders import exact_borders
+
+    done = exact_borders(gm, torch.zeros(shape))
+    if done is None:
+        return
+    if done:
+        the_plan.notes.append(f"ceil_mode pools: the cells at their borders stay inexact ({done})")
+        return
+    the_plan.notes[:] = [note for note in the_plan.notes if BEYOND_NOTE not in note]
+    the_plan.notes.append(
+        "ceil_mode pools pool a partial window at the crop's last row and column: each map "
+        "after them also runs as the crop's border (a second branch), so every cell is the "
+        "classifier on its window"
+    )
+
+
 def convert(
     model: nn.Module,
     input_size: tuple[int, int] = (224, 224),
@@ -125,6 +149,8 @@ def convert(
     canonical = the_plan.input_size
     # an already convolutional model has no single canonical cell: measure it as a CAM
     geometry_mode = "cam" if the_plan.already_convolutional else mode
+    if mode == "window" and not the_plan.already_convolutional and stride is None:
+        _exact_borders(gm, (1, channels, *canonical), the_plan)
     geometry = _measure(gm, channels, canonical, map_index, geometry_mode, name)
     if stride is not None and (stride, stride) != geometry.stride:
         target = (int(stride), int(stride))

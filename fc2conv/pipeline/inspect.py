@@ -57,14 +57,15 @@ def _inspect_pytorch(name: str, spec: ModelSpec) -> str:
         size = (int(size[0]), int(size[1]))
         routed = convert_through_onnx(name, loaded, spec, size, traced, None, verify=False)
         return str(routed.conversion)
+    converted = None
+    if the_plan.convertible:  # its plan, with the notes that converting adds
+        converted = convert(loaded.model, size, inplace=True, stride=spec.stride, **options)
+        the_plan = converted.plan
     lines = [str(the_plan)]
     metadata = {**declared_preprocessing(loaded.model), **loaded.metadata}
     if not preprocessing_known({k: v for k, v in metadata.items() if v is not None}):
         lines.append(f"note: {UNKNOWN_PREPROCESSING}")
-    if the_plan.convertible:
-        converted = convert(loaded.model, size, inplace=True, stride=spec.stride, **options)
-        refined = [note for note in converted.plan.notes if note.startswith("stride refined")]
-        lines += [f"note: {note}" for note in refined]
+    if converted is not None:
         lines.append(f"geometry: {converted.geometry}")
         (top, left), (height, width) = receptive_field(converted)
         lines.append(f"a cell reads {height}x{width} pixels from ({left}, {top}) of its window")

@@ -1,0 +1,422 @@
+"""Exact cells at ``ceil_mode`` borders: every cell is the classifier on its window.
+
+A ``ceil_mode`` pool whose last window at the canonical size runs past the map pools a *partial*
+window there (max or mean over the rows the crop holds); in a larger image the same position is a
+full window over pixels beyond the crop, so the dense map is not the classifier on a window. Each
+map after such a pool is therefore computed in four variants, stacked along the batch axis:
+interior (0, 0); as the crop's last row (1, 0), last column (0, 1), or both (1, 1). A window layer
+reads each kernel row from the interior variant except the one that, at the canonical size, is
+the crop's last row (position ``m - 1``, ``m`` = the rows the last window holds): that row comes
+from the border variant, so a convolution becomes a sum of up to four convolutions on slices of
+its kernel, a max pool a maximum of pools, an average pool a weighted sum. Element-wise layers
+run on the stack unchanged. Where the canonical map is one row (column) high, every row is the
+crop's last and the variants fold; at 1x1 the map is exact again and the stack ends.
+
+All variants keep one size: a kernel slice ending at ``b`` reads its input cut (or padded) by
+``b - m'`` rows at the bottom, ``m' = min(m, k)``, so that every slice has the positions of a
+window of ``m'`` rows; positions that no crop inside the image reaches hold values no cell uses,
+and the map ends at the last cell whose window lies inside the image.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+__all__ = ["exact_borders"]
+
+Pair = tuple[int, int]
+
+#: modules that act on each position and batch entry alone
+POINTWISE_MODULES = (
+    nn.BatchNorm2d,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.PReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Mish,
+    nn.Softplus,
+)
+POINTWISE_FUNCTIONS = {
+    operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
+    torch.add, torch.sub, torch.mul, torch.div, torch.relu, torch.sigmoid, torch.tanh,
+    torch.clamp, F.relu, F.relu6, F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.hardtanh,
+    F.leaky_relu, F.elu, F.mish, F.softplus, F.prelu,
+}  # fmt: skip
+POINTWISE_METHODS = {
+    "add", "sub", "mul", "div", "relu", "sigmoid", "tanh", "clamp", "contiguous", "neg",
+}  # fmt: skip
+#: functions and methods whose ``dim`` must be the channel axis
+CHANNEL_FUNCTIONS = {torch.cat, F.softmax, F.log_softmax, torch.softmax, torch.log_softmax}
+CHANNEL_METHODS = {"softmax", "log_softmax"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window layer as the pass sees it: ``kind`` "conv", "max" or "avg"; per axis the kernel,
+    the stride and ``last``, the rows (columns) the last window holds at the canonical size."""
+
+    kind: str
+    kernel: Pair
+    stride: Pair
+    last: Pair
+    groups: int = 1
+
+
+def exact_borders(gm: fx.GraphModule, example: torch.Tensor) -> str | None:
+    """Rewrite ``gm`` in place so that its cells at ``ceil_mode`` borders are exact (see the
+    module docstring); ``example`` is an input at the canonical size. Returns None when ``gm`` has
+    no pool whose last window is partial at that size, "" when it was rewritten, else why it was
+    left alone (a layer the pass does not know between such a pool and the class map, padding)."""
+    shapes = _spatial_shapes(gm, example)
+    windows: dict[fx.Node, Window] = {}
+    reasons = []
+    for node in gm.graph.nodes:
+        found = _window(gm, node, shapes)
+        if isinstance(found, str):
+            reasons.append(found)
+        elif found is not None:
+            windows[node] = found
+    if not any(_is_partial(window) for window in windows.values()):
+        return None
+    reason = reasons[0] if reasons else _check(gm, windows, shapes)
+    if reason:
+        return reason
+    _rewrite(gm, windows, shapes)
+    return ""
+
+
+def _spatial_shapes(gm: fx.GraphModule, example: torch.Tensor) -> dict[fx.Node, Pair]:
+    """The (height, width) of every 4-D tensor the graph computes at the canonical size."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(gm).propagate(example)
+    found = {}
+    for node in gm.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        shape = getattr(meta, "shape", None)
+        if shape is not None and len(shape) == 4:
+            found[node] = (int(shape[2]), int(shape[3]))
+    return found
+
+
+def _window(gm: fx.GraphModule, node: fx.Node, shapes: dict[fx.Node, Pair]) -> Window | str | None:
+    """The window layer ``node`` is (a convolution or a max or average pool, as a module), None
+    for any other node, or why a window layer the pass cannot take is in the way."""
+    if node.op != "call_module":
+        if node.op == "call_function" and node.target in (F.max_pool2d, F.avg_pool2d):
+            ceil = node.kwargs.get("ceil_mode", node.args[4] if len(node.args) > 4 else False)
+            return f"{node.name}: a functional pool with ceil_mode" if ceil else None
+        return None
+    module = gm.get_submodule(str(node.target))
+    if not isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return None
+    pair = nn.modules.utils._pair
+    padding = pair(module.padding) if not isinstance(module.padding, str) else module.padding
+    if isinstance(module, nn.Conv2d):
+        kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
+        kind, groups = "conv", module.groups
+    else:
+        kernel, stride = pair(module.kernel_size), pair(module.stride or module.kernel_size)
+        dilation = pair(getattr(module, "dilation", 1))
+        kind, groups = ("max" if isinstance(module, nn.MaxPool2d) else "avg"), 1
+        if isinstance(module, nn.AvgPool2d) and module.divisor_override:
+            return f"{node.name}: an average pool with a divisor"
+    if padding not in ((0, 0), "valid") and tuple(kernel) != (1, 1):
+        return f"{node.name}: pads its input"
+    if tuple(dilation) != (1, 1):
+        return f"{node.name}: a dilated window"
+    source = node.args[0]
+    if not isinstance(source, fx.Node) or source not in shapes or node not in shapes:
+        return None
+    (height, width), (rows, cols) = shapes[source], shapes[node]
+    last = (height - (rows - 1) * stride[0], width - (cols - 1) * stride[1])
+    return Window(kind, tuple(kernel), tuple(stride), last, groups)  # type: ignore[arg-type]
+
+
+def _is_partial(window: Window) -> bool:
+    return any(m < k for m, k in zip(window.last, window.kernel, strict=True))
+
+
+def _check(gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]) -> str:
+    """Why the variants cannot be carried from the first partial pool to the class map (""
+    when they can): a layer that is not element-wise, a softmax or concatenation across the
+    batch, two windows that both read a crop's last row, or a map the stack reaches whose canonical
+    size is more than one cell."""
+    border: dict[fx.Node, tuple[bool, bool]] = {}  # the axes on which a node depends on borders
+    for node in gm.graph.nodes:
+        inputs = [n for n in node.all_input_nodes if n in border]
+        if node in windows:
+            window = windows[node]
+            before = border[inputs[0]] if inputs else (False, False)
+            for axis in (0, 1):
+                m, k, s = window.last[axis], window.kernel[axis], window.stride[axis]
+                if before[axis] and k >= s + m and shapes[node][axis] > 1:
+                    return f"{node.name}: two of its windows read the crop's last row"
+            depends = _depends(window, before, shapes[node])
+            if any(depends) or any(before):
+                border[node] = depends
+            continue
+        if not inputs:
+            continue
+        if node.op == "output":
+            if any(any(border[n]) for n in inputs):
+                return "the class map has more than one cell at the canonical size"
+            continue
+        reason = _pointwise(gm, node)
+        if reason:
+            return reason
+        border[node] = (any(border[n][0] for n in inputs), any(border[n][1] for n in inputs))
+    return ""
+
+
+def _depends(window: Window, before: tuple[bool, bool], size: Pair) -> tuple[bool, bool]:
+    """The axes on which the output of ``window`` differs between variants: where it pools a
+    partial window, or reads the last row of an input that differs; never where the canonical
+    output is one cell (every variant is the crop's last there)."""
+    found = [False, False]
+    for axis in (0, 1):
+        m, k = window.last[axis], window.kernel[axis]
+        found[axis] = size[axis] > 1 and (m < k or (before[axis] and m - 1 < k))
+    return found[0], found[1]
+
+
+def _pointwise(gm: fx.GraphModule, node: fx.Node) -> str:
+    """Why ``node`` cannot run on the stack of variants ("" when it can)."""
+    what = f"{node.name} ({node.target})"
+    if node.op == "call_module":
+        module = gm.get_submodule(str(node.target))
+        if isinstance(module, POINTWISE_MODULES):
+            return ""
+        if isinstance(module, (nn.Softmax, nn.LogSoftmax)) and module.dim == 1:
+            return ""
+        return f"{what}: a layer between a ceil_mode pool and the class map"
+    if node.op == "call_function" and node.target in POINTWISE_FUNCTIONS:
+        return ""
+    if node.op == "call_method" and node.target in POINTWISE_METHODS:
+        return ""
+    if node.target in CHANNEL_FUNCTIONS or node.target in CHANNEL_METHODS:
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        return "" if dim in (1, -3) else f"{what}: not along the channels"
+    return f"{what}: an operation between a ceil_mode pool and the class map"
+
+
+def _rewrite(
+    gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]
+) -> None:
+    """Carry the variants through the graph (see the module docstring)."""
+    graph = gm.graph
+    stacked: dict[fx.Node, tuple[bool, bool]] = {}  # node → the axes its variants still differ on
+    for node in list(graph.nodes):
+        inputs = [n for n in node.all_input_nodes if n in stacked]
+        window = windows.get(node)
+        if window is not None and (inputs or _is_partial(window)):
+            before = stacked.get(inputs[0], (False, False)) if inputs else None
+            with graph.inserting_before(node):
+                weight, bias = _parameters(graph, gm, node, window)
+                source = node.args[0]
+                folded = tuple(size == 1 for size in shapes[node])
+                depends = _depends(window, before or (False, False), shapes[node])
+                settings: dict[str, Any] = {
+                    "kind": window.kind,
+                    "kernel": window.kernel,
+                    "stride": window.stride,
+                    "last": window.last,
+                    "groups": window.groups,
+                    "stacked": before is not None,
+                    "folded": folded,
+                    "plain": not any(depends),
+                }
+                new = graph.call_function(window_variants, (source, weight, bias), settings)
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+            if any(depends):
+                stacked[new] = depends
+            continue
+        if not inputs or node.op == "output":
+            continue
+        for source in dict.fromkeys(node.all_input_nodes):  # plain maps beside the stack
+            if source not in stacked and source in shapes and _from_input(source):
+                with graph.inserting_before(node):
+                    repeated = graph.call_function(torch.cat, ([source] * 4, 0))
+                node.replace_input_with(source, repeated)
+        stacked[node] = (any(stacked[n][0] for n in inputs), any(stacked[n][1] for n in inputs))
+    graph.lint()
+    gm.recompile()
+
+
+def _from_input(node: fx.Node) -> bool:
+    """Whether ``node`` is computed from the model's input (not a constant or a parameter)."""
+    seen, todo = set(), [node]
+    while todo:
+        current = todo.pop()
+        if current.op == "placeholder":
+            return True
+        if current not in seen:
+            seen.add(current)
+            todo.extend(current.all_input_nodes)
+    return False
+
+
+def _parameters(
+    graph: fx.Graph, gm: fx.GraphModule, node: fx.Node, window: Window
+) -> tuple[fx.Node | None, fx.Node | None]:
+    """The graph's reads of a convolution's weight and bias (the module's own: shared)."""
+    if window.kind != "conv":
+        return None, None
+    module = gm.get_submodule(str(node.target))
+    weight = graph.get_attr(f"{node.target}.weight")
+    bias = graph.get_attr(f"{node.target}.bias") if module.bias is not None else None
+    return weight, bias
+
+
+def _variants(stack: torch.Tensor) -> list[torch.Tensor]:
+    """The four variants of a stack (a reshape, not a split: the ONNX export folds it)."""
+    grouped = stack.unflatten(0, (4, -1))
+    return [grouped[index] for index in range(4)]
+
+
+def window_variants(
+    source: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    *,
+    kind: str,
+    kernel: Pair,
+    stride: Pair,
+    last: Pair,
+    groups: int,
+    stacked: bool,
+    folded: tuple[bool, bool],
+    plain: bool,
+) -> torch.Tensor:
+    """The four variants (interior, last row, last column, both; stacked along the batch) of
+    the window layer (:class:`Window`'s fields) over ``source`` (a stack of variants, or one
+    map that all four read); ``folded``: the axes on which the canonical output is one cell,
+    where every variant is the crop's last. ``plain``: the variants are all equal, and the
+    result is the one map."""
+    window = Window(kind, kernel, stride, last, groups)
+    inputs = _variants(source) if stacked else [source] * 4
+    wanted = {
+        variant: tuple(bool(flag) or fold for flag, fold in zip(variant, folded, strict=True))
+        for variant in (((1, 1),) if plain else ((0, 0), (1, 0), (0, 1), (1, 1)))
+    }  # the variant each one is: on a folded axis, the crop's last
+    reads = {
+        on: [
+            (rows, cols)
+            for rows in _spans(kernel[0], last[0], on[0])
+            for cols in _spans(kernel[1], last[1], on[1])
+        ]
+        for on in dict.fromkeys(wanted.values())
+    }
+    if kind == "conv":
+        assert weight is not None
+        computed = _convolutions(inputs, weight, bias, window, reads)
+    else:
+        computed = {on: _pool(inputs, window, blocks) for on, blocks in reads.items()}
+    results = [computed[on] for on in wanted.values()]
+    return results[0] if plain else torch.cat(results, 0)
+
+
+Block = tuple[tuple[int, int, int], tuple[int, int, int]]
+
+
+def _convolutions(
+    inputs: list[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    window: Window,
+    reads: dict[tuple[bool, ...], list[Block]],
+) -> dict[tuple[bool, ...], torch.Tensor]:
+    """Each variant of a convolution: the sum, over the kernel blocks it reads, of the
+    convolution of the block's input variant with the kernel zeroed outside the block (one
+    convolution per input variant, its kernels side by side, when the layer has one group)."""
+    kernels: dict[int, list[torch.Tensor]] = {}
+    where: dict[tuple[bool, ...], list[tuple[int, int]]] = {}
+    for on, blocks in reads.items():
+        for (top, bottom, row_flag), (left, right, col_flag) in blocks:
+            rows, cols = weight.shape[2], weight.shape[3]
+            mask = [
+                [float(top <= i < bottom and left <= j < right) for j in range(cols)]
+                for i in range(rows)
+            ]
+            source = 2 * col_flag + row_flag
+            kernels.setdefault(source, []).append(weight * torch.tensor(mask, dtype=weight.dtype))
+            where.setdefault(on, []).append((source, len(kernels[source]) - 1))
+    outputs: dict[tuple[int, int], torch.Tensor] = {}
+    channels = weight.shape[0]
+    for source, parts in kernels.items():
+        if window.groups == 1:
+            done = F.conv2d(inputs[source], torch.cat(parts, 0), None, window.stride)
+            for index in range(len(parts)):
+                outputs[source, index] = done[:, index * channels : (index + 1) * channels]
+        else:
+            for index, part in enumerate(parts):
+                conv = F.conv2d(inputs[source], part, None, window.stride, 0, 1, window.groups)
+                outputs[source, index] = conv
+    found = {}
+    for on, places in where.items():
+        result = outputs[places[0]]
+        for place in places[1:]:
+            result = result + outputs[place]
+        found[on] = result if bias is None else result + bias.view(1, -1, 1, 1)
+    return found
+
+
+def _pool(inputs: list[torch.Tensor], window: Window, blocks: list[Block]) -> torch.Tensor:
+    """One variant of a max or average pool: the maximum, or the area-weighted mean, of the
+    pools over the window blocks it reads, each on its input variant cut to the block."""
+    lowest = tuple(min(m, k) for m, k in zip(window.last, window.kernel, strict=True))
+    parts, area = [], 0
+    for (top, bottom, row_flag), (left, right, col_flag) in blocks:
+        data = inputs[2 * col_flag + row_flag]
+        data = _cut(data, (top, left), (bottom - lowest[0], right - lowest[1]))
+        size = (bottom - top, right - left)
+        if window.kind == "max":
+            parts.append(F.max_pool2d(data, size, window.stride))
+        else:
+            parts.append(F.avg_pool2d(data, size, window.stride) * (size[0] * size[1]))
+        area += size[0] * size[1]
+    result = parts[0]
+    for part in parts[1:]:
+        result = torch.maximum(result, part) if window.kind == "max" else result + part
+    return result if window.kind == "max" else result / area
+
+
+def _spans(kernel: int, last: int, border: bool) -> list[tuple[int, int, int]]:
+    """The kernel rows a variant reads, as (first, end, variant read: 0 interior, 1 border): all
+    of them from the interior; for the crop's last row, rows ``0 .. last - 2`` from the interior
+    and row ``last - 1`` from the border variant (when the window reaches it)."""
+    if not border or last - 1 >= kernel:
+        return [(0, kernel, 0)]
+    spans = [(0, last - 1, 0)] if last > 1 else []
+    return [*spans, (last - 1, last, 1)]
+
+
+def _cut(data: torch.Tensor, start: Pair, end: Pair) -> torch.Tensor:
+    """``data`` from row and column ``start``, with ``end`` rows and columns padded (positive)
+    or cut (negative) at the bottom and right."""
+    data = data[:, :, start[0] :, start[1] :]
+    pad = (0, max(end[1], 0), 0, max(end[0], 0))
+    if any(pad):
+        data = F.pad(data, pad)
+    stop = (end[0] if end[0] < 0 else None, end[1] if end[1] < 0 else None)
+    if stop != (None, None):
+        data = data[:, :, : stop[0], : stop[1]]
+    return data

@@ -1,0 +1,64 @@
+"""ceil_mode pools made exact at every cell's border (fc2conv.conversion.borders): each cell of a
+larger image equals the classifier on its window, and no cell names a window outside the image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import fc2conv
+from fc2conv.compare import relative_error
+from fc2conv.conversion.borders import window_variants
+
+
+class StageR(nn.Module):
+    """MTCNN's second stage in shape: two ceil_mode pools, the first partial at 24x24."""
+
+    def __init__(self, pool: type[nn.Module]) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.PReLU(8), pool(3, 2, ceil_mode=True),
+            nn.Conv2d(8, 12, 3), nn.PReLU(12), pool(3, 2, ceil_mode=True),
+            nn.Conv2d(12, 16, 2), nn.PReLU(16),
+        )  # fmt: skip
+        self.fc = nn.Linear(16 * 3 * 3, 32)
+        self.prob = nn.Linear(32, 2)
+        self.box = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.fc(self.features(x).flatten(1)))
+        return self.box(x), self.prob(x).softmax(1)
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d, nn.AvgPool2d])
+def test_every_cell_is_the_classifier_on_its_window(pool: type[nn.Module]) -> None:
+    torch.manual_seed(0)
+    model = StageR(pool).eval()
+    converted = fc2conv.convert(model, (24, 24))
+    geometry = converted.geometry
+    assert geometry.min_size == (24, 24) and geometry.window == (24, 24)
+    assert any("every cell is the classifier on its window" in n for n in converted.plan.notes)
+    for height, width in [(24, 24), (47, 30), (61, 53)]:
+        image = torch.randn(2, 3, height, width)
+        with torch.no_grad():
+            maps = converted(image)
+        rows, cols = maps[0].shape[-2:]
+        assert (rows, cols) == ((height - 24) // 4 + 1, (width - 24) // 4 + 1)  # all inside
+        for row in range(rows):
+            for col in range(cols):
+                crop = image[:, :, 4 * row : 4 * row + 24, 4 * col : 4 * col + 24]
+                with torch.no_grad():
+                    expected = model(crop)
+                for want, got in zip(expected, maps, strict=True):
+                    assert relative_error(want, got[:, :, row, col]) < 1e-5
+
+
+def test_a_model_without_partial_windows_is_left_as_it_is() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
+                          nn.Linear(4 * 11 * 11, 3)).eval()  # fmt: skip
+    converted = fc2conv.convert(model, (24, 24))  # 22 pools into 11 whole windows
+    targets = [node.target for node in converted.graph_module.graph.nodes]
+    assert window_variants not in targets and not any(
+        "second branch" in n for n in converted.plan.notes
+    )
