@@ -24,7 +24,7 @@ import fc2conv
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_timm import check_timm_model, family_models
+from timm_models import check_timm_model, family_models
 
 
 class TookTooLong(Exception):

@@ -22,7 +22,7 @@ from common import ROOT, machine
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import calibrate, onnxruntime_agrees
-from test_torchvision_models import ALL_MODELS, CNN_MODELS, check_model
+from torchvision_models import ALL_MODELS, CNN_MODELS, check_model
 
 import fc2conv
 from fc2conv.sources import load_model, supported_models

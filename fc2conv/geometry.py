@@ -12,8 +12,9 @@ the formula is checked at further sizes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from .errors import InputSizeError, UnsupportedModelError
 __all__ = ["Geometry", "check_sizes", "measure_geometry", "padding_note"]
 
 Pair = tuple[int, int]
+#: the cells of the map at ``(height, width)``, (0, 0) where the model does not run
+Cells = Callable[[int, int], Pair]
 
 
 @dataclass(frozen=True)
@@ -143,12 +146,38 @@ def measure_geometry(
     steps; give less where ``map_size`` really runs the model, which also keeps the size steps
     tried to at most 64 pixels).
     """
-
-    def cells(height: int, width: int) -> Pair:
-        size = map_size(height, width)
-        return size if size is not None else (0, 0)
-
+    cells: Cells = partial(_cells, map_size)
     canonical_cells = cells(*canonical)
+    _check_canonical(canonical_cells, mode, name, refined)
+    step = _size_step(cells, canonical, name, far_size)
+    stride = _stride(cells, canonical, canonical_cells, step, name, far_size)
+    origin = _origin(cells, canonical, canonical_cells, step, stride)
+    runs = _fewest_steps(cells, canonical, step, stride, origin)
+    smallest_size = _at(canonical, step, runs)
+    window = canonical if mode == "window" else (stride[0], stride[1])
+    geometry = Geometry(
+        canonical,
+        (stride[0], stride[1]),
+        window,
+        (0, 0),
+        smallest_size,
+        None if origin == smallest_size else origin,
+        (step[0], step[1]),
+    )
+    _check_further(cells, geometry, runs, name)
+    return geometry
+
+
+def _cells(map_size: Callable[[int, int], Pair | None], height: int, width: int) -> Pair:
+    """Rows and columns of the map at ``height``×``width``; (0, 0) where the model does not
+    run there."""
+    size = map_size(height, width)
+    return size if size is not None else (0, 0)
+
+
+def _check_canonical(canonical_cells: Pair, mode: str, name: str, refined: bool) -> None:
+    """Raise UnsupportedModelError where the map at the canonical size is empty, or (for
+    ``mode="window"``, unrefined) is more than one cell."""
     if min(canonical_cells) < 1:
         raise UnsupportedModelError(
             f"{name}: the converted model gives no output at canonical size"
@@ -158,8 +187,11 @@ def measure_geometry(
             f"{name}: at canonical size the converted model gives a "
             f"{canonical_cells[0]}x{canonical_cells[1]} map instead of one cell"
         )
-    # The sizes the model takes: the smallest step at which it runs at the canonical size plus
-    # several multiples of it (one odd size that happens to work is not enough).
+
+
+def _size_step(cells: Cells, canonical: Pair, name: str, far_size: int | None) -> list[int]:
+    """Per axis, the smallest step at which the model runs at the canonical size plus several
+    multiples of it (one odd size that happens to work is not enough)."""
     step = [0, 0]
     for axis in (0, 1):
         for extra in SIZE_STEPS + (BLOCK_STEPS if far_size is None else ()):
@@ -175,6 +207,19 @@ def measure_geometry(
                 f"{name}: the converted model runs at no size from 1 to 64 pixels larger than "
                 f"the canonical size{blocks}; its layers only accept certain sizes"
             )
+    return step
+
+
+def _stride(
+    cells: Cells,
+    canonical: Pair,
+    canonical_cells: Pair,
+    step: list[int],
+    name: str,
+    far_size: int | None,
+) -> list[int]:
+    """Per axis, the output stride: the pixels added over the cells gained, far above the
+    canonical size (2**14 steps, or about ``far_size`` pixels)."""
     steps = 1 << 14 if far_size is None else [max(1, far_size // step[axis]) for axis in (0, 1)]
     far = [step[axis] * (steps if isinstance(steps, int) else steps[axis]) for axis in (0, 1)]
     grown = cells(canonical[0] + far[0], canonical[1] + far[1])
@@ -187,36 +232,53 @@ def measure_geometry(
                 "grow with them; its layers only accept certain sizes"
             )
         stride[axis] = round(far[axis] / growth)
+    return stride
 
-    def at(k: list[int]) -> Pair:
-        """The size ``k`` steps from the canonical one, per axis."""
-        return canonical[0] + k[0] * step[0], canonical[1] + k[1] * step[1]
 
-    def smallest(low: list[int], high: list[int], holds: Callable[[Pair, Pair], Pair]) -> list[int]:
-        """Per axis, the smallest number of steps in [low, high] at which ``holds(size, cells)``
-        (a monotone test) is true. One probe advances both axes' binary searches; when one
-        axis is too small for the model to run at all, they are probed apart."""
-        low, high = list(low), list(high)
-        while low != high:
-            middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
-            height, width = at(middle)
-            measured = cells(height, width)
-            if min(measured) < 1:
-                measured = (cells(height, canonical[1])[0], cells(canonical[0], width)[1])
-            result = holds((height, width), measured)
-            for axis in (0, 1):
-                if low[axis] < high[axis]:
-                    if result[axis]:
-                        high[axis] = middle[axis]
-                    else:
-                        low[axis] = middle[axis] + 1
-        return low
+def _at(canonical: Pair, step: Sequence[int], k: Sequence[int]) -> Pair:
+    """The size ``k`` steps from the canonical one, per axis."""
+    return canonical[0] + k[0] * step[0], canonical[1] + k[1] * step[1]
 
-    # Cells = floor((n - origin) / stride) + 1 for every size the model takes. The origin is
-    # read where the map gains its next row (column) above the canonical size, not from the
-    # smallest size the model runs at: a layer that needs a minimum size can cut the map off
-    # above the origin.
-    more = smallest(
+
+def _smallest(
+    cells: Cells,
+    canonical: Pair,
+    step: list[int],
+    low: list[int],
+    high: list[int],
+    holds: Callable[[Pair, Pair], Pair],
+) -> list[int]:
+    """Per axis, the smallest number of steps in [low, high] at which ``holds(size, cells)``
+    (a monotone test) is true. One probe advances both axes' binary searches; when one
+    axis is too small for the model to run at all, they are probed apart."""
+    low, high = list(low), list(high)
+    while low != high:
+        middle = [(low[axis] + high[axis]) // 2 for axis in (0, 1)]
+        height, width = _at(canonical, step, middle)
+        measured = cells(height, width)
+        if min(measured) < 1:
+            measured = (cells(height, canonical[1])[0], cells(canonical[0], width)[1])
+        result = holds((height, width), measured)
+        for axis in (0, 1):
+            if low[axis] < high[axis]:
+                if result[axis]:
+                    high[axis] = middle[axis]
+                else:
+                    low[axis] = middle[axis] + 1
+    return low
+
+
+def _origin(
+    cells: Cells, canonical: Pair, canonical_cells: Pair, step: list[int], stride: list[int]
+) -> Pair:
+    """The ``origin`` of cells = floor((n - origin) / stride) + 1, for every size the model
+    takes. It is read where the map gains its next row (column) above the canonical size, not
+    from the smallest size the model runs at: a layer that needs a minimum size can cut the
+    map off above the origin."""
+    more = _smallest(
+        cells,
+        canonical,
+        step,
         [1, 1],
         [-(-stride[axis] // step[axis]) for axis in (0, 1)],
         lambda size, measured: (
@@ -224,46 +286,57 @@ def measure_geometry(
             measured[1] > canonical_cells[1],
         ),
     )
-    first_more = at(more)
+    first_more = _at(canonical, step, more)
     # cells there: one more than at the canonical size, or several where the size step is
     # larger than the stride (windowed attention taking whole blocks only)
     grown_cells = (
         cells(first_more[0], canonical[1])[0],
         cells(canonical[0], first_more[1])[1],
     )
-    origin = (
+    return (
         first_more[0] - (grown_cells[0] - 1) * stride[0],
         first_more[1] - (grown_cells[1] - 1) * stride[1],
     )
-    fewest = [min(0, -((canonical[axis] - max(1, origin[axis])) // step[axis])) for axis in (0, 1)]
 
-    def regular(size: Pair, measured: Pair) -> Pair:
-        """Whether the model runs there and gives the cells the formula predicts: below the
-        smallest such size a model may not run, or may run otherwise (pooling its map up to
-        the size it needs, as timm's VGG head does)."""
-        expected = [(size[axis] - origin[axis]) // stride[axis] + 1 for axis in (0, 1)]
-        return (
-            expected[0] >= 1 and measured[0] == expected[0],
-            expected[1] >= 1 and measured[1] == expected[1],
-        )
 
-    runs = smallest(fewest, [0, 0], regular)
-    smallest_size = at(runs)
-    window = canonical if mode == "window" else (stride[0], stride[1])
-    geometry = Geometry(
-        canonical,
-        (stride[0], stride[1]),
-        window,
-        (0, 0),
-        smallest_size,
-        None if origin == smallest_size else origin,
-        (step[0], step[1]),
+def _regular(origin: Pair, stride: list[int], size: Pair, measured: Pair) -> Pair:
+    """Whether the model runs at ``size`` and gives the cells the formula predicts: below the
+    smallest such size a model may not run, or may run otherwise (pooling its map up to the
+    size it needs, as timm's VGG head does)."""
+    expected = [(size[axis] - origin[axis]) // stride[axis] + 1 for axis in (0, 1)]
+    return (
+        expected[0] >= 1 and measured[0] == expected[0],
+        expected[1] >= 1 and measured[1] == expected[1],
     )
+
+
+def _fewest_steps(
+    cells: Cells, canonical: Pair, step: list[int], stride: list[int], origin: Pair
+) -> list[int]:
+    """Per axis, the steps from the canonical size (zero or fewer) to the smallest size at
+    which the map is regular: the minimal input size."""
+    fewest = [min(0, -((canonical[axis] - max(1, origin[axis])) // step[axis])) for axis in (0, 1)]
+    return _smallest(
+        cells,
+        canonical,
+        step,
+        fewest,
+        [0, 0],
+        lambda size, measured: _regular(origin, stride, size, measured),
+    )
+
+
+def _check_further(cells: Cells, geometry: Geometry, runs: list[int], name: str) -> None:
+    """Raise UnsupportedModelError where the map at a few further sizes (off the stride grid,
+    far above the canonical size, the minimal size and just above it) is not the one
+    ``geometry`` predicts."""
+    canonical, step = geometry.canonical_size, geometry.size_step
+    stride = geometry.stride
     further = [
-        at([-(-(stride[0] + 5) // step[0]), -(-(2 * stride[1] + 7) // step[1])]),
-        at([-(-(canonical[0] + 37) // step[0]), 1]),
-        smallest_size,
-        at([runs[0] + max(1, stride[0] // step[0] - 1), runs[1] + 1]),
+        _at(canonical, step, [-(-(stride[0] + 5) // step[0]), -(-(2 * stride[1] + 7) // step[1])]),
+        _at(canonical, step, [-(-(canonical[0] + 37) // step[0]), 1]),
+        geometry.min_size,
+        _at(canonical, step, [runs[0] + max(1, stride[0] // step[0] - 1), runs[1] + 1]),
     ]
     for height, width in further:
         measured = cells(height, width)
@@ -272,7 +345,6 @@ def measure_geometry(
                 f"{name}: the converted model does not give a regular map at {height}x{width} "
                 f"(got {measured[0]}x{measured[1]} cells); its layers only accept certain sizes"
             )
-    return geometry
 
 
 def check_sizes(geometry: Geometry) -> list[tuple[int, int]]:

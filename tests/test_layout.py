@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "fc2conv"
+#: the checkout: its tests/ and benchmarks/ folders
+ROOT = PACKAGE.parent
 
 #: the pipeline, in order; a module may import modules of its own stage or of earlier ones
 STAGES = [
@@ -213,3 +215,34 @@ def test_architecture_doc_names_every_module() -> None:
         if f"`{relative}`" not in doc and f"`{relative}`," not in doc:
             missing.append(relative)
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules ``path`` imports, lazily or not, by the names written: ``from a import b``
+    gives both ``a`` and ``a.b`` (b may be a module), ``from . import b`` gives ``b``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            found.update([base] if base else [])
+            found.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
+    return found
+
+
+def test_no_test_module_is_imported() -> None:
+    """Code that tests and benchmarks share lives in helper modules under tests/ (helpers.py,
+    timm_models.py, torchvision_models.py, ...), never in a test module: neither a benchmark
+    nor a test module imports a module named test_*."""
+    files = sorted([*(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "tests").rglob("*.py")])
+    assert any(path.name.startswith("test_") for path in files)  # the folders were found
+    found = set()
+    for path in files:
+        for name in imported_modules(path):
+            parts = name.split(".")
+            tests = [index for index, part in enumerate(parts) if part.startswith("test_")]
+            if tests:  # named down to the test module (`test_a`, not `test_a.helper`)
+                module = ".".join(parts[: tests[0] + 1])
+                found.add(f"{path.relative_to(ROOT).as_posix()} imports {module}")
+    assert not found, "; ".join(sorted(found))

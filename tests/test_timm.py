@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import RTOL, assert_order_one, reinit, relative_error
+from timm_models import check_timm_model, smallest_model
 
 import fc2conv
 from fc2conv.sources import load_model
@@ -158,55 +158,6 @@ def test_hub_errors_are_quoted_by_their_first_sentence() -> None:
     )
     assert _first_sentence(Exception(hub)) == hub.split(". ")[0]
     assert len(_first_sentence(Exception("x" * 500))) == 200
-
-
-def smallest_model(family: str) -> str:
-    """The timm model of ``family`` (a timm module) with the fewest parameters, counted on a
-    copy built on the meta device (no memory, no initialisation)."""
-
-    def parameters(name: str) -> int:
-        try:
-            with torch.device("meta"):
-                model = timm.create_model(name)
-        except Exception:  # some builders compute with tensors: count those last
-            return 1 << 62
-        return sum(p.numel() for p in model.parameters())
-
-    return min(timm.list_models(module=family), key=lambda name: (parameters(name), name))
-
-
-def family_models() -> dict[str, str]:
-    """One small model per timm family (module)."""
-    return {family: smallest_model(family) for family in timm.list_modules()}
-
-
-def check_timm_model(name: str) -> dict[str, object]:
-    """Convert and verify one timm model; a mismatch raises EquivalenceError."""
-    from helpers import calibrate
-
-    start = time.perf_counter()
-    try:
-        loaded = load_model(f"timm:{name}", "none")
-        model = calibrate(loaded.model, loaded.input_size)
-    except Exception as exc:  # the model itself does not build or run here
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}"
-        return {"result": "failed", "reason": reason, "seconds": time.perf_counter() - start}
-    try:
-        converted = fc2conv.convert(
-            model, loaded.input_size, name=name, inplace=True, input_channels=loaded.input_channels
-        )
-    except (fc2conv.UnsupportedModelError, fc2conv.TraceError) as exc:
-        reason = "; ".join(f"{layer}: {why}" for layer, why in getattr(exc, "reasons", [])[:2])
-        reason = (reason or str(exc).splitlines()[0])[:240].replace("|", "/")
-        return {"result": "refused", "reason": reason, "seconds": time.perf_counter() - start}
-    seconds = time.perf_counter() - start
-    report = fc2conv.verify(model, converted, rtol=RTOL)
-    return {
-        "result": "converted",
-        "relative error": report.relative_error,
-        "geometry": str(converted.geometry),
-        "seconds": seconds,
-    }
 
 
 @pytest.mark.timm_zoo

@@ -366,19 +366,14 @@ def _left_alone(ctx: Context, unconverted: dict[str, str]) -> list[tuple[str, st
     return left
 
 
-def analyse(
+def _input_spec(
+    gm: fx.GraphModule,
     model: nn.Module,
     input_size: tuple[int, int],
-    mode: str,
-    name: str,
-    rules: tuple[Rule, ...] = DEFAULT_RULES,
-    input_channels: int | None = None,
-) -> Analysis:
-    """Trace ``model``, walk its graph with ``rules`` and return the plan with its context.
-    ``input_channels`` None: read from the model's first convolution (or Linear)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    gm = trace(model, name)
+    input_channels: int | None,
+) -> tuple[bool, int, tuple[int, ...], str]:
+    """(vector input?, channels, the input shape traced, the hint a failed trace gives): the
+    channels given, declared by the model, or read from its first layer."""
     guessed_vector, guessed, layer = _input_features(gm)
     input_channels = input_channels or declared_channels(model)
     vector_input = guessed_vector and input_channels is None  # given channels: images
@@ -393,6 +388,113 @@ def analyse(
         )
     else:
         hint = f"If it needs another size than {size}, pass --input-size."
+    return vector_input, channels, input_shape, hint
+
+
+def _decline_feature_outputs(the_plan: Plan, leaves: list[fx.Node], ctx: Context) -> None:
+    """Decline the first output that returns classifier features other than vectors or maps
+    (unless the plan already declines)."""
+    for leaf in leaves:
+        layout = ctx.layout(leaf)
+        if (
+            on_classifier_path(layout)
+            and not isinstance(layout, (Vec, Map))
+            and not the_plan.declines
+        ):
+            the_plan.declines.append(
+                Decline(
+                    "output",
+                    leaf,
+                    node_name(leaf),
+                    "returns classifier features that are not vectors",
+                )
+            )
+
+
+def _check_classifier_found(
+    the_plan: Plan,
+    output: fx.Node,
+    leaves: list[fx.Node],
+    linears: list[tuple[str, str]],
+    ctx: Context,
+) -> None:
+    """Where no output is a class vector or map: note a model that is already fully
+    convolutional, or decline one whose 2-D output no feature map feeds."""
+    if any(isinstance(ctx.layout(leaf), (Vec, Map)) for leaf in leaves):
+        return
+    if not linears and not any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
+        the_plan.already_convolutional = True
+        the_plan.notes.append("already fully convolutional: nothing to convert")
+    elif not the_plan.declines:
+        the_plan.declines.append(
+            Decline(
+                "output",
+                output,
+                "output",
+                "no flattened or pooled convolutional feature map feeds the 2-D output",
+            )
+        )
+
+
+def _fixed_size_decline(gm: fx.GraphModule, input_size: tuple[int, int]) -> Decline:
+    """The decline of a model that runs at ``input_size`` only: the likely cause of the
+    others."""
+    size = "x".join(str(d) for d in input_size)
+    return Decline(
+        "input",
+        next(n for n in gm.graph.nodes if n.op == "placeholder"),
+        "input",
+        f"the model runs at {size} only (its maps cannot grow): build it for other "
+        "sizes (timm: strict_img_size=False), or name it as timm:NAME, which does",
+    )
+
+
+def _add_notes(
+    the_plan: Plan, walk: ClassifierWalk, gm: fx.GraphModule, vector_input: bool
+) -> None:
+    """Notes on gates, modules kept whole, layers that read beyond a cell's window, and a
+    classifier that has no Linear to convert."""
+    if walk.gates:
+        the_plan.notes.append(
+            f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
+            "(e.g. squeeze-and-excitation) and stay global"
+        )
+    whole = gm.meta.get("kept_whole", [])
+    if whole:
+        shown = ", ".join(whole[:3]) + (f" and {len(whole) - 3} more" if len(whole) > 3 else "")
+        the_plan.notes.append(
+            f"torch.fx cannot trace into {shown}: kept whole, like a layer (no rule sees inside)"
+        )
+    beyond = reads_beyond_window(gm)
+    if beyond and the_plan.mode == "window" and not vector_input:
+        the_plan.notes.append(
+            f"{padding_note(beyond)} (`fc2conv inspect` measures the region a cell reads)"
+        )
+    if (
+        not any(s.rule.name == "linear" for s in the_plan.steps)
+        and not the_plan.declines
+        and not the_plan.already_convolutional
+    ):
+        the_plan.notes.append(
+            "no Linear on the classifier path: the classifier is already "
+            "convolutional; only its pooling changes"
+        )
+
+
+def analyse(
+    model: nn.Module,
+    input_size: tuple[int, int],
+    mode: str,
+    name: str,
+    rules: tuple[Rule, ...] = DEFAULT_RULES,
+    input_channels: int | None = None,
+) -> Analysis:
+    """Trace ``model``, walk its graph with ``rules`` and return the plan with its context.
+    ``input_channels`` None: read from the model's first convolution (or Linear)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    gm = trace(model, name)
+    vector_input, channels, input_shape, hint = _input_spec(gm, model, input_size, input_channels)
     shapes = propagate_shapes(gm, input_shape, name, hint)
     orders = {} if vector_input else axis_orders(gm, input_shape, shapes)
     ctx = Context(gm, shapes, {}, mode, name, orders or {})
@@ -408,73 +510,14 @@ def analyse(
     )
     output = next(n for n in gm.graph.nodes if n.op == "output")
     leaves = [leaf for leaf in output_leaves(output.args[0]) if isinstance(leaf, fx.Node)]
-    layouts = [ctx.layout(leaf) for leaf in leaves]
-    for leaf, layout in zip(leaves, layouts, strict=True):
-        if (
-            on_classifier_path(layout)
-            and not isinstance(layout, (Vec, Map))
-            and not the_plan.declines
-        ):
-            the_plan.declines.append(
-                Decline(
-                    "output",
-                    leaf,
-                    node_name(leaf),
-                    "returns classifier features that are not vectors",
-                )
-            )
+    _decline_feature_outputs(the_plan, leaves, ctx)
     linears = _unconverted_linears(output, ctx)
     the_plan.declines += [Decline("linear", output, layer, why) for layer, why in linears]
-    if not any(isinstance(layout, (Vec, Map)) for layout in layouts):
-        if not linears and not any(len(ctx.shape(leaf) or ()) == 2 for leaf in leaves):
-            the_plan.already_convolutional = True
-            the_plan.notes.append("already fully convolutional: nothing to convert")
-        elif not the_plan.declines:
-            the_plan.declines.append(
-                Decline(
-                    "output",
-                    output,
-                    "output",
-                    "no flattened or pooled convolutional feature map feeds the 2-D output",
-                )
-            )
+    _check_classifier_found(the_plan, output, leaves, linears, ctx)
     if orders is None and the_plan.declines:  # the likely cause of the rest: said first
-        the_plan.declines.insert(
-            0,
-            Decline(
-                "input",
-                next(n for n in gm.graph.nodes if n.op == "placeholder"),
-                "input",
-                f"the model runs at {size} only (its maps cannot grow): build it for other "
-                "sizes (timm: strict_img_size=False), or name it as timm:NAME, which does",
-            ),
-        )
+        the_plan.declines.insert(0, _fixed_size_decline(gm, input_size))
     the_plan.left_alone = _left_alone(ctx, dict(linears))
-    if walk.gates:
-        the_plan.notes.append(
-            f"{len(walk.gates)} pooling(s) feed gates back into the trunk "
-            "(e.g. squeeze-and-excitation) and stay global"
-        )
-    whole = gm.meta.get("kept_whole", [])
-    if whole:
-        shown = ", ".join(whole[:3]) + (f" and {len(whole) - 3} more" if len(whole) > 3 else "")
-        the_plan.notes.append(
-            f"torch.fx cannot trace into {shown}: kept whole, like a layer (no rule sees inside)"
-        )
-    beyond = reads_beyond_window(gm)
-    if beyond and mode == "window" and not vector_input:
-        the_plan.notes.append(
-            f"{padding_note(beyond)} (`fc2conv inspect` measures the region a cell reads)"
-        )
-    if (
-        not any(s.rule.name == "linear" for s in the_plan.steps)
-        and not the_plan.declines
-        and not the_plan.already_convolutional
-    ):
-        the_plan.notes.append(
-            "no Linear on the classifier path: the classifier is already "
-            "convolutional; only its pooling changes"
-        )
+    _add_notes(the_plan, walk, gm, vector_input)
     return Analysis(the_plan, ctx, channels, vector_input)
 
 

@@ -25,6 +25,7 @@ import copy
 import math
 import operator
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -197,6 +198,121 @@ def _crop(gm: fx.GraphModule, origin: Pair, target: Pair, maps: list[str]) -> No
             output.replace_input_with(node, cut)
 
 
+def _finer(value: Pair, target: Pair) -> Pair:
+    """``value`` capped at the ``target`` stride, per axis."""
+    return (min(value[0], target[0]), min(value[1], target[1]))
+
+
+def _check_divides(stride: Pair, target: Pair, name: str) -> None:
+    """Raise UnsupportedModelError where ``target`` does not divide ``stride`` on both axes."""
+    if any(t < 1 or s % t for s, t in zip(stride, target, strict=True)):
+        raise UnsupportedModelError(
+            f"{name}: stride {target[0]}x{target[1]} does not divide the model's stride "
+            f"{stride[0]}x{stride[1]}; pass a divisor of it"
+        )
+
+
+def _refine_layer(
+    refined: fx.GraphModule,
+    path: str,
+    module: nn.Module,
+    before: Pair,
+    out: Pair,
+    channels: int,
+    target: Pair,
+) -> str | None:
+    """Replace the strided layer ``module`` at ``path`` (input stride ``before``, output stride
+    ``out``) by one whose output stride is at most ``target``, its kernel spread to read a
+    denser input; the line that says what changed, or None where nothing needs to."""
+    finer_before = _finer(before, target)
+    new_stride = (
+        _finer(out, target)[0] // finer_before[0],
+        _finer(out, target)[1] // finer_before[1],
+    )
+    dilation = (before[0] // finer_before[0], before[1] // finer_before[1])
+    if _pair(module.kernel_size) == (1, 1):  # type: ignore[arg-type]
+        dilation = (1, 1)  # a 1x1 kernel reads one position however spread
+    if new_stride == _pair(module.stride) and dilation == (1, 1):  # type: ignore[arg-type]
+        return None
+    spread = _spread(module, new_stride, dilation, channels, path)
+    *parent, field = path.split(".")
+    setattr(refined.get_submodule(".".join(parent)), field, spread)
+    layer = path.removeprefix("refined_")
+    old = _pair(module.stride)  # type: ignore[arg-type]
+    text = f"{layer}: {_describe(module)} stride {old} → {new_stride}"
+    if dilation != (1, 1):
+        text += f", kernel spread {dilation}"
+        if isinstance(module, nn.AvgPool2d):
+            text += " (as a depthwise convolution with equal weights)"
+    return text
+
+
+def _problem(
+    node: fx.Node,
+    module: nn.Module | None,
+    strided: bool,
+    out: Pair | None,
+    shapes: dict[str, tuple[int, ...]],
+) -> str | None:
+    """Why ``node``, which reads a denser map, makes refinement inexact: it reduces the map
+    over its positions, or mixes neighbouring positions without a rewrite; None where it
+    does neither."""
+    if out is None and isinstance(shapes.get(node.name), tuple) and node.op != "output":
+        return (
+            "reduces a refined map over its positions (e.g. a squeeze-excitation "
+            "gate): more positions enter it, so no cell stays exact"
+        )
+    if (module is not None and hasattr(module, "kernel_size") and not strided) or (
+        node.op == "call_function" and node.target in SPATIAL_FUNCTIONS
+    ):
+        function = cast(Callable[..., object], node.target)  # read where there is no module
+        what = _describe(module) if module is not None else function.__name__
+        return f"{what} mixes neighbouring positions of a refined map"
+    return None
+
+
+def _refine_layers(
+    refined: fx.GraphModule,
+    strides: dict[str, Pair | None],
+    shapes: dict[str, tuple[int, ...]],
+    target: Pair,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Refine every strided layer of ``refined`` in place; (one line per changed layer, the
+    nodes that cannot be refined exactly with the reason)."""
+    changes: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for node in list(refined.graph.nodes):
+        inputs = [a.name for a in node.all_input_nodes if strides.get(a.name)]
+        out = strides.get(node.name)
+        module = refined.get_submodule(node.target) if node.op == "call_module" else None
+        strided = isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
+        if module is not None and strided and inputs and out:
+            before = strides[inputs[0]]
+            assert before is not None
+            channels = int(shapes[inputs[0]][1])
+            change = _refine_layer(refined, node.target, module, before, out, channels, target)
+            if change is not None:
+                changes.append(change)
+            continue
+        denser = [
+            a
+            for a in inputs
+            if _finer(strides[a], target) != strides[a]  # type: ignore[arg-type]
+        ]
+        if not denser:
+            continue
+        problem = _problem(node, module, strided, out, shapes)
+        if problem is not None:
+            problems.append((node.name, problem))
+    return changes, problems
+
+
+def _map_names(refined: fx.GraphModule, strides: dict[str, Pair | None], stride: Pair) -> list[str]:
+    """The outputs of ``refined`` that are maps at the model's own ``stride``."""
+    output = next(node for node in refined.graph.nodes if node.op == "output")
+    return [leaf.name for leaf in output_leaves(output.args[0]) if strides.get(leaf.name) == stride]
+
+
 def refine_stride(
     gm: fx.GraphModule,
     stride: Pair,
@@ -212,11 +328,7 @@ def refine_stride(
     is cut to ``floor((n - origin) / target) + 1`` (None: not cut, for class-activation maps).
     Raises UnsupportedModelError with the reason where that cannot be done exactly."""
     factors = (stride[0] // target[0], stride[1] // target[1])
-    if any(t < 1 or s % t for s, t in zip(stride, target, strict=True)):
-        raise UnsupportedModelError(
-            f"{name}: stride {target[0]}x{target[1]} does not divide the model's stride "
-            f"{stride[0]}x{stride[1]}; pass a divisor of it"
-        )
+    _check_divides(stride, target, name)
     if factors == (1, 1):
         return gm, []
     growth = (stride[0] * 4, stride[1] * 4)
@@ -224,65 +336,13 @@ def refine_stride(
     shapes = {n.name: v for n, v in propagate_shapes(gm, input_shape, name).items()}
     refined = fx.GraphModule(gm, copy.deepcopy(gm.graph))
     _pools_as_modules(refined)
-
-    def finer(value: Pair) -> Pair:
-        return (min(value[0], target[0]), min(value[1], target[1]))
-
-    changes: list[str] = []
-    problems: list[tuple[str, str]] = []
-    for node in list(refined.graph.nodes):
-        inputs = [a.name for a in node.all_input_nodes if strides.get(a.name)]
-        denser = [a for a in inputs if finer(strides[a]) != strides[a]]  # type: ignore[arg-type]
-        out = strides.get(node.name)
-        module = refined.get_submodule(node.target) if node.op == "call_module" else None
-        strided = isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
-        if module is not None and strided and inputs and out:
-            before = strides[inputs[0]]
-            assert before is not None
-            new_stride = (finer(out)[0] // finer(before)[0], finer(out)[1] // finer(before)[1])
-            dilation = (before[0] // finer(before)[0], before[1] // finer(before)[1])
-            if _pair(module.kernel_size) == (1, 1):  # type: ignore[arg-type]
-                dilation = (1, 1)  # a 1x1 kernel reads one position however spread
-            if new_stride == _pair(module.stride) and dilation == (1, 1):  # type: ignore[arg-type]
-                continue
-            channels = int(shapes[inputs[0]][1])
-            spread = _spread(module, new_stride, dilation, channels, node.target)
-            *parent, field = node.target.split(".")
-            setattr(refined.get_submodule(".".join(parent)), field, spread)
-            layer = node.target.removeprefix("refined_")
-            old = _pair(module.stride)  # type: ignore[arg-type]
-            text = f"{layer}: {_describe(module)} stride {old} → {new_stride}"
-            if dilation != (1, 1):
-                text += f", kernel spread {dilation}"
-                if isinstance(module, nn.AvgPool2d):
-                    text += " (as a depthwise convolution with equal weights)"
-            changes.append(text)
-            continue
-        if not denser:
-            continue
-        if out is None and isinstance(shapes.get(node.name), tuple) and node.op != "output":
-            problems.append(
-                (
-                    node.name,
-                    "reduces a refined map over its positions (e.g. a squeeze-excitation "
-                    "gate): more positions enter it, so no cell stays exact",
-                )
-            )
-        elif (module is not None and hasattr(module, "kernel_size") and not strided) or (
-            node.op == "call_function" and node.target in SPATIAL_FUNCTIONS
-        ):
-            what = _describe(module) if module is not None else node.target.__name__
-            problems.append((node.name, f"{what} mixes neighbouring positions of a refined map"))
+    changes, problems = _refine_layers(refined, strides, shapes, target)
     if problems:
         raise UnsupportedModelError(
             f"{name}: the stride cannot be refined to {target[0]}x{target[1]} exactly:", problems
         )
     if origin is not None:
-        output = next(node for node in refined.graph.nodes if node.op == "output")
-        maps = [
-            leaf.name for leaf in output_leaves(output.args[0]) if strides.get(leaf.name) == stride
-        ]
-        _crop(refined, origin, target, maps)
+        _crop(refined, origin, target, _map_names(refined, strides, stride))
     refined.recompile()
     _check(gm, refined, factors, input_shape, growth, map_index, name)
     return refined.eval(), changes
