@@ -190,3 +190,45 @@ def tree_rss(root: int) -> int:
         except OSError:
             continue
     return total
+
+
+def matmul_peak(repeats: int) -> dict[str, float]:
+    """GFLOP/s of a 4096x4096 float32 matrix product, in onnxruntime (MLAS, the library that
+    runs the models' convolutions) and in NumPy."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    n = 4096
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "matmul",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort_session(model.SerializeToString())
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    flops = 2 * n**3
+    runtime = median_time(lambda: session.run(None, {"a": a, "b": a}), repeats)
+    numpy = median_time(lambda: a @ a, repeats)
+    return {"onnxruntime": flops / runtime / 1e9, "numpy": flops / numpy / 1e9}
+
+
+def conv_flops(path: Path, size: tuple[int, int]) -> float:
+    """Multiply-adds x2 of every Conv of the model at an input of ``size`` (height, width),
+    batch 1, from shape inference (grouped and depthwise convolutions counted as such)."""
+    import numpy as np
+    import onnx
+
+    from fc2conv.onnx_in.graph import skeleton, static_shapes
+
+    model = onnx.load(str(path), load_external_data=False)
+    name = model.graph.input[0].name
+    channels = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value or 3
+    shapes = static_shapes(skeleton(model), name, [1, channels, *size], strict=False)
+    total = 0.0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            weight = shapes[node.input[1]]
+            total += 2 * np.prod(shapes[node.output[0]]) * np.prod(weight[1:])
+    return total

@@ -48,6 +48,7 @@ import fc2conv
 from fc2conv.run import Runner
 from fc2conv.run.boxes import box_iou
 from fc2conv.run.heatmaps import class_members
+from fc2conv.run.scoremaps import unit_scaled
 
 LITE0 = "examples.efficientnet_lite0:build"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -318,15 +319,6 @@ def iou(first: tuple[float, ...], second: tuple[float, ...]) -> float:
 
 def inside(x: float, y: float, box: tuple[int, int, int, int]) -> bool:
     return box[0] <= x < box[2] and box[1] <= y < box[3]
-
-
-def unit_scaled(scoremap: np.ndarray) -> np.ndarray:
-    """The map scaled to [0, 1] by its minimum and maximum (zeros if constant), as
-    wsolevaluation's normalize_scoremap does."""
-    low, high = float(scoremap.min()), float(scoremap.max())
-    if high <= low:
-        return np.zeros(scoremap.shape, np.float32)
-    return ((scoremap - low) / (high - low)).astype(np.float32)
 
 
 def threshold_box(scoremap: np.ndarray, threshold: float) -> tuple[int, int, int, int]:

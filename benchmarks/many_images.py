@@ -31,34 +31,22 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from common import ROOT, cpu_flags, machine, median_time, ort_session, peak_rss
+from common import (
+    ROOT,
+    conv_flops,
+    cpu_flags,
+    machine,
+    matmul_peak,
+    median_time,
+    ort_session,
+    peak_rss,
+)
 from onnx import TensorProto, helper
 from PIL import Image
 
-from fc2conv.onnx_in.graph import skeleton, static_shapes
 from fc2conv.run.quantize import quantize, quantize_graph
 from fc2conv.shapes.quality import evaluate
 from fc2conv.shapes.scenes import draw_scene
-
-
-def matmul_peak(repeats: int) -> dict[str, float]:
-    """GFLOP/s of a 4096x4096 float32 matrix product, in onnxruntime (MLAS, the library that
-    runs the model's convolutions) and in NumPy."""
-    n = 4096
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])],
-        "matmul",
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort_session(model.SerializeToString())
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    flops = 2 * n**3
-    runtime = median_time(lambda: session.run(None, {"a": a, "b": a}), repeats)
-    numpy = median_time(lambda: a @ a, repeats)
-    return {"onnxruntime": flops / runtime / 1e9, "numpy": flops / numpy / 1e9}
-
 
 #: single layers of the VGG-16 FCN at 448x448: (name, input channels, output channels, kernel, side)
 LAYERS = (
@@ -110,22 +98,6 @@ def int8_ceiling(repeats: int, work: Path) -> list[tuple[str, float, float]]:
     return rows
 
 
-def conv_flops(path: Path, size: int) -> float:
-    """Multiply-adds ×2 of every Conv of the model at size×size, batch 1, from shape inference."""
-    model = onnx.load(str(path), load_external_data=False)
-    light = skeleton(model)
-    name = model.graph.input[0].name
-    shapes = static_shapes(light, name, [1, 3, size, size], strict=False)
-    total = 0.0
-    for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
-        out = shapes[node.output[0]]
-        weight = shapes[node.input[1]]
-        total += 2 * np.prod(out) * np.prod(weight[1:])
-    return total
-
-
 #: one run of a setting in a fresh process, for its peak memory (empty path: imports only)
 SETTING_RUN = """
 import numpy as np, onnxruntime as ort
@@ -160,7 +132,7 @@ def setting_memory(vgg: Path | None, work: Path, threads, arena, level, batch) -
 
 
 def fp32_share(vgg: Path, peak: float, repeats: int, work: Path) -> tuple[list[str], float, float]:
-    flops = conv_flops(vgg, 448)
+    flops = conv_flops(vgg, (448, 448))
     image = np.random.default_rng(1).standard_normal((2, 3, 448, 448), dtype=np.float32)
     rows = []
     settings = [

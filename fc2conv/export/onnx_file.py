@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,14 +92,20 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"cannot read {path}: not a complete ONNX model ({type(exc).__name__}: {exc}); "
             "copy or export it again"
         ) from exc
+    return decode_metadata({prop.key: prop.value for prop in model.metadata_props})
+
+
+def decode_metadata(properties: Mapping[str, str]) -> dict[str, Any]:
+    """fc2conv's metadata from a model's metadata properties (as :func:`read_metadata` reads
+    them from the file, or onnxruntime's ``custom_metadata_map`` from an open session)."""
     result: dict[str, Any] = {}
-    for prop in model.metadata_props:
-        if prop.key.startswith(METADATA_PREFIX):
-            key = prop.key[len(METADATA_PREFIX) :]
+    for name, value in properties.items():
+        if name.startswith(METADATA_PREFIX):
+            key = name[len(METADATA_PREFIX) :]
             try:
-                result[key] = json.loads(prop.value)
+                result[key] = json.loads(value)
             except json.JSONDecodeError:
-                result[key] = prop.value
+                result[key] = value
     if "geometry" in result:
         result["geometry"] = Geometry.from_dict(result["geometry"])
     if "head" in result and "mode" not in result:  # files of fc2conv 0.1 called the mode "head"

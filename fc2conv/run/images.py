@@ -185,6 +185,17 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An H×W×3 image in [0, 1] resized to ``size`` (height, width), bilinear."""
     if pixels.shape[:2] == size:
         return pixels
-    image = Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
-    resized = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.float32) / 255
+    return np.asarray(resize_bytes(as_bytes(pixels), size), dtype=np.float32) / 255
+
+
+def as_bytes(pixels: np.ndarray) -> Image.Image:
+    """An H×W×3 image in [0, 1] as 8-bit RGB (what :func:`resize` resizes)."""
+    return Image.fromarray(np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def resize_bytes(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """An 8-bit image resized to ``size`` (height, width), bilinear, as H×W×3 bytes: the same
+    values as :func:`resize`, times 255, without a conversion from floats at every level."""
+    if (image.height, image.width) != size:
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image)

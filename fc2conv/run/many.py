@@ -306,14 +306,20 @@ def picture_writer(
     """What draws one image's picture: its boxes (detect), or the heatmaps of the ``classes``
     setting or the ``top`` classes (heatmap), each panel at the image's size with ``full_size``."""
     from .batch import chosen_classes
-    from .render import save_detections, save_heatmaps
+
+    def detect_picture(item: Any, path: Path) -> None:
+        from .render import save_detections  # matplotlib: only where a picture is drawn
+
+        save_detections(item.pixels, item.result, path)
 
     if command == "detect":
-        return lambda item, path: save_detections(item.pixels, item.result, path)
+        return detect_picture
     background = runner.metadata.get("background")
     names, top = tuple(settings.get("classes") or ()), int(settings.get("top", 4))
 
     def heatmap_picture(item: Any, path: Path) -> None:
+        from .render import save_heatmaps
+
         chosen = chosen_classes(item.result, names, top, background)
         shown = item.result.select(chosen)
         save_heatmaps(item.pixels, shown, path, full_size=full_size, title=Path(item.path).name)

@@ -18,10 +18,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..errors import Fc2ConvError, InputSizeError
 from ..geometry import Geometry
-from .images import resize
+from .images import as_bytes, resize_bytes
 from .runner import Runner
 
 __all__ = ["DEFAULT_MAX_SIZE", "Level", "pyramid", "pyramid_scales"]
@@ -150,10 +151,11 @@ def pyramid(
     if whole_view and all(size != canonical for _, size in usable):
         views.append((min(canonical[0] / height, canonical[1] / width), canonical, True))
     largest = max(size for _, size, _ in views)
+    source = as_bytes(pixels)  # each level resized from bytes (the image at its size as it is)
     if largest[0] * largest[1] < pixels.shape[0] * pixels.shape[1]:
-        pixels = resize(pixels, largest)  # a large image: scaled down once, each level from that
+        source = source.resize((largest[1], largest[0]), Image.Resampling.BILINEAR)  # once
     for scale, size, whole in views:
-        image = resize(pixels, size)
+        image = pixels if size == pixels.shape[:2] else resize_bytes(source, size)
         maps = runner.probabilities(image) if probabilities else runner.logits(image)
         boxes = geometry.cell_boxes(*maps.shape[-2:])
         boxes[..., 0::2] *= width / image.shape[1]

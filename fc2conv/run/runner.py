@@ -154,21 +154,26 @@ class Runner:
         """A runner for a model exported by fc2conv (no PyTorch), in ``runtime``
         ("onnxruntime", or "openvino", which also runs ``precision="bf16"`` on CPUs that have
         it), with ``threads`` threads (default: one per core)."""
-        from ..export.onnx_file import read_metadata
+        from ..export.onnx_file import decode_metadata, read_metadata
         from ..runtime import check_runtime, open_runtime
 
         check_runtime(runtime, precision)
         file = Path(path)
         if not file.is_file():
             raise Fc2ConvError(f"ONNX model {file} does not exist; check the path")
-        meta = read_metadata(file)
-        if "geometry" not in meta:
-            converted = file.with_name(f"{file.stem}_fcn.onnx")
-            raise Fc2ConvError(
-                f"{file} was not converted by fc2conv (it has no geometry metadata); if it is "
-                f"a classifier, convert it first: fc2conv {file} --out {converted}"
-            )
-        session = open_runtime(file, runtime, precision, threads)
+        session = None
+        if runtime == "onnxruntime":  # the metadata from the session: no onnx package to import
+            try:
+                session = open_runtime(file, runtime, precision, threads)
+            except Exception:
+                _converted(file, read_metadata(file))  # an incomplete file or not fc2conv's
+                raise
+            meta = decode_metadata(session.get_modelmeta().custom_metadata_map)
+        else:
+            meta = read_metadata(file)
+        _converted(file, meta)
+        if session is None:
+            session = open_runtime(file, runtime, precision, threads)
         if "outputs" in meta:
             outputs = [Output(**info) for info in meta["outputs"]]
         else:  # written before fc2conv recorded its outputs: raw scores, as they were read
@@ -194,11 +199,16 @@ class Runner:
         )
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """H×W×3 floats in [0, 1] → 1×C×H×W normalised with the model's mean and std, in the
-        channel order the model was trained with (metadata ``channel_order``: RGB or BGR); for
-        a model of grey images (metadata ``input_channels`` 1), the image's luma (ITU-R 601,
-        as PIL's "L" mode)."""
-        if self.metadata.get("input_channels") == 1:  # 1 or 3: checked when opened
+        """H×W×3 floats in [0, 1] (or bytes, 0–255) → 1×C×H×W normalised with the model's
+        mean and std, in the channel order the model was trained with (metadata
+        ``channel_order``: RGB or BGR); for a model of grey images (metadata ``input_channels``
+        1), the image's luma (ITU-R 601, as PIL's "L" mode)."""
+        grey = self.metadata.get("input_channels") == 1  # 1 or 3: checked when opened
+        if image.dtype == np.uint8 and not grey:
+            return self._from_bytes(image)
+        if image.dtype == np.uint8:
+            image = image.astype(np.float32) / 255
+        if grey:
             image = image @ np.array([[0.299], [0.587], [0.114]], np.float32)
         if self.metadata.get("channel_order") == "BGR":
             image = image[..., ::-1]
@@ -206,13 +216,26 @@ class Runner:
         std = np.asarray(self.std, np.float32)
         return ((image - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
 
+    def _from_bytes(self, image: np.ndarray) -> np.ndarray:
+        """:meth:`preprocess` of 8-bit colour pixels through a table of the 256 values each
+        channel can take: the same floats as from ``image / 255``, in one gather a channel."""
+        values = np.arange(256, dtype=np.float32)[:, None] / 255
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        table = np.ascontiguousarray(((values - mean) / std).T)  # channels × 256
+        if self.metadata.get("channel_order") == "BGR":
+            image = image[..., ::-1]
+        batch = np.empty((1, 3, *image.shape[:2]), np.float32)
+        for channel in range(3):
+            np.take(table[channel], image[..., channel], out=batch[0, channel])
+        return batch
+
     @property
     def ending(self) -> str:
         """What the chosen output ends in: softmax, log-softmax, sigmoid or scores."""
         return self.outputs[self.output].ending if self.outputs else "scores"
 
     def logits(self, image: np.ndarray) -> np.ndarray:
-        """The chosen output (classes × rows × cols) for an H×W×3 image in [0, 1], as the model
+        """The chosen output (classes × rows × cols) for an H×W×3 image in [0, 1] (or bytes), as the model
         computes it. A model that takes only certain sizes (``Geometry.size_step``) sees the
         image without its rows and columns beyond the largest such size; the cells keep their
         image boxes."""
@@ -241,6 +264,16 @@ class Runner:
             return np.exp(values)
         shifted = np.exp(values - values.max(axis=0, keepdims=True))
         return shifted / shifted.sum(axis=0, keepdims=True)
+
+
+def _converted(file: Path, meta: dict[str, Any]) -> None:
+    """Refuse a file that fc2conv did not write (it has no geometry metadata)."""
+    if "geometry" not in meta:
+        converted = file.with_name(f"{file.stem}_fcn.onnx")
+        raise Fc2ConvError(
+            f"{file} was not converted by fc2conv (it has no geometry metadata); if it is "
+            f"a classifier, convert it first: fc2conv {file} --out {converted}"
+        )
 
 
 def _names(classes: Any, count: int) -> list[str]:
