@@ -277,3 +277,45 @@ class FaceStage(nn.Module):
         x = x.permute(0, 3, 2, 1).contiguous()
         x = self.prelu(self.dense(x.view(x.size(0), -1)))
         return self.boxes(x), self.softmax(self.faces(x))
+
+
+class ConcatenatedFlattens(nn.Module):
+    """Flattened maps joined before the first Linear, at a canonical 12x10 (no padding: every
+    cell of the converted model reads exactly its window). Branch ``a`` gives a 6x5x4 map,
+    branch ``b`` a 4x5x4 one with the same stride (2) and window. ``style``: "scaled" joins
+    ``a``'s flatten with twice itself; "branches" the flattens of both branches (one of them
+    through a ReLU, along axis -1); "functional" the same with ``torch.concat`` and ``F.linear``;
+    the refused ones: "sizes" (``b`` pooled to 2x2 first), "vector" (``a``'s flatten with its
+    mean over H and W), "channels-last" (both flattened NHWC)."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        self.style = style
+        self.a = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(2))
+        self.b = nn.Sequential(nn.Conv2d(3, 4, 4, stride=2), nn.ReLU())
+        features = {"scaled": 2 * 6 * 20, "sizes": 6 * 20 + 4 * 2 * 2, "vector": 6 * 20 + 6}
+        self.fc = nn.Linear(features.get(style, (6 + 4) * 20), 7)
+        self.out = nn.Linear(7, 5)
+
+    def joined(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        if self.style == "scaled":
+            f = torch.flatten(a, 1)
+            return torch.cat([f, 2 * f], 1)
+        b = self.b(x)
+        if self.style == "branches":
+            return torch.cat([a.flatten(1), torch.relu(b.flatten(1))], -1)
+        if self.style == "functional":
+            return torch.concat((a.view(a.size(0), -1), b.reshape(b.shape[0], -1)), dim=1)
+        if self.style == "sizes":
+            return torch.cat([a.flatten(1), F.max_pool2d(b, 2).flatten(1)], 1)
+        if self.style == "vector":
+            return torch.cat([a.flatten(1), a.mean((2, 3))], 1)
+        assert self.style == "channels-last", self.style
+        return torch.cat([a.permute(0, 2, 3, 1).flatten(1), b.permute(0, 2, 3, 1).flatten(1)], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.joined(x)
+        functional = self.style == "functional"
+        x = F.linear(x, self.fc.weight, self.fc.bias) if functional else self.fc(x)
+        return self.out(torch.relu(x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ __all__ = [
     "node_name",
     "output_leaves",
     "propagate_shapes",
+    "shapes_until_failure",
     "trace",
 ]
 
@@ -271,6 +273,19 @@ def propagate_shapes(
             f"{name}: the model does not run on a {size} input ({type(exc).__name__}: "
             f"{reason}). {hint or 'Pass its canonical input size with input_size=(height, width).'}"
         ) from exc
+    return recorder.shapes
+
+
+def shapes_until_failure(
+    gm: fx.GraphModule, input_shape: tuple[int, ...]
+) -> dict[fx.Node, tuple[int, ...]]:
+    """Shape of every tensor-valued node that runs, on meta tensors, before ``gm`` fails on an
+    input of ``input_shape`` (a classifier that flattens its map fails at its first Linear at
+    any other size): all of them where it runs."""
+    recorder = _ShapeRecorder(gm)
+    recording = _Interpreting(recorder)
+    with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+        meta_run(recording, meta_state(recording), input_shape)
     return recorder.shapes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from classifiers import POOLS, GatedNet, NormHead, Pooled, TwoBranches
+from classifiers import POOLS, ConcatenatedFlattens, GatedNet, NormHead, Pooled, TwoBranches
 from helpers import assert_equals_original, reinit
 from torch import fx, nn
 
@@ -22,6 +22,7 @@ EXPECTED_ORDER = (
     "global-pool",
     "flatten",
     "flat-affine",
+    "flat-concat",  # claims the concatenations of flattened maps; feature-axis, those of vectors
     "linear",
     "batch-norm",
     "layer-norm",
@@ -75,6 +76,10 @@ CORPUS = {
     **{f"pooled-{pool}": (lambda pool=pool: Pooled(pool, "mlp"), (20, 20)) for pool in POOLS},
     "norm-head": (NormHead, (16, 16)),
     "two-branches": (TwoBranches, (16, 16)),
+    **{
+        f"flat-concat-{style}": (lambda style=style: ConcatenatedFlattens(style), (12, 10))
+        for style in ("scaled", "branches", "vector")
+    },
     "gated": (GatedNet, (32, 32)),
     "one-by-one": (OneByOneTrunk, (7, 7)),
     **{

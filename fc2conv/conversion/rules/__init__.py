@@ -19,6 +19,7 @@ from .elementwise import Elementwise
 from .feature_axis import FeatureAxis
 from .feature_index import FeatureIndex
 from .flat_affine import FlatAffine
+from .flat_concat import FlatConcat
 from .flatten import Flatten
 from .global_pool import GlobalPool
 from .layer_norm import LayerNorm
@@ -31,6 +32,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     GlobalPool(),
     Flatten(),
     FlatAffine(),
+    FlatConcat(),
     LinearToConv(),
     BatchNorm(),
     LayerNorm(),

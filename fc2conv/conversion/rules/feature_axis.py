@@ -32,9 +32,9 @@ from .base import (
     set_argument,
 )
 from .elementwise import CAM_HINT
+from .flat_concat import CONCATENATE, joins_flattened_maps
 
 SOFTMAX = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
-CONCATENATE = (torch.cat, torch.concat)
 REDUCTIONS = (torch.sum, torch.mean, torch.norm, torch.amax, torch.linalg.vector_norm)
 REDUCTION_METHODS = ("sum", "mean", "norm", "amax")
 SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
@@ -81,6 +81,8 @@ class FeatureAxis(Rule[AxisOne]):
             or method_is(node, "softmax", "log_softmax")
             or module_is(node, ctx, *SOFTMAX_MODULES)
         )
+        if joins_flattened_maps(node, ctx):
+            return False  # see .flat_concat
         return is_op and bool(ctx.classifier_inputs(node))
 
     def _kind(self, node: fx.Node, ctx: Context) -> str:
