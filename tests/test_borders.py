@@ -54,11 +54,31 @@ def test_every_cell_is_the_classifier_on_its_window(pool: type[nn.Module]) -> No
                     assert relative_error(want, got[:, :, row, col]) < 1e-5
 
 
+def test_the_plan_names_the_partial_pools_until_they_are_made_exact() -> None:
+    model = StageR(nn.MaxPool2d).eval()
+    # at 24x24, features.2 pools 22 rows into 11 windows, the last of 2 rows; features.5 pools 9
+    # rows into 4 whole windows, and reads nothing beyond them
+    assert fc2conv.plan(model, (24, 24)).reads_beyond == ["features.2"]
+    converted = fc2conv.convert(model, (24, 24))
+    assert converted.plan.reads_beyond == []
+    assert not any("pad their input or pool with ceil_mode" in n for n in converted.plan.notes)
+
+
+def test_the_variants_share_the_weights_and_save_no_masks() -> None:
+    model = StageR(nn.AvgPool2d).eval()
+    converted = fc2conv.convert(model, (24, 24), inplace=True)
+    module = converted.graph_module
+    originals = {p.data_ptr() for p in model.parameters()}
+    assert all(p.data_ptr() in originals for p in module.parameters())
+    masks = {name: mask for name, mask in module.named_buffers() if "border_mask" in name}
+    assert masks and all(mask.dtype == torch.bool for mask in masks.values())
+    assert not set(masks) & set(module.state_dict())  # structure, not state
+
+
 def test_a_model_without_partial_windows_is_left_as_it_is() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
                           nn.Linear(4 * 11 * 11, 3)).eval()  # fmt: skip
     converted = fc2conv.convert(model, (24, 24))  # 22 pools into 11 whole windows
     targets = [node.target for node in converted.graph_module.graph.nodes]
-    assert window_variants not in targets and not any(
-        "second branch" in n for n in converted.plan.notes
-    )
+    assert window_variants not in targets
+    assert not converted.plan.notes  # none on borders, and its cells read only their window

@@ -21,16 +21,19 @@ and the map ends at the last cell whose window lies inside the image.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-__all__ = ["exact_borders"]
+from .receptive import last_window
+
+__all__ = ["Borders", "exact_borders"]
 
 Pair = tuple[int, int]
+Flags = tuple[bool, bool]  # per axis (rows, columns)
 
 #: modules that act on each position and batch entry alone
 POINTWISE_MODULES = (
@@ -79,11 +82,46 @@ class Window:
     groups: int = 1
 
 
-def exact_borders(gm: fx.GraphModule, example: torch.Tensor) -> str | None:
+@dataclass(frozen=True)
+class Borders:
+    """What :func:`exact_borders` found and did: the pools whose last window is partial at the
+    canonical size (dotted names; none: nothing to do), and why they were left inexact ("" when
+    every map after them now also runs as the crop's border)."""
+
+    pools: tuple[str, ...] = ()
+    declined: str = ""
+
+    @property
+    def exact(self) -> bool:
+        """Whether the pass made the cells at those pools' borders exact."""
+        return bool(self.pools) and not self.declined
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The pass's decision on one window layer: it reads a stack of variants (``stacked``), or
+    one map; its output's variants differ on the axes ``depends``."""
+
+    window: Window
+    stacked: bool
+    depends: Flags
+
+
+@dataclass
+class Carried:
+    """The pass's decision on the graph: the window layers that run as variants, and the nodes
+    that run on the stack unchanged, each with the plain maps beside the stack that it reads
+    (repeated for every variant)."""
+
+    windows: dict[fx.Node, Variants] = field(default_factory=dict)
+    pointwise: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)
+
+
+def exact_borders(gm: fx.GraphModule, example: torch.Tensor) -> Borders:
     """Rewrite ``gm`` in place so that its cells at ``ceil_mode`` borders are exact (see the
-    module docstring); ``example`` is an input at the canonical size. Returns None when ``gm`` has
-    no pool whose last window is partial at that size, "" when it was rewritten, else why it was
-    left alone (a layer the pass does not know between such a pool and the class map, padding)."""
+    module docstring); ``example`` is an input at the canonical size. The result names the pools
+    whose last window is partial at that size, and why they were left alone (a layer the pass
+    does not know between such a pool and the class map, padding) where they were."""
     shapes = _spatial_shapes(gm, example)
     windows: dict[fx.Node, Window] = {}
     reasons = []
@@ -93,13 +131,15 @@ def exact_borders(gm: fx.GraphModule, example: torch.Tensor) -> str | None:
             reasons.append(found)
         elif found is not None:
             windows[node] = found
-    if not any(_is_partial(window) for window in windows.values()):
-        return None
-    reason = reasons[0] if reasons else _check(gm, windows, shapes)
-    if reason:
-        return reason
-    _rewrite(gm, windows, shapes)
-    return ""
+    partial = [str(node.target) for node, window in windows.items() if _is_partial(window)]
+    if not partial:
+        return Borders()
+    pools = tuple(dict.fromkeys(partial))
+    carried = reasons[0] if reasons else _carry(gm, windows, shapes)
+    if isinstance(carried, str):
+        return Borders(pools, carried)
+    _rewrite(gm, carried, shapes)
+    return Borders(pools)
 
 
 def _spatial_shapes(gm: fx.GraphModule, example: torch.Tensor) -> dict[fx.Node, Pair]:
@@ -145,8 +185,7 @@ def _window(gm: fx.GraphModule, node: fx.Node, shapes: dict[fx.Node, Pair]) -> W
     source = node.args[0]
     if not isinstance(source, fx.Node) or source not in shapes or node not in shapes:
         return None
-    (height, width), (rows, cols) = shapes[source], shapes[node]
-    last = (height - (rows - 1) * stride[0], width - (cols - 1) * stride[1])
+    last = last_window(shapes[source], shapes[node], stride)  # type: ignore[arg-type]
     return Window(kind, tuple(kernel), tuple(stride), last, groups)  # type: ignore[arg-type]
 
 
@@ -154,22 +193,28 @@ def _is_partial(window: Window) -> bool:
     return any(m < k for m, k in zip(window.last, window.kernel, strict=True))
 
 
-def _check(gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]) -> str:
-    """Why the variants cannot be carried from the first partial pool to the class map (""
-    when they can): a layer that is not element-wise, a softmax or concatenation across the
-    batch, two windows that both read a crop's last row, or a map the stack reaches whose canonical
-    size is more than one cell."""
-    border: dict[fx.Node, tuple[bool, bool]] = {}  # the axes on which a node depends on borders
+def _carry(
+    gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]
+) -> Carried | str:
+    """Follow the variants from the first partial pool to the class map: which axes each node
+    depends on borders along, and so which window layers run as variants and which nodes run on
+    the stack. Or why they cannot be carried: a layer that is not element-wise, a softmax or
+    concatenation across the batch, two windows that both read a crop's last row, or a map the
+    stack reaches whose canonical size is more than one cell."""
+    carried = Carried()
+    border: dict[fx.Node, Flags] = {}  # nodes the stack reaches → the axes they depend on it
     for node in gm.graph.nodes:
         inputs = [n for n in node.all_input_nodes if n in border]
-        if node in windows:
-            window = windows[node]
+        window = windows.get(node)
+        if window is not None:
             before = border[inputs[0]] if inputs else (False, False)
             for axis in (0, 1):
                 m, k, s = window.last[axis], window.kernel[axis], window.stride[axis]
                 if before[axis] and k >= s + m and shapes[node][axis] > 1:
                     return f"{node.name}: two of its windows read the crop's last row"
             depends = _depends(window, before, shapes[node])
+            if any(before) or _is_partial(window):
+                carried.windows[node] = Variants(window, any(before), depends)
             if any(depends) or any(before):
                 border[node] = depends
             continue
@@ -182,11 +227,20 @@ def _check(gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.N
         reason = _pointwise(gm, node)
         if reason:
             return reason
-        border[node] = (any(border[n][0] for n in inputs), any(border[n][1] for n in inputs))
-    return ""
+        flags = (any(border[n][0] for n in inputs), any(border[n][1] for n in inputs))
+        border[node] = flags
+        if any(flags):
+            carried.pointwise[node] = [
+                source
+                for source in dict.fromkeys(node.all_input_nodes)
+                if not any(border.get(source, (False, False)))
+                and source in shapes
+                and _from_input(source)
+            ]
+    return carried
 
 
-def _depends(window: Window, before: tuple[bool, bool], size: Pair) -> tuple[bool, bool]:
+def _depends(window: Window, before: Flags, size: Pair) -> Flags:
     """The axes on which the output of ``window`` differs between variants: where it pools a
     partial window, or reads the last row of an input that differs; never where the canonical
     output is one cell (every variant is the crop's last there)."""
@@ -199,9 +253,10 @@ def _depends(window: Window, before: tuple[bool, bool], size: Pair) -> tuple[boo
 
 def _pointwise(gm: fx.GraphModule, node: fx.Node) -> str:
     """Why ``node`` cannot run on the stack of variants ("" when it can)."""
-    what = f"{node.name} ({node.target})"
+    what = node.name  # an operation's own name (a function's target may print as <function ...>)
     if node.op == "call_module":
         module = gm.get_submodule(str(node.target))
+        what = f"{node.target} ({type(module).__name__})"
         if isinstance(module, POINTWISE_MODULES):
             return ""
         if isinstance(module, (nn.Softmax, nn.LogSoftmax)) and module.dim == 1:
@@ -217,46 +272,42 @@ def _pointwise(gm: fx.GraphModule, node: fx.Node) -> str:
     return f"{what}: an operation between a ceil_mode pool and the class map"
 
 
-def _rewrite(
-    gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]
-) -> None:
-    """Carry the variants through the graph (see the module docstring)."""
+def _rewrite(gm: fx.GraphModule, carried: Carried, shapes: dict[fx.Node, Pair]) -> None:
+    """Carry the variants through the graph as :func:`_carry` decided (see the module
+    docstring)."""
     graph = gm.graph
-    stacked: dict[fx.Node, tuple[bool, bool]] = {}  # node → the axes its variants still differ on
+    replaced: dict[fx.Node, fx.Node] = {}
     for node in list(graph.nodes):
-        inputs = [n for n in node.all_input_nodes if n in stacked]
-        window = windows.get(node)
-        if window is not None and (inputs or _is_partial(window)):
-            before = stacked.get(inputs[0], (False, False)) if inputs else None
+        variants = carried.windows.get(node)
+        if variants is not None:
+            window = variants.window
+            folded = (shapes[node][0] == 1, shapes[node][1] == 1)
+            plain = not any(variants.depends)
             with graph.inserting_before(node):
                 weight, bias = _parameters(graph, gm, node, window)
-                source = node.args[0]
-                folded = tuple(size == 1 for size in shapes[node])
-                depends = _depends(window, before or (False, False), shapes[node])
+                masks = _masks(gm, node, window, folded, plain) if weight is not None else ()
                 settings: dict[str, Any] = {
                     "kind": window.kind,
                     "kernel": window.kernel,
                     "stride": window.stride,
                     "last": window.last,
                     "groups": window.groups,
-                    "stacked": before is not None,
+                    "stacked": variants.stacked,
                     "folded": folded,
-                    "plain": not any(depends),
+                    "plain": plain,
                 }
-                new = graph.call_function(window_variants, (source, weight, bias), settings)
+                new = graph.call_function(
+                    window_variants, (node.args[0], weight, bias, masks), settings
+                )
             node.replace_all_uses_with(new)
             graph.erase_node(node)
-            if any(depends):
-                stacked[new] = depends
+            replaced[node] = new
             continue
-        if not inputs or node.op == "output":
-            continue
-        for source in dict.fromkeys(node.all_input_nodes):  # plain maps beside the stack
-            if source not in stacked and source in shapes and _from_input(source):
-                with graph.inserting_before(node):
-                    repeated = graph.call_function(torch.cat, ([source] * 4, 0))
-                node.replace_input_with(source, repeated)
-        stacked[node] = (any(stacked[n][0] for n in inputs), any(stacked[n][1] for n in inputs))
+        for source in carried.pointwise.get(node, ()):  # plain maps beside the stack
+            current = replaced.get(source, source)
+            with graph.inserting_before(node):
+                repeated = graph.call_function(torch.cat, ([current] * 4, 0))
+            node.replace_input_with(current, repeated)
     graph.lint()
     gm.recompile()
 
@@ -286,6 +337,38 @@ def _parameters(
     return weight, bias
 
 
+def _masks(
+    gm: fx.GraphModule, node: fx.Node, window: Window, folded: Flags, plain: bool
+) -> tuple[fx.Node | None, ...]:
+    """The graph's reads of the kernel masks a convolution's variants use, one per kernel block
+    in the order :func:`window_variants` takes them (None: the whole kernel, used as it is).
+
+    A mask is a buffer of ``gm`` made once, shared by the layers with its kernel size and block,
+    and left out of the state dict: part of the graph, not a weight. It is boolean, so the
+    product takes the weight's dtype and the measurement of what a cell reads (which randomises
+    floating-point state) leaves it alone. The weight stays the layer's own parameter, so the
+    converted model keeps sharing it with the original (masked copies would copy each kernel up
+    to eight times); in an exported file each product is of constants, folded by the exporter
+    (small kernels) or by onnxruntime when it loads the file."""
+    rows, cols = window.kernel
+    conv = gm.get_submodule(str(node.target))
+    assert isinstance(conv, nn.Conv2d)
+    device = conv.weight.device
+    found: list[fx.Node | None] = []
+    for blocks in _reads(window.kernel, window.last, folded, plain)[1].values():
+        for (top, bottom, _), (left, right, _) in blocks:
+            if (top, bottom, left, right) == (0, rows, 0, cols):
+                found.append(None)
+                continue
+            name = f"border_mask_{rows}x{cols}_{top}_{bottom}_{left}_{right}"  # kernel, block
+            if not hasattr(gm, name):
+                mask = torch.zeros(window.kernel, dtype=torch.bool, device=device)
+                mask[top:bottom, left:right] = True
+                gm.register_buffer(name, mask, persistent=False)
+            found.append(gm.graph.get_attr(name))
+    return tuple(found)
+
+
 def _variants(stack: torch.Tensor) -> list[torch.Tensor]:
     """The four variants of a stack (a reshape, not a split: the ONNX export folds it)."""
     grouped = stack.unflatten(0, (4, -1))
@@ -296,6 +379,7 @@ def window_variants(
     source: torch.Tensor,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
+    masks: tuple[torch.Tensor | None, ...],
     *,
     kind: str,
     kernel: Pair,
@@ -303,31 +387,20 @@ def window_variants(
     last: Pair,
     groups: int,
     stacked: bool,
-    folded: tuple[bool, bool],
+    folded: Flags,
     plain: bool,
 ) -> torch.Tensor:
     """The four variants (interior, last row, last column, both; stacked along the batch) of
     the window layer (:class:`Window`'s fields) over ``source`` (a stack of variants, or one
     map that all four read); ``folded``: the axes on which the canonical output is one cell,
     where every variant is the crop's last. ``plain``: the variants are all equal, and the
-    result is the one map."""
+    result is the one map. ``masks``: a convolution's kernel masks (:func:`_masks`)."""
     window = Window(kind, kernel, stride, last, groups)
     inputs = _variants(source) if stacked else [source] * 4
-    wanted = {
-        variant: tuple(bool(flag) or fold for flag, fold in zip(variant, folded, strict=True))
-        for variant in (((1, 1),) if plain else ((0, 0), (1, 0), (0, 1), (1, 1)))
-    }  # the variant each one is: on a folded axis, the crop's last
-    reads = {
-        on: [
-            (rows, cols)
-            for rows in _spans(kernel[0], last[0], on[0])
-            for cols in _spans(kernel[1], last[1], on[1])
-        ]
-        for on in dict.fromkeys(wanted.values())
-    }
+    wanted, reads = _reads(kernel, last, folded, plain)
     if kind == "conv":
         assert weight is not None
-        computed = _convolutions(inputs, weight, bias, window, reads)
+        computed = _convolutions(inputs, weight, bias, window, reads, masks)
     else:
         computed = {on: _pool(inputs, window, blocks) for on, blocks in reads.items()}
     results = [computed[on] for on in wanted.values()]
@@ -337,27 +410,46 @@ def window_variants(
 Block = tuple[tuple[int, int, int], tuple[int, int, int]]
 
 
+def _reads(
+    kernel: Pair, last: Pair, folded: Flags, plain: bool
+) -> tuple[dict[Pair, tuple[bool, ...]], dict[tuple[bool, ...], list[Block]]]:
+    """The variant each of the outputs is (on a folded axis, the crop's last), and the kernel
+    blocks each of those reads (see :func:`_spans`)."""
+    wanted = {
+        variant: tuple(bool(flag) or fold for flag, fold in zip(variant, folded, strict=True))
+        for variant in (((1, 1),) if plain else ((0, 0), (1, 0), (0, 1), (1, 1)))
+    }
+    reads = {
+        on: [
+            (rows, cols)
+            for rows in _spans(kernel[0], last[0], on[0])
+            for cols in _spans(kernel[1], last[1], on[1])
+        ]
+        for on in dict.fromkeys(wanted.values())
+    }
+    return wanted, reads
+
+
 def _convolutions(
     inputs: list[torch.Tensor],
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     window: Window,
     reads: dict[tuple[bool, ...], list[Block]],
+    masks: tuple[torch.Tensor | None, ...],
 ) -> dict[tuple[bool, ...], torch.Tensor]:
     """Each variant of a convolution: the sum, over the kernel blocks it reads, of the
-    convolution of the block's input variant with the kernel zeroed outside the block (one
-    convolution per input variant, its kernels side by side, when the layer has one group)."""
+    convolution of the block's input variant with the kernel zeroed outside the block (by its
+    mask, in the order of ``reads``; one convolution per input variant, its kernels side by
+    side, when the layer has one group)."""
     kernels: dict[int, list[torch.Tensor]] = {}
     where: dict[tuple[bool, ...], list[tuple[int, int]]] = {}
+    block_masks = iter(masks)
     for on, blocks in reads.items():
-        for (top, bottom, row_flag), (left, right, col_flag) in blocks:
-            rows, cols = weight.shape[2], weight.shape[3]
-            mask = [
-                [float(top <= i < bottom and left <= j < right) for j in range(cols)]
-                for i in range(rows)
-            ]
+        for (_, _, row_flag), (_, _, col_flag) in blocks:
+            mask = next(block_masks)
             source = 2 * col_flag + row_flag
-            kernels.setdefault(source, []).append(weight * torch.tensor(mask, dtype=weight.dtype))
+            kernels.setdefault(source, []).append(weight if mask is None else weight * mask)
             where.setdefault(on, []).append((source, len(kernels[source]) - 1))
     outputs: dict[tuple[int, int], torch.Tensor] = {}
     channels = weight.shape[0]

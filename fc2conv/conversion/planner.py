@@ -45,6 +45,9 @@ class Plan:
     left_alone: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     already_convolutional: bool = False
+    #: the trunk layers through which a cell reads beyond its window (padding, a ceil_mode pool's
+    #: partial window), which a note names
+    reads_beyond: list[str] = field(default_factory=list)
 
     @property
     def convertible(self) -> bool:
@@ -449,6 +452,11 @@ def _fixed_size_decline(gm: fx.GraphModule, input_size: tuple[int, int]) -> Decl
     )
 
 
+def beyond_note(layers: list[str]) -> str:
+    """The plan's note on the trunk layers through which a cell reads beyond its window."""
+    return f"{padding_note(layers)} (`fc2conv inspect` measures the region a cell reads)"
+
+
 def _add_notes(
     the_plan: Plan, walk: ClassifierWalk, gm: fx.GraphModule, vector_input: bool
 ) -> None:
@@ -465,11 +473,10 @@ def _add_notes(
         the_plan.notes.append(
             f"torch.fx cannot trace into {shown}: kept whole, like a layer (no rule sees inside)"
         )
-    beyond = reads_beyond_window(gm)
+    beyond = reads_beyond_window(gm, walk.ctx.shapes)
     if beyond and the_plan.mode == "window" and not vector_input:
-        the_plan.notes.append(
-            f"{padding_note(beyond)} (`fc2conv inspect` measures the region a cell reads)"
-        )
+        the_plan.reads_beyond = beyond
+        the_plan.notes.append(beyond_note(beyond))
     if (
         not any(s.rule.name == "linear" for s in the_plan.steps)
         and not the_plan.declines

@@ -3,8 +3,9 @@
 A cell stands for one canonical-size window, and at the canonical size the single cell is
 exactly the classifier. Inside a larger image a cell can read beyond its window: where the
 classifier on the canonical input sees zero padding, or a ceil_mode pool's partial window at the
-border, the cell sees the real pixels next to its window. Only a trunk without padding and
-without ceil_mode pooling gives cells equal to the classifier on their crop.
+border, the cell sees the real pixels next to its window. Only a trunk without padding gives
+cells equal to the classifier on their crop, and without ceil_mode pools whose last window is
+partial at the canonical size, unless :mod:`.borders` makes those exact.
 
 The region is measured, not derived: the gradient of one interior cell with respect to the
 image is non-zero where the cell reads. So that it is non-zero wherever a path exists, whatever
@@ -14,6 +15,7 @@ runs with positive random weights on a positive image.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,20 +24,49 @@ from torch import fx, nn
 from ..geometry import Pair
 from .tracing import output_leaves
 
-__all__ = ["reads_beyond_window", "receptive_field"]
+__all__ = ["last_window", "reads_beyond_window", "receptive_field"]
 
 
-def reads_beyond_window(gm: fx.GraphModule) -> list[str]:
-    """The trunk layers that pad their input or pool with ceil_mode (by dotted name)."""
+def last_window(source: Pair, output: Pair, stride: Pair) -> Pair:
+    """The rows and columns the last window of a window layer holds (fewer than its kernel: a
+    ceil_mode pool's partial window), from its unpadded input and output sizes."""
+    return source[0] - (output[0] - 1) * stride[0], source[1] - (output[1] - 1) * stride[1]
+
+
+def reads_beyond_window(gm: fx.GraphModule, shapes: Mapping[fx.Node, tuple[int, ...]]) -> list[str]:
+    """The trunk layers through which a cell reads beyond its window (by dotted name): those
+    that pad their input, and the ceil_mode pools whose last window at the canonical size
+    (``shapes``: the graph's) is partial; a pool whose windows all fit reads only its window. A
+    ceil_mode pool the graph does not call (inside a module the trace kept whole) is named."""
+    partial: dict[str, bool] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            module = gm.get_submodule(str(node.target))
+            if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.ceil_mode:
+                partial[str(node.target)] = partial.get(str(node.target), False) or (
+                    _partial(module, shapes.get(node.args[0]), shapes.get(node))
+                )
     found = []
     for name, module in gm.named_modules():
         padding: Any = getattr(module, "padding", 0)
         pads = padding not in (0, (0, 0), "valid") if isinstance(module, nn.Conv2d) else False
         if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            pads = module.padding not in (0, (0, 0)) or bool(module.ceil_mode)
+            ceil = bool(module.ceil_mode) and partial.get(name, True)
+            pads = module.padding not in (0, (0, 0)) or ceil
         if pads:
             found.append(name)
     return found
+
+
+def _partial(pool: nn.Module, source: Any, output: Any) -> bool:
+    """Whether the last window of ``pool`` is partial between maps of shapes ``source`` and
+    ``output`` (shapes unknown: it may be)."""
+    if not all(isinstance(shape, tuple) and len(shape) == 4 for shape in (source, output)):
+        return True
+    pair = nn.modules.utils._pair
+    kernel, stride = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size)
+    last = last_window(source[2:], output[2:], stride)
+    return any(m < k for m, k in zip(last, kernel, strict=True))
 
 
 def receptive_field(converted: Any, index: int = 0) -> tuple[Pair, Pair]:

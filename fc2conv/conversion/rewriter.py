@@ -16,15 +16,12 @@ from .declared import declared_preprocessing
 from .layouts import Map, Vec
 from .model import FullyConvolutionalModel
 from .outputs import describe_outputs
-from .planner import Analysis, Plan, analyse
+from .planner import Analysis, Plan, analyse, beyond_note
 from .refine import refine_stride
 from .rules import DEFAULT_RULES, Rule
 from .tracing import ShapeProbe, fake_run, output_leaves
 
 __all__ = ["convert"]
-
-#: what the plan's note on layers that read beyond a cell's window says (``padding_note``)
-BEYOND_NOTE = "pad their input or pool with ceil_mode"
 
 
 def _map_output(analysis: Analysis, graph: fx.Graph) -> int:
@@ -85,23 +82,29 @@ def _measure(
 
 
 def _exact_borders(gm: fx.GraphModule, shape: tuple[int, ...], the_plan: Plan) -> None:
-    """Make the cells at ceil_mode borders exact (:mod:`.borders`) and say so in the plan, in
-    place of its note that those cells read beyond their window; or say why not."""
+    """Make the cells at ceil_mode borders exact (:mod:`.borders`) and say so in the plan: the
+    pools made exact no longer read beyond a cell's window. Or say why not."""
     import torch
 
     from .borders import exact_borders
 
-    done = exact_borders(gm, torch.zeros(shape))
-    if done is None:
+    borders = exact_borders(gm, torch.zeros(shape))
+    if not borders.pools:
         return
-    if done:
-        the_plan.notes.append(f"ceil_mode pools: the cells at their borders stay inexact ({done})")
+    if not borders.exact:
+        the_plan.notes.append(
+            f"ceil_mode pools: the cells at their borders stay inexact ({borders.declined})"
+        )
         return
-    the_plan.notes[:] = [note for note in the_plan.notes if BEYOND_NOTE not in note]
+    still = [layer for layer in the_plan.reads_beyond if layer not in borders.pools]
+    if the_plan.reads_beyond:  # the planner's note naming them: now of those that still do
+        where = the_plan.notes.index(beyond_note(the_plan.reads_beyond))
+        the_plan.notes[where : where + 1] = [beyond_note(still)] if still else []
+    the_plan.reads_beyond = still
+    cells = "every cell is the classifier on its window" if not still else "those borders are exact"
     the_plan.notes.append(
         "ceil_mode pools pool a partial window at the crop's last row and column: each map "
-        "after them also runs as the crop's border (a second branch), so every cell is the "
-        "classifier on its window"
+        f"after them also runs as the crop's border (a second branch), so {cells}"
     )
 
 
