@@ -10,6 +10,7 @@ import click
 
 from .._version import __version__
 from .options import (
+    POSITIVE,
     Reporter,
     file_option,
     handles_errors,
@@ -59,12 +60,7 @@ def main() -> None:
     type=click.IntRange(7, None),
     help="ONNX opset of the output [default: 18; for an ONNX classifier, its own].",
 )
-@click.option(
-    "--rtol",
-    default=1e-4,
-    type=click.FloatRange(0, None, min_open=True),
-    help="Relative error allowed.",
-)
+@click.option("--rtol", default=1e-4, type=POSITIVE, help="Relative error allowed.")
 @click.option("--no-verify", is_flag=True, help="Skip the equivalence and onnxruntime checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @preprocessing_options

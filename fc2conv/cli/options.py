@@ -17,10 +17,12 @@ from ..progress import ConsoleProgress as Reporter
 from ..run.outputs import interrupt_on_sigterm
 
 __all__ = [
+    "POSITIVE",
     "Reporter",
     "file_option",
     "handles_errors",
     "model_options",
+    "number_option",
     "preprocessing_options",
     "quiet_option",
     "scales_option",
@@ -132,6 +134,15 @@ def file_option(name: str, help: str, **settings: Any) -> Callable[[Any], Any]:
     return click.option(name, type=path, help=help, **settings)
 
 
+#: a number above zero (--rtol, --every, --fps)
+POSITIVE = click.FloatRange(0, None, min_open=True)
+
+
+def number_option(name: str, help: str, **settings: Any) -> Callable[[Any], Any]:
+    """An option that takes a whole number of at least one."""
+    return click.option(name, type=click.IntRange(1, None), help=help, **settings)
+
+
 #: --weights, --input-size, --input-channels, --mode: how a model name is converted.
 model_options = together(
     click.option(
@@ -147,12 +158,8 @@ model_options = together(
         callback=_size,
         help="Canonical input size of the classifier [default: the model's own].",
     ),
-    click.option(
-        "--input-channels",
-        type=click.IntRange(1, None),
-        help="Channels of the input images [default: from the model].",
-    ),
-    click.option("--num-classes", type=click.IntRange(1, None), help="Classes of your weights."),
+    number_option("--input-channels", "Channels of the input images [default: from the model]."),
+    number_option("--num-classes", "Classes of your weights."),
     click.option("--classes", type=click.Path(exists=True), help="File: a class name a line."),
     click.option(
         "--mode",
@@ -160,10 +167,8 @@ model_options = together(
         default="window",
         help="window: one cell per canonical-size window; cam: class-activation map.",
     ),
-    click.option(
-        "--stride",
-        type=click.IntRange(1, None),
-        help="A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous).",
+    number_option(
+        "--stride", "A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous)."
     ),
     click.option(
         "--model-arg",

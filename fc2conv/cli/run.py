@@ -12,10 +12,12 @@ import click
 from ..run.images import DEFAULT_MAX_PIXELS
 from ..runtime import RUNTIMES
 from .options import (
+    POSITIVE,
     Reporter,
     file_option,
     handles_errors,
     model_options,
+    number_option,
     quiet_option,
     scales_option,
     together,
@@ -45,6 +47,7 @@ run_options = together(
         type=click.Path(file_okay=False, path_type=Path),
         help="Many images: a picture per image in this folder.",
     ),
+    file_option("--out-video", "One clip: its frames drawn into a video (.mp4, .mkv, .webm, ...)."),
     click.option("--resume", is_flag=True, help="Skip the images already in the --jsonl file."),
     click.option(
         "--ray",
@@ -54,6 +57,8 @@ run_options = together(
         help="Many images: run on a Ray cluster (ADDRESS, e.g. auto or ray://host:10001; "
         "alone: a local one).",
     ),
+    click.option("--every", type=POSITIVE, metavar="SECONDS", help="Clips: a frame every SECONDS."),
+    click.option("--fps", type=POSITIVE, metavar="N", help="Clips: N frames a second (by time)."),
     click.option("--output", help="Output with the class scores (index or name)."),
     click.option(
         "--runtime",
@@ -67,17 +72,15 @@ run_options = together(
         default="fp32",
         help="bf16: OpenVINO on a CPU with AVX512-BF16 or AMX.",
     ),
-    click.option(
+    number_option(
         "--max-size",
-        type=click.IntRange(1, None),
+        "Longest side of any image the model runs on (larger images are scaled).",
         default=2048,
-        help="Longest side of any image the model runs on (larger images are scaled).",
     ),
-    click.option(
+    number_option(
         "--max-pixels",
-        type=click.IntRange(1, None),
+        "Most pixels an image file may decode to (a JPEG decodes scaled down first).",
         default=DEFAULT_MAX_PIXELS,
-        help="Most pixels an image file may decode to (a JPEG decodes scaled down first).",
     ),
     click.option("--force", is_flag=True, help="Replace existing output files."),
     model_options,
@@ -89,7 +92,7 @@ run_options = together(
 def _run(command: str, model: str, images: tuple[str, ...], args: dict[str, Any]) -> None:
     """Run ``command`` with the parsed arguments: those named here are the run's outputs and
     settings, the rest the model's options."""
-    from ..pipeline.command import run_command
+    from ..pipeline.command import OUTPUTS, SETTINGS, run_command
     from ..run.many import ManySummary
 
     report = Reporter(args.pop("quiet"))
@@ -108,25 +111,18 @@ def _run(command: str, model: str, images: tuple[str, ...], args: dict[str, Any]
             report.line(line)
 
 
-#: the arguments of both commands that are the run's outputs, and those that are its settings
-OUTPUTS = ("out", "json", "maps", "jsonl", "out_dir", "coco", "resume", "force", "ray")
-SETTINGS = ("top", "scales", "score_threshold", "iou_threshold", "max_size", "max_pixels")
-
-
 @click.command()
 @run_arguments
 @class_option('Class to show, by name or index (repeatable); "a,b,c" sums a group into one map.')
 @file_option("--maps", "The raw maps of every level (.npz).")
-@click.option(
-    "--top", default=4, type=click.IntRange(1, None), help="Classes shown without --class."
-)
+@number_option("--top", "Classes shown without --class.", default=4)
 @scales_option("1.41")
 @click.option("--full-size", is_flag=True, help="Each panel at the image's own size.")
 @run_options
 def heatmap(model: str, images: tuple[str, ...], **args: Any) -> None:
     """Class heatmaps of IMAGES over an image pyramid, overlaid on them: for one image a
-    picture (--out) and JSON (--json); for many (files, folders, globs, @list.txt) a JSON line
-    per image (--jsonl) and a picture per image (--out-dir)."""
+    picture (--out) and JSON (--json); for many (files, folders, globs, @list.txt, clips) a
+    JSON line per image or frame (--jsonl) and a picture per image (--out-dir)."""
     _run("heatmap", model, images, args)
 
 
@@ -139,9 +135,10 @@ def heatmap(model: str, images: tuple[str, ...], **args: Any) -> None:
 @click.option("--score-threshold", default=0.6, type=click.FloatRange(0, 1))
 @click.option("--iou-threshold", default=0.3, type=click.FloatRange(0, 1))
 @scales_option("1.25")
+@click.option("--track", is_flag=True, help="Clips: a track id for each box (see README).")
 @run_options
 def detect(model: str, images: tuple[str, ...], **args: Any) -> None:
     """Detect objects in IMAGES: for one image, the boxes drawn into a picture (--out) and
-    JSON (--json); for many (files, folders, globs, @list.txt), a JSON line per image
-    (--jsonl), a COCO file (--coco) and a picture per image (--out-dir)."""
+    JSON (--json); for many (files, folders, globs, @list.txt, clips), a JSON line per image
+    or frame (--jsonl), a COCO file (--coco) and a picture per image (--out-dir)."""
     _run("detect", model, images, args)

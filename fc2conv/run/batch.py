@@ -14,12 +14,12 @@ import glob
 import io
 import json
 import os
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ from .heatmaps import ClassChoice, Heatmap, heatmap
 from .images import DEFAULT_MAX_PIXELS, read_image, size_from_json, size_json
 from .pyramid import DEFAULT_MAX_SIZE
 from .runner import Runner, as_runner
+from .tracks import Tracker
+from .video import VIDEO_SUFFIXES, Sampling, clip_frames, is_video
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -45,13 +47,15 @@ __all__ = [
 IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
 )  # fmt: skip
+#: what a folder is searched for: images and clips
+INPUT_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 #: images decoded ahead of the one the model runs on
 PREFETCH = 2
 
 
 def collect_images(items: Iterable[str | os.PathLike]) -> list[Path]:
-    """The image paths that ``items`` name: files as they are, folders searched recursively
-    for image files (sorted), globs (``photos/*.jpg``, ``**`` for sub-folders), and
+    """The image and clip paths that ``items`` name: files as they are, folders searched
+    recursively for images and clips (sorted), globs (``photos/*.jpg``, ``**`` for sub-folders), and
     ``@list.txt`` files with one path a line (relative to the list's folder; lines starting with
     ``#`` are comments; a listed path that does not exist is kept, and its run records the
     error). A folder without images, a glob that matches nothing, or a missing file or list
@@ -64,11 +68,14 @@ def collect_images(items: Iterable[str | os.PathLike]) -> list[Path]:
             found.extend(_listed(Path(text[1:])))
         elif path.is_dir():
             images = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                p for p in path.rglob("*") if p.suffix.lower() in INPUT_SUFFIXES and p.is_file()
             )
             if not images:
                 endings = ", ".join(IMAGE_SUFFIXES)
-                raise Fc2ConvError(f"folder {path} holds no images (files ending in {endings})")
+                raise Fc2ConvError(
+                    f"folder {path} holds no images or clips (files ending in {endings}, "
+                    f"or {', '.join(VIDEO_SUFFIXES)})"
+                )
             found.extend(images)
         elif path.is_file():
             found.append(path)
@@ -110,10 +117,21 @@ class ImageResult:
     result: Heatmap | Detections | None = None
     error: str | None = None
     pixels: np.ndarray | None = None
+    frame: FrameInfo | None = None  #: for a clip's frame: the clip, frame index and time
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Where a frame comes from: its clip, index among the clip's frames and time in seconds
+    (both None for a clip that could not be read on)."""
+
+    clip: str
+    index: int | None
+    time: float | None
 
 
 def heatmap_many(
@@ -125,12 +143,17 @@ def heatmap_many(
     max_size: int = DEFAULT_MAX_SIZE,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     output: int | str | None = None,
+    sampling: Sampling | None = None,
 ) -> Iterator[ImageResult]:
     """:func:`~fc2conv.run.heatmaps.heatmap` of every image (a path, or a pair of a name and
-    the encoded file's bytes), one :class:`ImageResult` each, in order. The model (a
+    the encoded file's bytes) and of every sampled frame of each clip (a video's path, or a
+    :class:`Clip`; ``sampling`` chooses the frames of clips named by path: every frame by
+    default), one :class:`ImageResult` each, in order; a frame's ``path`` is its name
+    (``clip.mp4#t=12.480``) and its ``frame`` says where it comes from. The model (a
     converted model, a Runner or an .onnx file) is opened once. An image that cannot be read
     (however it fails; ``max_pixels``: see :func:`.images.read_image`) is one result with its
-    error, and the run goes on."""
+    error, and the run goes on; so is a clip that stops being readable, after the frames
+    before the damage."""
     runner = as_runner(model, output)
 
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Heatmap:
@@ -138,7 +161,7 @@ def heatmap_many(
             runner, pixels, classes=classes, scales=scales, max_size=max_size, image_size=size
         )
 
-    return _each(runner, images, max_size, max_pixels, compute)
+    return _each(runner, images, max_size, max_pixels, compute, sampling)
 
 
 def detect_many(
@@ -152,9 +175,10 @@ def detect_many(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     output: int | str | None = None,
     classes: Sequence[str | int] | None = None,
+    sampling: Sampling | None = None,
 ) -> Iterator[ImageResult]:
-    """:func:`~fc2conv.run.detection.detect` on every image, one :class:`ImageResult` each, in
-    order (as :func:`heatmap_many`). The model is opened once."""
+    """:func:`~fc2conv.run.detection.detect` on every image and sampled frame, one
+    :class:`ImageResult` each, in order (as :func:`heatmap_many`). The model is opened once."""
     runner = as_runner(model, output)
     settings = {
         "scales": scales,
@@ -167,7 +191,7 @@ def detect_many(
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Detections:
         return detect(runner, pixels, image_size=size, **settings)  # type: ignore[arg-type]
 
-    return _each(runner, images, max_size, max_pixels, compute)
+    return _each(runner, images, max_size, max_pixels, compute, sampling)
 
 
 def _each(
@@ -176,52 +200,130 @@ def _each(
     max_size: int,
     max_pixels: int | None,
     compute: Callable[[np.ndarray, tuple[int, int]], Any],
+    sampling: Sampling | None = None,
 ) -> Iterator[ImageResult]:
-    def read(source: Any) -> tuple[np.ndarray, tuple[int, int], float]:
+    """Each input's result, in order: images and the sampled frames of clips (a clip's path,
+    or a :class:`Clip`; ``sampling`` for clips named by path), read ahead on one thread."""
+    sampling = sampling or Sampling()
+
+    def inputs() -> Iterator[Read]:
+        for image in images:
+            if isinstance(image, Clip) or (not isinstance(image, tuple) and is_video(image)):
+                clip = image if isinstance(image, Clip) else Clip(Path(image), sampling)
+                yield from _clip_reads(clip, max_size)
+            else:
+                yield _image_read(image, max_size, max_pixels)
+
+    for read in read_ahead(inputs(), PREFETCH):
+        if read.error is not None:
+            yield ImageResult(read.path, None, 0.0, error=read.error, frame=read.frame)
+            continue
+        assert read.pixels is not None and read.size is not None
         start = time.perf_counter()
+        try:
+            result = compute(read.pixels, read.size)
+        except Fc2ConvError as exc:
+            seconds = read.seconds + time.perf_counter() - start
+            yield ImageResult(read.path, read.size, seconds, error=str(exc), frame=read.frame)
+            continue
+        seconds = read.seconds + time.perf_counter() - start
+        yield ImageResult(
+            read.path, read.size, seconds, result, pixels=read.pixels, frame=read.frame
+        )
+
+
+@dataclass
+class Clip:
+    """A clip to run: its path, which frames (``sampling``), and ``after``: only frames later
+    than that time (a resumed run)."""
+
+    path: Path
+    sampling: Sampling = field(default_factory=Sampling)
+    after: float | None = None
+
+
+@dataclass
+class Read:
+    """One input as read: its pixels and whole size, or the error that stopped it."""
+
+    path: Path
+    pixels: np.ndarray | None = None
+    size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    frame: FrameInfo | None = None
+
+
+def _image_read(image: Any, max_size: int, max_pixels: int | None) -> Read:
+    path = Path(image[0] if isinstance(image, tuple) else image)
+    source: Path | io.BytesIO = path
+    if isinstance(image, tuple):  # (name, encoded bytes)
+        source = io.BytesIO(image[1])
+        source.name = str(image[0])  # for messages
+    start = time.perf_counter()
+    try:
         pixels, size = read_image(source, max_size, max_pixels)
-        return pixels, size, time.perf_counter() - start
+    except Fc2ConvError as exc:
+        return Read(path, error=str(exc))
+    except Exception as exc:  # whatever a decoder raises: this image's error only
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        return Read(path, error=f"cannot read image {path}: {reason}")
+    return Read(path, pixels, size, time.perf_counter() - start)
 
-    def opened(image: Any) -> tuple[Path, Any]:
-        if isinstance(image, tuple):  # (name, encoded bytes)
-            data = io.BytesIO(image[1])
-            data.name = str(image[0])  # for messages
-            return Path(image[0]), data
-        return Path(image), Path(image)
 
-    sources = iter(opened(image) for image in images)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fc2conv-read") as reader:
-        ahead: deque[tuple[Path, Future]] = deque()
+def _clip_reads(clip: Clip, max_size: int) -> Iterator[Read]:
+    """A clip's sampled frames as reads; where it cannot be read on, one read of its error,
+    named by the clip (the frames before it are kept)."""
+    frames = clip_frames(clip.path, clip.sampling, clip.after)
+    while True:
+        start = time.perf_counter()
+        try:
+            frame = next(frames, None)
+        except Fc2ConvError as exc:
+            yield Read(clip.path, error=str(exc), frame=FrameInfo(str(clip.path), None, None))
+            return
+        if frame is None:
+            return
+        pixels, size = read_image(frame.pixels, max_size)
+        info = FrameInfo(str(clip.path), frame.index, frame.time)
+        yield Read(Path(frame.name), pixels, size, time.perf_counter() - start, frame=info)
 
-        def refill() -> None:
-            while len(ahead) < PREFETCH + 1:
-                found = next(sources, None)
-                if found is None:
+
+def read_ahead(reads: Iterator[Read], depth: int) -> Iterator[Read]:
+    """``reads`` produced on a worker thread, at most ``depth`` + 1 ahead of the consumer
+    (memory stays flat); the worker stops when the consumer does."""
+    queue: Queue[Read | BaseException | None] = Queue(maxsize=depth + 1)
+    stop = threading.Event()
+
+    def put(item: Read | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for read in reads:
+                if not put(read):
                     return
-                ahead.append((found[0], reader.submit(read, found[1])))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        put(None)
 
-        refill()
-        while ahead:
-            path, pending = ahead.popleft()
-            refill()
-            try:
-                pixels, size, reading = pending.result()
-            except Fc2ConvError as exc:
-                yield ImageResult(path, None, 0.0, error=str(exc))
-                continue
-            except Exception as exc:  # whatever a decoder raises: this image's error only
-                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-                yield ImageResult(path, None, 0.0, error=f"cannot read image {path}: {reason}")
-                continue
-            start = time.perf_counter()
-            try:
-                result = compute(pixels, size)
-            except Fc2ConvError as exc:
-                seconds = reading + time.perf_counter() - start
-                yield ImageResult(path, size, seconds, error=str(exc))
-                continue
-            seconds = reading + time.perf_counter() - start
-            yield ImageResult(path, size, seconds, result, pixels=pixels)
+    worker = threading.Thread(target=work, name="fc2conv-read", daemon=True)
+    worker.start()
+    try:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def record(
@@ -236,6 +338,11 @@ def record(
         "image_size": size_json(*item.size) if item.size else None,
         "seconds": round(item.seconds, 4),
         "error": item.error,
+        **(
+            {"clip": item.frame.clip, "frame": item.frame.index, "time": item.frame.time}
+            if item.frame
+            else {}
+        ),
         **(data or {}),
     }
 
@@ -264,8 +371,12 @@ def run_images(
 ) -> Iterator[tuple[ImageResult, dict[str, Any]]]:
     """Each image's result and its JSON Lines record, for ``command`` ("detect": ``settings``
     as for :func:`detect_many`; "heatmap": as for :func:`heatmap_many`, plus the ``classes``
-    and ``top`` its records show). The one per-image job of the folder run and of Ray."""
+    and ``top`` its records show; ``every`` and ``fps`` choose a clip's frames, and ``track``
+    gives each detection in a clip's frames a track id, see :mod:`.tracks`). The one
+    per-image job of the folder run and of Ray."""
     settings = dict(settings)
+    settings["sampling"] = Sampling(settings.pop("every", None), settings.pop("fps", None))
+    tracks = Tracks() if settings.pop("track", False) else None
     if command == "detect":  # detect_many takes the classes; a heatmap's are what it shows
         classes, top = (), 4
     else:
@@ -279,10 +390,29 @@ def run_images(
         data = None
         if item.ok and command == "detect":
             data = detection_data(item.result)  # type: ignore[arg-type]
+            if tracks is not None and item.frame is not None:
+                tracks.name(item.frame.clip, item.result, data["detections"])  # type: ignore[arg-type]
         elif item.ok:
             chosen = chosen_classes(item.result, classes, top, background)  # type: ignore[arg-type]
             data = item.result.as_dict(chosen, max(top, 5), background)  # type: ignore[union-attr]
         yield item, record(item, command, runner.name, data)
+
+
+class Tracks:
+    """Track ids for the detections of each clip's frames, one :class:`.tracks.Tracker` a
+    clip (a clip's frames come in order, one clip after another)."""
+
+    def __init__(self) -> None:
+        self.clip: str | None = None
+        self.tracker = Tracker()
+
+    def name(self, clip: str, found: Detections, detections: list[dict[str, Any]]) -> None:
+        """Give each of a frame's ``detections`` (its record's) the ``track`` of its box."""
+        if clip != self.clip:
+            self.clip, self.tracker = clip, Tracker()
+        ids = self.tracker.update(np.asarray(found.boxes), np.asarray(found.labels))
+        for detection, track in zip(detections, ids, strict=True):
+            detection["track"] = track
 
 
 class JsonLines:

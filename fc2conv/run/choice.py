@@ -13,6 +13,7 @@ from ..errors import Fc2ConvError, UsageError
 from ..progress import SILENT, Progress
 from .many import ManyImages
 from .one_image import OneImage
+from .video import is_video
 
 __all__ = ["choose_run"]
 
@@ -27,6 +28,7 @@ def choose_run(
     jsonl: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
     coco: str | os.PathLike | None = None,
+    out_video: str | os.PathLike | None = None,
     resume: bool = False,
     force: bool = False,
     ray: str | None = None,
@@ -37,8 +39,8 @@ def choose_run(
     """``command`` ("heatmap" or "detect") over ``images`` (files, folders, globs,
     ``@list.txt``): one existing image file without ``jsonl`` or ``out_dir`` is a run of one
     image, writing ``out``, ``json`` and (heatmap) ``maps``; anything else is a run of many,
-    writing ``jsonl``, ``out_dir`` and (detect) ``coco``, which takes none of the single-image
-    outputs. ``model`` is the exported file that ``ray`` runs; ``quiet``: no progress bar.
+    writing ``jsonl``, ``out_dir``, (detect) ``coco`` and, for one clip, ``out_video``, which
+    takes none of the single-image outputs. ``model`` is the exported file that ``ray`` runs; ``quiet``: no progress bar.
     Arguments that do not go together raise :class:`~fc2conv.errors.UsageError`."""
     given_images = [str(image) for image in images]
     if not given_images:
@@ -47,13 +49,17 @@ def choose_run(
     single = (
         len(given_images) == 1
         and not given_images[0].startswith("@")
+        and not is_video(first)  # a clip is many frames
         and (first.is_file() or not (first.is_dir() or glob.has_magic(given_images[0])))
     )  # a missing file too: OneImage says so
-    out, json, maps, jsonl, out_dir, coco = (
-        Path(path) if path is not None else None for path in (out, json, maps, jsonl, out_dir, coco)
+    out, json, maps, jsonl, out_dir, coco, out_video = (
+        Path(path) if path is not None else None
+        for path in (out, json, maps, jsonl, out_dir, coco, out_video)
     )
     single_outputs = {"out": out, "json": json, "maps": maps}
     given = [f"--{name}" for name, value in single_outputs.items() if value is not None]
+    if single and out_video is not None:
+        raise UsageError(f"--out-video is a clip's annotated video, and {first} is an image")
     if single and jsonl is None and out_dir is None:
         if resume:
             raise Fc2ConvError("--resume goes with --jsonl (many images)")
@@ -67,13 +73,18 @@ def choose_run(
                 "of many images write --jsonl FILE and/or --out-dir FOLDER"
             )
         return OneImage(command, given_images[0], out=out, json=json, maps=maps, force=force)
-    if jsonl is None and out_dir is None:
+    if jsonl is None and out_dir is None and out_video is None:
         what = "a folder" if first.is_dir() and len(given_images) == 1 else "many images"
+        what = "a clip" if is_video(first) and len(given_images) == 1 else what
         if given:
             raise UsageError(
                 f"{', '.join(given)} {'writes' if len(given) == 1 else 'write'} the results of "
                 f"one image file, and {given_images[0]} is "
                 f"{what}: write --jsonl FILE and/or --out-dir FOLDER instead"
+            )
+        if what == "a clip":
+            raise UsageError(
+                "a clip needs --jsonl FILE (a record per frame) and/or --out-dir FOLDER"
             )
         raise UsageError("many images need --jsonl FILE and/or --out-dir FOLDER")
     if given:
@@ -89,6 +100,7 @@ def choose_run(
         jsonl=jsonl,
         out_dir=out_dir,
         coco=coco,
+        out_video=out_video,
         resume=resume,
         force=force,
         ray=ray,

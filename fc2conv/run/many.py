@@ -22,13 +22,19 @@ from typing import Any
 
 from ..errors import Fc2ConvError, RunInterrupted
 from ..progress import SILENT, Progress
+from .batch import Clip
 from .outputs import check_output, interrupt_on_sigterm, output_files
+from .video import Sampling, clip_rate, expected_frames, is_video
+from .video_out import check_video_output
 
 __all__ = ["RESULT_SETTINGS", "ManyImages", "ManySummary", "picture_writer", "run_identity"]
 
 #: the settings that change an image's results (so a resumed file must have been written with
 #: the same); ``max_pixels`` only decides which images can be read, and may change
-RESULT_SETTINGS = ("scales", "max_size", "score_threshold", "iou_threshold", "classes", "top")
+RESULT_SETTINGS = (
+    "scales", "max_size", "score_threshold", "iou_threshold", "classes", "top", "every", "fps",
+    "track",
+)  # fmt: skip
 
 #: what writes one image's picture: (the image's result item, the path to write)
 Picture = Callable[[Any, Path], None]
@@ -42,12 +48,13 @@ class ManySummary:
     failed: int
     written: list[Path]
     jsonl: Path | None = None
+    unit: str = "images"  #: what was run: images, or frames where clips were among them
 
     def __str__(self) -> str:
         written = ", ".join(map(str, self.written))
         return (
-            f"{self.succeeded + self.failed} images: {self.succeeded} succeeded, {self.failed} "
-            f"failed; wrote {written}"
+            f"{self.succeeded + self.failed} {self.unit}: {self.succeeded} succeeded, "
+            f"{self.failed} failed; wrote {written}"
         )
 
     def check(self) -> None:
@@ -66,7 +73,8 @@ class ManyImages:
     picture per image into ``out_dir`` and, for detect, a COCO file ``coco`` at the end.
     ``resume`` skips the images already in ``jsonl`` (which must have the same settings);
     ``force`` replaces outputs; ``ray`` ("local" or a cluster's address) runs the images on
-    Ray, which needs ``model`` to be an exported .onnx file. The outputs are checked here, before
+    Ray, which needs ``model`` to be an exported .onnx file. A clip's frames are records too, and
+    its annotated video goes to ``out_video`` (one clip) or into ``out_dir`` (``clip.mp4``). The outputs are checked here, before
     any model is opened."""
 
     command: str
@@ -74,6 +82,7 @@ class ManyImages:
     jsonl: Path | None = None
     out_dir: Path | None = None
     coco: Path | None = None
+    out_video: Path | None = None  #: the annotated video of the one clip among the inputs
     resume: bool = False
     force: bool = False
     ray: str | None = None
@@ -85,6 +94,7 @@ class ManyImages:
         self.jsonl = Path(self.jsonl) if self.jsonl is not None else None
         self.out_dir = Path(self.out_dir) if self.out_dir is not None else None
         self.coco = Path(self.coco) if self.coco is not None else None
+        self.out_video = Path(self.out_video) if self.out_video is not None else None
         if self.ray is not None:
             from ..export.onnx_file import looks_like_onnx
             from .ray_data import require_ray
@@ -100,7 +110,23 @@ class ManyImages:
                 raise Fc2ConvError(
                     "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
                 )
-        if self.jsonl is None and self.out_dir is None:
+            clips = [path for path in self.images if is_video(path)]
+            if clips:
+                raise Fc2ConvError(
+                    f"--ray runs images, and {clips[0]} is a clip: run clips without --ray"
+                )
+        clips = [path for path in self.images if is_video(path)]
+        if self.out_video is not None and len(clips) != 1:
+            raise Fc2ConvError(
+                f"--out-video is the annotated video of one clip, and the inputs hold "
+                f"{len(clips)}; write one per clip with --out-dir FOLDER"
+            )
+        if self.resume and clips and (self.out_video or self.out_dir):
+            raise Fc2ConvError(
+                "--resume goes on with the --jsonl records, not with annotated videos: drop "
+                "--out-video/--out-dir, or run the clips again without --resume"
+            )
+        if self.jsonl is None and self.out_dir is None and self.out_video is None:
             raise Fc2ConvError("many images need --jsonl FILE and/or --out-dir FOLDER")
         if self.resume and self.jsonl is None:
             raise Fc2ConvError("--resume needs the --jsonl file of the run to resume")
@@ -129,12 +155,18 @@ class ManyImages:
             writable = self.out_dir if self.out_dir.exists() else parent
             if not os.access(writable, os.W_OK):
                 raise Fc2ConvError(f"--out-dir {self.out_dir}: folder {writable} is not writable")
+            if any(is_video(path) for path in self.images):  # its clips' videos can be written
+                check_video_output(writable / ".fc2conv-video-check.mp4")
             filled = self.out_dir.exists() and any(self.out_dir.iterdir())
             if filled and not (self.force or self.resume):
                 raise Fc2ConvError(
                     f"--out-dir {self.out_dir} holds files; pass --force to write into it "
                     "(pictures of the same name are replaced)"
                 )
+
+        if self.out_video is not None:
+            check_output(self.out_video, self.force)
+            check_video_output(self.out_video)
 
     def picture_paths(self) -> dict[Path, Path]:
         """The picture of each image in ``out_dir``: its path below the images' common folder,
@@ -164,7 +196,7 @@ class ManyImages:
                 number += 1
                 name = f"{stem}-{number}"
             taken.add(name.lower())
-            pictures[path] = self.out_dir / f"{name}.png"
+            pictures[path] = self.out_dir / f"{name}.{'mp4' if is_video(path) else 'png'}"
         return pictures
 
     def run(
@@ -182,29 +214,49 @@ class ManyImages:
         for name in settings.get("classes") or ():  # unknown names fail before the model runs
             class_members(runner.classes, name)
         picture = picture or picture_writer(self.command, runner, settings)
+        drawn = drawing(self.command, runner, settings)
         lines, identity = None, None
         if self.jsonl is not None:  # what each record names, and a resumed file must match
             identity = run_identity(runner, settings, self.model)
             lines = JsonLines(self.jsonl, self.command, runner.name, {"run": identity})
         done = lines.done() if lines is not None and self.resume else set()
-        todo = [path for path in self.images if path.resolve() not in done]
+        sampling = Sampling(settings.get("every"), settings.get("fps"))
+        todo = [
+            _clip(path, sampling, done) if is_video(path) else path
+            for path in self.images
+            if path.resolve() not in done  # a clip's own record: it ended with its error
+        ]
         if lines is not None and lines.dropped_partial:
             self.progress.line(
                 f"{self.jsonl}: removed an unfinished last line (its image runs again)"
             )
         if done:
+            left = sum(not isinstance(item, Clip) for item in todo)
+            what = "inputs" if any(is_video(path) for path in self.images) else "images"
             self.progress.line(
-                f"resuming: {len(self.images) - len(todo)} of {len(self.images)} images are done"
+                f"resuming: {len(self.images) - left} of {len(self.images)} {what} are done"
+                + (" (clips go on after their last frame written)" if left < len(todo) else "")
             )
         if self.ray is not None:
-            records = self._on_ray(todo, settings, runner)
+            images = [path for path in todo if isinstance(path, Path)]  # no clips on Ray
+            records = self._on_ray(images, settings, runner)
         else:
-            records = self._locally(runner, todo, settings, picture)
+            records = self._locally(runner, todo, settings, picture, drawn)
+        clips = sum(isinstance(item, Clip) for item in todo)
+        unit = "images" if not clips else "frames" if clips == len(todo) else "images and frames"
+        total = len(todo)  # the progress bar's: clips as the frames they will give
+        if not self.quiet and clips:
+            total = sum(
+                expected_frames(item.path, item.sampling, item.after)
+                if isinstance(item, Clip)
+                else 1
+                for item in todo
+            )
         succeeded = failed = 0
         mode = "a" if self.resume else "w"
         out = open(self.jsonl, mode, encoding="utf-8") if self.jsonl else None  # noqa: SIM115
         try:
-            with progress_bar(len(todo), self.quiet) as advance:
+            with progress_bar(total, self.quiet, unit) as advance:
                 for line in records:
                     if out is not None:
                         out.write(json.dumps({**line, "run": identity}) + "\n")
@@ -218,7 +270,7 @@ class ManyImages:
                     advance()
         except KeyboardInterrupt:
             where = f"; {self.jsonl} holds their results (--resume goes on)" if self.jsonl else ""
-            self.progress.warning(f"interrupted after {succeeded + failed} images{where}")
+            self.progress.warning(f"interrupted after {succeeded + failed} {unit}{where}")
             raise RunInterrupted from None
         finally:
             if out is not None:
@@ -227,27 +279,36 @@ class ManyImages:
             with output_files([self.coco]) as (temporary,):
                 names, _ = detection_labels(list(runner.classes), settings.get("classes"))
                 temporary.write_text(json.dumps(coco_detections(lines.records(), names)))
-        written = [p for p in (self.jsonl, self.coco, self.out_dir) if p]
-        return ManySummary(succeeded, failed, written, self.jsonl)
+        written = [p for p in (self.jsonl, self.coco, self.out_dir, self.out_video) if p]
+        return ManySummary(succeeded, failed, written, self.jsonl, unit)
 
     def _locally(
-        self, runner: Any, todo: list[Path], settings: dict[str, Any], picture: Picture
+        self,
+        runner: Any,
+        todo: list[Path | Clip],
+        settings: dict[str, Any],
+        picture: Picture,
+        drawn: Callable[[Any], Any],
     ) -> Iterator[dict[str, Any]]:
-        """Records of the images run here, with a picture of each in ``out_dir``; nothing is
-        kept once its record is handed on."""
+        """Records of the images run here, with a picture of each in ``out_dir`` and each
+        clip's frames drawn into its annotated video; nothing is kept once its record is
+        handed on."""
         from .batch import run_images
 
         pictures = {}
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             pictures = self.picture_paths()
-        for item, line in run_images(self.command, runner, todo, settings):
-            if item.ok and self.out_dir is not None:
-                target = pictures[Path(item.path).resolve()]
-                with output_files([target]) as (temporary,):
-                    picture(item, temporary)
-            item.pixels = item.result = None
-            yield line
+        with ClipVideos(self, pictures, settings) as videos:
+            for item, line in run_images(self.command, runner, todo, settings):
+                if item.ok and item.frame is not None:
+                    videos.add(item, drawn)
+                elif item.ok and self.out_dir is not None:
+                    target = pictures[Path(item.path).resolve()]
+                    with output_files([target]) as (temporary,):
+                        picture(item, temporary)
+                item.pixels = item.result = None
+                yield line
 
     def _on_ray(
         self, todo: list[Path], settings: dict[str, Any], runner: Any
@@ -272,6 +333,19 @@ class ManyImages:
         yield from ray_data.run(
             self.command, self.model, todo, workers=workers, **engine, **settings
         )
+
+
+def _clip(path: Path, sampling: Sampling, done: set[Path]) -> Clip:
+    """A clip to run, after the last of its frames that ``done`` holds (a resumed run)."""
+    from .video import split_frame_name
+
+    clip = str(path.resolve())
+    times = [
+        found[1]
+        for name in done
+        if (found := split_frame_name(str(name))) is not None and found[0] == clip
+    ]
+    return Clip(path, sampling, max(times) if times else None)
 
 
 def run_identity(
@@ -300,37 +374,97 @@ def run_identity(
     return json.loads(json.dumps(identity))  # tuples as lists: as a record reads back
 
 
-def picture_writer(
+def drawing(
     command: str, runner: Any, settings: dict[str, Any], full_size: bool = False
-) -> Picture:
-    """What draws one image's picture: its boxes (detect), or the heatmaps of the ``classes``
-    setting or the ``top`` classes (heatmap), each panel at the image's size with ``full_size``."""
+) -> Callable[[Any], Any]:
+    """What draws one image's picture as a matplotlib figure: its boxes (detect), or the
+    heatmaps of the ``classes`` setting or the ``top`` classes (heatmap), each panel at the
+    image's size with ``full_size``."""
     from .batch import chosen_classes
 
-    def detect_picture(item: Any, path: Path) -> None:
-        from .render import save_detections  # matplotlib: only where a picture is drawn
+    def detections(item: Any) -> Any:
+        from .render import detections_figure  # matplotlib: only where a picture is drawn
 
-        save_detections(item.pixels, item.result, path)
+        return detections_figure(item.pixels, item.result)
 
     if command == "detect":
-        return detect_picture
+        return detections
     background = runner.metadata.get("background")
     names, top = tuple(settings.get("classes") or ()), int(settings.get("top", 4))
 
-    def heatmap_picture(item: Any, path: Path) -> None:
-        from .render import save_heatmaps
+    def heatmaps(item: Any) -> Any:
+        from .render import heatmaps_figure
 
-        chosen = chosen_classes(item.result, names, top, background)
-        shown = item.result.select(chosen)
-        save_heatmaps(item.pixels, shown, path, full_size=full_size, title=Path(item.path).name)
+        shown = item.result.select(chosen_classes(item.result, names, top, background))
+        title = Path(item.path).name
+        return heatmaps_figure(item.pixels, shown, full_size=full_size, title=title)
 
-    return heatmap_picture
+    return heatmaps
+
+
+def picture_writer(
+    command: str, runner: Any, settings: dict[str, Any], full_size: bool = False
+) -> Picture:
+    """What writes one image's picture (:func:`drawing`'s) to a file."""
+    draw = drawing(command, runner, settings, full_size)
+
+    def write(item: Any, path: Path) -> None:
+        from .render import DPI
+
+        draw(item).savefig(path, dpi=DPI)
+
+    return write
+
+
+class ClipVideos:
+    """The annotated video of each clip of a run, its frames drawn as they come: into
+    ``run.out_video`` or the clip's name in ``run.out_dir`` (``pictures``), at the sampled
+    rate; each written whole when its clip ends, none left half-written."""
+
+    def __init__(self, run: ManyImages, pictures: dict[Path, Path], settings: dict[str, Any]):
+        self.run, self.pictures = run, pictures
+        self.sampling = Sampling(settings.get("every"), settings.get("fps"))
+        self.clip: str | None = None
+        self.video: Any = None
+
+    def target(self, clip: str) -> Path | None:
+        if self.run.out_video is not None:
+            return self.run.out_video
+        return self.pictures.get(Path(clip).resolve())
+
+    def add(self, item: Any, drawn: Callable[[Any], Any]) -> None:
+        from .render import figure_pixels
+        from .video_out import VideoWriter
+
+        if item.frame.clip != self.clip:
+            self.finish()
+            self.clip, target = item.frame.clip, self.target(item.frame.clip)
+            if target is not None:
+                self.video = VideoWriter(target, clip_rate(item.frame.clip, self.sampling))
+                if self.video.codec.fallback:
+                    self.run.progress.line(self.video.codec.fallback)
+        if self.video is not None:
+            self.video.write(figure_pixels(drawn(item)))
+
+    def finish(self) -> None:
+        if self.video is not None:
+            video, self.video = self.video, None
+            video.close()
+
+    def __enter__(self) -> ClipVideos:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if error is None:
+            self.finish()
+        elif self.video is not None:
+            self.video.abort(error)
 
 
 @contextmanager
-def progress_bar(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr (images/s, time left); nothing with ``quiet`` or when stderr is
-    not a terminal."""
+def progress_bar(total: int, quiet: bool, unit: str = "images") -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (``unit``/s, e.g. images/s or frames/s, and the time left);
+    nothing with ``quiet`` or when stderr is not a terminal."""
     import sys
 
     if quiet or not sys.stderr.isatty():
@@ -352,13 +486,13 @@ def progress_bar(total: int, quiet: bool) -> Iterator[Callable[[], None]]:
     )
     started = time.perf_counter()
     with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("images", total=total, rate="")
+        task = bar.add_task(unit, total=total, rate="")
         count = 0
 
         def advance() -> None:
             nonlocal count
             count += 1
             rate = count / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, advance=1, rate=f"{rate:.2f} images/s")
+            bar.update(task, advance=1, rate=f"{rate:.2f} {unit}/s")
 
         yield advance

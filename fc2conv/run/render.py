@@ -11,15 +11,42 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patches
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from .detection import Detections
 from .heatmaps import Heatmap
 from .images import resize, size_from_json
 
-__all__ = ["picture_formats", "save_detections", "save_heatmaps"]
+__all__ = [
+    "detections_figure",
+    "figure_pixels",
+    "heatmaps_figure",
+    "picture_formats",
+    "save_detections",
+    "save_heatmaps",
+]
 
 #: the longest side of the image behind a heatmap panel (about twice the panel's pixels)
 PANEL_PIXELS = 840
+#: pictures' dots per inch: drawn, saved and turned into pixels at the same resolution
+DPI = 100
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    """A figure of ``size`` inches at :data:`DPI`, drawn by Agg and outside pyplot's list of
+    open figures: nothing to close, and pictures can be drawn on several threads."""
+    figure = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def figure_pixels(figure: Figure) -> np.ndarray:
+    """A figure drawn, as H×W×3 bytes (the RGB of Agg's RGBA buffer): what ``savefig`` writes
+    as a PNG at :data:`DPI`, pixel for pixel (a video frame, say)."""
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    return np.ascontiguousarray(rgba[..., :3])
 
 
 def save_heatmaps(
@@ -31,6 +58,19 @@ def save_heatmaps(
     full_size: bool = False,
     title: str | None = None,
 ) -> None:
+    """Save :func:`heatmaps_figure`'s picture to ``path`` (any of :func:`picture_formats`)."""
+    figure = heatmaps_figure(image, result, classes, columns, full_size, title)
+    figure.savefig(path, dpi=DPI)
+
+
+def heatmaps_figure(
+    image: np.ndarray,
+    result: Heatmap,
+    classes: Sequence[str | int] | None = None,
+    columns: int = 3,
+    full_size: bool = False,
+    title: str | None = None,
+) -> Figure:
     """The image with one class's heatmap per panel (fused over the pyramid), overlaid with a
     colour map and a labelled colour bar; a white ring marks each class's peak. ``image`` may
     be a scaled-down copy of the image the heatmap is of. ``full_size``: each panel shows
@@ -51,15 +91,10 @@ def save_heatmaps(
         name: result.dense(name, _spread(result), size=(height, image_width)) for name in chosen
     }
     faint = result.probabilities and max(float(m.max()) for m in maps.values()) < FAINT
-    figure, axes = plt.subplots(
-        rows,
-        width,
-        figsize=(
-            panel * width,
-            panel * height / image_width * rows + 0.4 * rows + (0.3 if title else 0),
-        ),
-        squeeze=False,
+    figure = _figure(
+        (panel * width, panel * height / image_width * rows + 0.4 * rows + (0.3 if title else 0))
     )
+    axes = figure.subplots(rows, width, squeeze=False)
     for axis in axes.flat[len(chosen) :]:
         figure.delaxes(axis)  # no empty panels
     for axis, name in zip(axes.flat, chosen, strict=False):
@@ -98,8 +133,7 @@ def save_heatmaps(
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 #: where every class's probability stays below this, a heatmap's colour bar spans 0 to the highest
@@ -114,12 +148,17 @@ def _spread(result: Heatmap) -> int:
 
 
 def save_detections(image: np.ndarray, detections: Detections, path: str | os.PathLike) -> None:
-    """The image with each detection's box, class and score. ``image`` may be a scaled-down
-    copy of the image the detections are in."""
+    """Save :func:`detections_figure`'s picture to ``path`` (any of :func:`picture_formats`)."""
+    detections_figure(image, detections).savefig(path, dpi=DPI)
+
+
+def detections_figure(image: np.ndarray, detections: Detections) -> Figure:
+    """The image with each detection's box, class and score, one picture pixel per image
+    pixel. ``image`` may be a scaled-down copy of the image the detections are in."""
     height, width = image.shape[:2]
     whole = detections.settings.get("image_size")
     to_picture = width / (size_from_json(whole)[1] if whole else width)
-    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    figure = _figure((width / DPI, height / DPI))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.imshow(image)
     axis.axis("off")
@@ -155,8 +194,7 @@ def save_detections(image: np.ndarray, detections: Detections, path: str | os.Pa
             va="top",
             bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "edgecolor": "none"},
         )
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 #: a detection label's height, and about one character's width, in picture pixels (8 pt at
