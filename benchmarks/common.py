@@ -29,7 +29,7 @@ FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx")
 VERSIONS = ("torch", "torchvision", "onnxruntime", "python")
 
 #: how the "measured with" line names a package (by default its module name)
-LABELS = {"python": "Python", "ray": "Ray", "openvino": "OpenVINO"}
+LABELS = {"python": "Python", "ray": "Ray", "openvino": "OpenVINO", "av": "PyAV"}
 
 
 def _cpuinfo() -> str:

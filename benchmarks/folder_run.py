@@ -13,6 +13,10 @@ photos of scikit-image cropped and resized to 640x480):
 3. the folder run in this process (``fc2conv.run_command``, as the CLI calls it), with every
    onnxruntime call, level resize, normalisation and the detection after the levels timed;
    what is not the model is the rest. Also the CLI itself in a fresh process (its start too).
+4. With ``--vgg FILE`` (an exported VGG-16 FCN, e.g. ``fc2conv vgg16 --weights none --out
+   FILE``): onnxruntime's cost per FLOP at 448x448, at 480x640 and at 480x640 padded to sizes
+   with more factors of two, alternately, in wall and CPU time: whether an off-grid level runs
+   slower, and whether padding it would pay.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ WIDTH, HEIGHT = 640, 480
 #: the photos the real classifier's images are cut from (scikit-image's skimage.data)
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "camera")
 LITE0 = "examples.efficientnet_lite0:build"
+COMMAND = " ".join(["python benchmarks/folder_run.py", *sys.argv[1:]])  #: as it was run
 TARGET = 0.30  #: the share of a run's time that may go to anything but the model
 
 
@@ -205,12 +210,75 @@ def measure(label: str, model: Path, folder: Path, repeats: int, work: Path) -> 
     }
 
 
+#: VGG-16 at its canonical size, at 640x480, and at 640x480 padded in height or width
+VGG_SIZES = ((448, 448), (480, 640), (512, 640), (480, 672))
+
+
+def size_costs(path: Path, rounds: int) -> list[tuple[tuple[int, int], float, float, float]]:
+    """(size, GFLOP, wall and CPU picoseconds per FLOP) at each of VGG_SIZES: medians of
+    ``rounds`` rounds that run every size once, in turn, after a warm-up of each."""
+    session = Runner.from_onnx(path).session
+    name = session.get_inputs()[0].name
+    feeds = {size: np.zeros((1, 3, *size), np.float32) for size in VGG_SIZES}
+    for feed in feeds.values():
+        session.run(None, {name: feed})
+    wall: dict[tuple[int, int], list[float]] = defaultdict(list)
+    cpu: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for _ in range(rounds):
+        for size, feed in feeds.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            session.run(None, {name: feed})
+            wall[size].append(time.perf_counter() - start)
+            cpu[size].append(time.process_time() - start_cpu)
+    rows = []
+    for size in VGG_SIZES:
+        flops = conv_flops(path, size)
+        per_flop = [statistics.median(times[size]) / flops * 1e12 for times in (wall, cpu)]
+        rows.append((size, flops / 1e9, *per_flop))
+    return rows
+
+
+def sizes_report(rows: list[tuple[tuple[int, int], float, float, float]], rounds: int) -> list[str]:
+    base = rows[0][2]
+    lines = [
+        "## Off-grid sizes: VGG-16 FCN in onnxruntime",
+        "",
+        "The VGG-16 FCN with random weights (`fc2conv vgg16 --weights none --out FILE`, "
+        f"passed as `--vgg FILE`) in one session (the run path's), {rounds} rounds that run "
+        "each size once in turn; medians. CPU time is the process's, both threads: load from other processes "
+        "lengthens the wall time but not it.",
+        "",
+        "| input (width×height) | GFLOP | ps/FLOP (wall) | against 448×448 | ps/FLOP (CPU) |",
+        "|---|---|---|---|---|",
+    ]
+    for (height, width), gflop, wall, cpu in rows:
+        lines.append(
+            f"| {width}×{height} | {gflop:.1f} | {wall:.2f} | {wall / base - 1:+.0%} | {cpu:.2f} |"
+        )
+    (_, flops, wall, _), padded = rows[1], rows[2:]
+    cheapest = min(padded, key=lambda row: row[1] * row[2])
+    saving = 1 - cheapest[1] * cheapest[2] / (flops * wall)
+    lines += [
+        "",
+        f"Padding 640×480 to {cheapest[0][1]}×{cheapest[0][0]} (the padding's cells then "
+        f"dropped) would change its time by {-saving:+.0%}: "
+        + (
+            "worth it."
+            if saving > 0.05
+            else "it adds FLOPs that no faster kernel pays back, "
+            "so levels are run at their own sizes."
+        ),
+        "",
+    ]
+    return lines
+
+
 def report(figures: list[dict[str, Any]], peak: dict[str, float], repeats: int) -> str:
     best = max(peak.values())
     lines = [
         "# A folder run against its model",
         "",
-        f"Measured with `python benchmarks/folder_run.py --repeats {repeats}` in one run on "
+        f"Measured with `{COMMAND}` in one run on "
         f"{machine('onnxruntime', 'python')}. Each folder run is timed {repeats} times in this "
         "process (`fc2conv.run_command`, what the CLI calls), alternating with onnxruntime "
         "alone on the same levels; the run quoted is the median one. These machines are "
@@ -265,7 +333,11 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "fc2conv_folder_run",
         help="where the exported models are kept between runs",
     )
+    parser.add_argument("--vgg", type=Path, help="an exported VGG-16 FCN, for section 4")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of section 4")
     args = parser.parse_args()
+    if args.vgg is not None and not args.vgg.is_file():
+        parser.error(f"--vgg {args.vgg}: no such file (fc2conv vgg16 --weights none --out FILE)")
     sys.path.insert(0, str(ROOT))  # examples/ for lite0
     args.cache.mkdir(parents=True, exist_ok=True)
     shapes = args.cache / "shapes_fcn.onnx"
@@ -293,7 +365,10 @@ def main() -> None:
                 work,
             ),
         ]
-    args.out.write_text(report(figures, peak, args.repeats) + "\n")
+    text = report(figures, peak, args.repeats)
+    if args.vgg is not None:
+        text += "\n" + "\n".join(sizes_report(size_costs(args.vgg, args.rounds), args.rounds))
+    args.out.write_text(text + "\n")
     print(f"wrote {args.out}")
 
 
