@@ -246,12 +246,9 @@ def test_a_folder_of_clips_gets_one_video_each(shapes_onnx, clip, tmp_path):
         (["--out-video", "{tmp}/v.xyz"], "FFmpeg has no video container for"),
         (["--jsonl", "{tmp}/r.jsonl", "--resume", "--out-video", "{tmp}/v.mp4"],
          "--resume goes on with the --jsonl records, not with annotated videos"),
-        (["--jsonl", "{tmp}/r.jsonl", "--ray"], "is a clip: run clips without --ray"),
     ],
 )  # fmt: skip
 def test_bad_video_outputs_are_refused_before_the_run(shapes_onnx, clip, tmp_path, extra, message):
-    if "--ray" in extra:
-        pytest.importorskip("ray")
     args = [value.format(tmp=tmp_path) for value in extra]
     code, output = run("detect", str(shapes_onnx), str(clip), *args)
     assert code in (1, 2) and message in output, output
@@ -265,3 +262,26 @@ def test_clip_settings_on_one_image_say_so(shapes_onnx, tmp_path):
     assert code == 2 and f"--fps: for clips, and {image} is one image" in output
     code, output = run("detect", str(shapes_onnx), str(image), "--out-video", "v.mp4")
     assert code == 2 and "--out-video is a clip's annotated video" in output
+
+
+@pytest.mark.ray
+def test_on_ray_a_clip_is_one_task_with_its_frames_in_order(shapes_onnx, clip, tmp_path):
+    """The same records as the run here (seconds aside), a clip's frames in order."""
+    ray = pytest.importorskip("ray")
+    here, there = tmp_path / "here.jsonl", tmp_path / "ray.jsonl"
+    image = tmp_path / "still.png"
+    Image.fromarray(frame_at(0)[0]).save(image)
+    common = ["detect", str(shapes_onnx), str(clip), str(image), "--fps", "2", "--quiet"]
+    assert run(*common, "--jsonl", str(here))[0] == 0
+    try:
+        code, output = run(*common, "--jsonl", str(there), "--ray")
+    finally:
+        ray.shutdown()  # the command started a local cluster in this process
+    assert code == 0, output
+
+    def shown(path: Path) -> list[tuple]:
+        return [(r["path"], json.dumps(r.get("detections"))) for r in records(path)]
+
+    frames = [name for name, _ in shown(there) if "#t=" in name]
+    assert frames == [name for name, _ in shown(here) if "#t=" in name]  # in order
+    assert sorted(shown(there)) == sorted(shown(here))

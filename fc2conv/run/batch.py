@@ -208,7 +208,9 @@ def _each(
 
     def inputs() -> Iterator[Read]:
         for image in images:
-            if isinstance(image, Clip) or (not isinstance(image, tuple) and is_video(image)):
+            if isinstance(image, tuple) and is_video(image[0]):  # (name, the clip's bytes)
+                yield from _clip_reads(Clip(Path(image[0]), sampling, data=image[1]), max_size)
+            elif isinstance(image, Clip) or (not isinstance(image, tuple) and is_video(image)):
                 clip = image if isinstance(image, Clip) else Clip(Path(image), sampling)
                 yield from _clip_reads(clip, max_size)
             else:
@@ -235,11 +237,13 @@ def _each(
 @dataclass
 class Clip:
     """A clip to run: its path, which frames (``sampling``), and ``after``: only frames later
-    than that time (a resumed run)."""
+    than that time (a resumed run); ``data``: its bytes, where the file is not at ``path``
+    (a Ray worker's)."""
 
     path: Path
     sampling: Sampling = field(default_factory=Sampling)
     after: float | None = None
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -274,7 +278,7 @@ def _image_read(image: Any, max_size: int, max_pixels: int | None) -> Read:
 def _clip_reads(clip: Clip, max_size: int) -> Iterator[Read]:
     """A clip's sampled frames as reads; where it cannot be read on, one read of its error,
     named by the clip (the frames before it are kept)."""
-    frames = clip_frames(clip.path, clip.sampling, clip.after)
+    frames = clip_frames(clip.path, clip.sampling, clip.after, clip.data)
     while True:
         start = time.perf_counter()
         try:

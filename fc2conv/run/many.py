@@ -24,7 +24,7 @@ from ..errors import Fc2ConvError, RunInterrupted
 from ..progress import SILENT, Progress
 from .batch import Clip
 from .outputs import check_output, interrupt_on_sigterm, output_files
-from .video import Sampling, clip_rate, expected_frames, is_video
+from .video import Sampling, clip_rate, expected_frames, is_video, split_frame_name
 from .video_out import check_video_output
 
 __all__ = ["RESULT_SETTINGS", "ManyImages", "ManySummary", "picture_writer", "run_identity"]
@@ -109,11 +109,6 @@ class ManyImages:
             if self.jsonl is None or self.out_dir is not None:
                 raise Fc2ConvError(
                     "--ray writes --jsonl (and --coco); pictures (--out-dir) are made locally"
-                )
-            clips = [path for path in self.images if is_video(path)]
-            if clips:
-                raise Fc2ConvError(
-                    f"--ray runs images, and {clips[0]} is a clip: run clips without --ray"
                 )
         clips = [path for path in self.images if is_video(path)]
         if self.out_video is not None and len(clips) != 1:
@@ -238,8 +233,7 @@ class ManyImages:
                 + (" (clips go on after their last frame written)" if left < len(todo) else "")
             )
         if self.ray is not None:
-            images = [path for path in todo if isinstance(path, Path)]  # no clips on Ray
-            records = self._on_ray(images, settings, runner)
+            records = self._on_ray(todo, settings, runner)
         else:
             records = self._locally(runner, todo, settings, picture, drawn)
         clips = sum(isinstance(item, Clip) for item in todo)
@@ -311,10 +305,11 @@ class ManyImages:
                 yield line
 
     def _on_ray(
-        self, todo: list[Path], settings: dict[str, Any], runner: Any
+        self, todo: list[Path | Clip], settings: dict[str, Any], runner: Any
     ) -> Iterator[dict[str, Any]]:
         """Records of the images run on a Ray cluster (see :mod:`.ray_data`), in the runtime
-        and precision that ``runner`` runs in."""
+        and precision that ``runner`` runs in; a clip is one task, its frames' records in
+        order (those of a resumed clip up to its ``after`` are left out)."""
         from . import ray_data
 
         ray = ray_data.require_ray()
@@ -330,15 +325,25 @@ class ManyImages:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         engine = {"runtime": runner.runtime, "precision": runner.precision}
         assert self.model is not None
-        yield from ray_data.run(
-            self.command, self.model, todo, workers=workers, **engine, **settings
-        )
+        after = {
+            str(item.path.resolve()): item.after
+            for item in todo
+            if isinstance(item, Clip) and item.after is not None
+        }
+        paths = [item.path if isinstance(item, Clip) else item for item in todo]
+        for line in ray_data.run(
+            self.command, self.model, paths, workers=workers, **engine, **settings
+        ):
+            frame = split_frame_name(line["path"])
+            if frame is not None:
+                done = after.get(str(Path(frame[0]).resolve()))
+                if done is not None and frame[1] <= done:
+                    continue
+            yield line
 
 
 def _clip(path: Path, sampling: Sampling, done: set[Path]) -> Clip:
     """A clip to run, after the last of its frames that ``done`` holds (a resumed run)."""
-    from .video import split_frame_name
-
     clip = str(path.resolve())
     times = [
         found[1]

@@ -4,7 +4,9 @@ Ray reads the image files (local paths, or any URI its file systems know: ``s3:/
 ``gs://``, …) with ``ray.data.read_binary_files``; ``Dataset.map_batches`` hands them to
 :class:`ImageJob` actors, one model per actor, which decode and run them exactly as the plain
 folder run does and return one JSON Lines record per image. The driver streams the records as
-they come (in no fixed order). Ray is an optional extra: ``pip install -e ".[ray]"``.
+they come (in no fixed order). A clip is one row: its bytes go whole to one actor, which runs
+its sampled frames and returns their records in order. Ray is an optional extra:
+``pip install -e ".[ray]"``.
 
     import ray, fc2conv.run.ray_data as on_ray
     ray.init(address="auto")                       # or ray.init() for a local cluster

@@ -10,6 +10,7 @@ is sampled evenly. Nothing here imports PyTorch.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Iterator
@@ -127,16 +128,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def clip_frames(
-    clip: str | os.PathLike, sampling: Sampling = Sampling(), after: float | None = None
+    clip: str | os.PathLike,
+    sampling: Sampling = Sampling(),
+    after: float | None = None,
+    data: bytes | None = None,
 ) -> Iterator[ClipFrame]:
     """The sampled frames of ``clip``, in order, decoded one at a time (``after``: only those
-    later than that time, for a resumed run; the frames chosen are the same as without it).
-    A file that is not a clip, has no video stream, or is damaged raises :class:`ClipError`
-    once the frames before the damage are yielded."""
+    later than that time, for a resumed run; the frames chosen are the same as without it;
+    ``data``: the clip's bytes, read from memory instead of the file, frames still named by
+    ``clip``). A file that is not a clip, has no video stream, or is damaged raises
+    :class:`ClipError` once the frames before the damage are yielded."""
     av = require_av()
     path = Path(clip)
     try:
-        container = av.open(str(path))
+        container = av.open(io.BytesIO(data) if data is not None else str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise ClipError(f"cannot read video {path}: {_reason(exc)}") from exc
     read = 0
