@@ -186,8 +186,8 @@ def _check_complete(
         stated = float(stream.duration * stream.time_base) + float(stream.start_time or 0) * float(
             stream.time_base
         )
-    elif container.duration is not None:
-        stated = container.duration / 1_000_000
+    elif container.duration is not None and len(container.streams) == 1:
+        stated = container.duration / 1_000_000  # the file's: no audio that may last longer
     else:
         return
     slack = max(CUT_SECONDS, CUT_FRAMES / rate if rate else CUT_SECONDS)
