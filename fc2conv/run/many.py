@@ -58,10 +58,11 @@ class ManySummary:
         )
 
     def check(self) -> None:
-        """Raise Fc2ConvError when any image failed (their errors are in the JSON Lines)."""
+        """Raise Fc2ConvError when any image or frame failed (their errors are in the JSON
+        Lines)."""
         if self.failed:
             raise Fc2ConvError(
-                f"{self.failed} of {self.succeeded + self.failed} images failed"
+                f"{self.failed} of {self.succeeded + self.failed} {self.unit} failed"
                 + (f"; their errors are in {self.jsonl}" if self.jsonl else "")
             )
 

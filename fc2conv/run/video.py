@@ -38,7 +38,6 @@ __all__ = [
 VIDEO_SUFFIXES = (
     ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
 )  # fmt: skip
-VIDEO_INSTALL = "pip install 'fc2conv[video]' (PyAV)"
 #: a clip whose frames end this much before its stated duration is reported as cut short
 #: (in frames of the clip's own rate, and at least this many seconds)
 CUT_FRAMES, CUT_SECONDS = 3, 0.5
@@ -116,10 +115,11 @@ class ClipError(Fc2ConvError):
 
 
 def require_av() -> Any:
+    """The av module (PyAV), or a one-line error that says how to install it."""
     try:
         import av
     except ImportError as exc:
-        raise Fc2ConvError(f"video input needs PyAV: {VIDEO_INSTALL}") from exc
+        raise Fc2ConvError("video needs PyAV: pip install 'fc2conv[video]'") from exc
     return av
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 from ..errors import Fc2ConvError
 from .images import resize_bytes
 from .outputs import check_output, output_files
+from .video import require_av
 
 __all__ = ["VIDEO_CODECS", "VideoCodec", "VideoWriter", "check_video_output", "video_rate"]
 
@@ -57,14 +58,6 @@ class VideoCodec:
     encoder: str
     description: str
     fallback: str | None = None
-
-
-def _av() -> ModuleType:
-    try:
-        import av
-    except ImportError as exc:
-        raise Fc2ConvError("video needs PyAV: pip install 'fc2conv[video]'") from exc
-    return av
 
 
 def video_rate(fps: float | Fraction) -> Fraction:
@@ -160,7 +153,7 @@ def check_video_output(path: str | os.PathLike, codec: str | None = None) -> Vid
     is replaced: callers that refuse to replace one check with :func:`.check_output` first."""
     path = Path(path)
     check_output(path, force=True, kind="video file")
-    av = _av()
+    av = require_av()
     if codec is not None:
         name = _codec_name(codec)
         available = _available(av)
@@ -223,7 +216,7 @@ class VideoWriter:
         #: the first frame's (width, height), and the video's (even) size
         self.frame_size: tuple[int, int] | None = None
         self.size: tuple[int, int] | None = None
-        self._av = _av()
+        self._av = require_av()
         self._container: Any = None
         self._stream: Any = None
         self._closed = False
