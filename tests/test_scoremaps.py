@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from fc2conv.errors import Fc2ConvError
-from fc2conv.run.scoremaps import read_split, unit_scaled, write_scoremaps
+from fc2conv.run.heatmaps import Heatmap
+from fc2conv.run.pyramid import Level
+from fc2conv.run.scoremaps import read_split, scoremap, unit_scaled, write_scoremaps
 from fc2conv.shapes.scenes import CLASSES, draw_scene
 
 
@@ -90,3 +92,18 @@ def test_unit_scaling_is_wsolevaluations():
     assert unit_scaled(np.array([[2.0, 4.0], [3.0, 6.0]])).tolist() == [[0, 0.5], [0.25, 1]]
     assert not unit_scaled(np.full((2, 2), 5.0)).any()
     assert not unit_scaled(np.array([1.0, np.nan])).any()
+
+
+def test_the_whole_image_view_does_not_flatten_the_map():
+    """An object that fills the photo: the whole-image view's one cell scores highest, and a
+    map fused with it would be constant (zeros once scaled); without it the map locates."""
+    halves = np.array([[[0, 0, 32, 64], [32, 0, 64, 64]]], np.float32)
+    fine = Level(1.0, np.array([[[0.9, 0.1]]], np.float32), halves)
+    whole = np.array([[[0, 0, 64, 64]]], np.float32)
+    view = Level(0.5, np.array([[[0.95]]], np.float32), whole, whole_image=True)
+    result = Heatmap([fine, view], ["a"], (64, 64), (32, 32), (64, 32))
+    assert float(np.ptp(result.dense("a"))) == 0  # what the view does to the fused map
+    found = scoremap(result, "a", None)
+    assert found[:, :16].min() == 1 and found[:, 48:].max() == 0
+    alone = Heatmap([view], ["a"], (64, 64), (32, 32), (64, 32))
+    assert not scoremap(alone, "a", None).any()  # nothing else to locate with: constant

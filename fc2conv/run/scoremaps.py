@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,15 @@ def scoremap(
     result: Heatmap, choice: ClassChoice, size: tuple[int, int] | None = (WSOL_SIZE, WSOL_SIZE)
 ) -> np.ndarray:
     """One class's (or group's, see :meth:`.Heatmap.select`) fused map over the image
-    (:meth:`.Heatmap.dense`) at ``size`` (height, width; None: the image's), in [0, 1]."""
-    return unit_scaled(result.select([choice]).dense(0, size=size))
+    (:meth:`.Heatmap.dense`) at ``size`` (height, width; None: the image's), in [0, 1]. The
+    pyramid's whole-image view is left out where other levels exist: its one cell says where
+    nothing is, and where it holds the highest score (an object that fills the photo) it would
+    make the map constant, which wsolevaluation scales to zeros."""
+    chosen = result.select([choice])
+    located = [level for level in chosen.levels if not level.whole_image]
+    if located:
+        chosen = replace(chosen, levels=located)
+    return unit_scaled(chosen.dense(0, size=size))
 
 
 def read_split(metadata: str | os.PathLike) -> list[tuple[str, int]]:
