@@ -252,7 +252,7 @@ def test_bad_video_outputs_are_refused_before_the_run(shapes_onnx, clip, tmp_pat
     args = [value.format(tmp=tmp_path) for value in extra]
     code, output = run("detect", str(shapes_onnx), str(clip), *args)
     assert code in (1, 2) and message in output, output
-    assert not list(tmp_path.iterdir()) or not list(tmp_path.rglob("*.mp4"))
+    assert not list(tmp_path.rglob("*.mp4")) and not list(tmp_path.rglob("*.jsonl"))
 
 
 def test_clip_settings_on_one_image_say_so(shapes_onnx, tmp_path):
