@@ -143,10 +143,14 @@ GNU_TIME = Path("/usr/bin/time")
 
 
 def peak_rss(
-    command: list[str], folder: Path, env: dict[str, str] | None = None
+    command: list[str],
+    folder: Path,
+    env: dict[str, str] | None = None,
+    watch: Callable[[int], None] | None = None,
 ) -> tuple[float, int, int]:
     """Wall time, peak RSS as GNU time reports it (the largest of the command's processes), and
-    the peak of the RSS of all its processes together, sampled every 10 ms (bytes).
+    the peak of the RSS of all its processes together, sampled every 10 ms (bytes); ``watch``
+    is called with each sample.
 
     A child forked straight from this large process would report this process's resident size
     in its own ru_maxrss; GNU time forks from its own small process instead.
@@ -156,7 +160,10 @@ def peak_rss(
     process = subprocess.Popen([str(GNU_TIME), "-f", "%M", "-o", str(report), *command], env=env)
     together = 0
     while process.poll() is None:
-        together = max(together, tree_rss(process.pid))
+        resident = tree_rss(process.pid)
+        together = max(together, resident)
+        if watch is not None:
+            watch(resident)
         time.sleep(0.01)
     wall = time.perf_counter() - start
     if process.returncode:

@@ -1,5 +1,5 @@
 """Clips against image files: frames/s of ``fc2conv detect`` on a 640x480 clip at every frame
-and at ``--fps 5``, against the same frames as image files, and peak memory over a 30 s and a
+and at ``--fps 5``, against the same frames as image files, and memory over a 30 s and a
 10 min clip, measured in one run; writes docs/video.md.
 
     python benchmarks/video.py            # about 12 minutes on 2 cores
@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ from common import ROOT, machine, peak_rss
 from fc2conv.shapes.scenes import draw_scene
 
 WIDTH, HEIGHT, RATE = 640, 480, 25
+#: (minutes, --every seconds) of the memory runs: a 30 s clip and a 10 min one
+MEMORY_RUNS = ((0.5, 0.5), (10, 1.0))
+#: records before memory is compared (the warm-up)
+WARM = 20
 
 
 def frame(scene: np.ndarray, index: int) -> np.ndarray:
@@ -60,18 +65,36 @@ def frames_as_images(clip: Path, folder: Path, every: int) -> Path:
     return folder
 
 
-def detect(model: Path, inputs: Path, work: Path, *options: str) -> tuple[float, int, int]:
-    """Seconds, peak RSS (largest process, bytes) and records of one command-line run."""
+def detect(
+    model: Path, inputs: Path, work: Path, *options: str, trace: list | None = None
+) -> tuple[float, int, int]:
+    """Seconds, peak RSS (largest process, bytes) and records of one command-line run;
+    ``trace`` gets (records written, RSS of the run's processes) every half second."""
     out = work / "run.jsonl"
+    out.unlink(missing_ok=True)
     command = [sys.executable, "-m", "fc2conv", "detect", str(model), str(inputs)]
+    last = [0.0]
+
+    def watch(resident: int) -> None:
+        now = time.perf_counter()
+        if trace is not None and now - last[0] >= 0.5:
+            last[0] = now
+            written = out.read_bytes().count(b"\n") if out.exists() else 0
+            trace.append((written, resident))
+
     seconds, peak, _ = peak_rss(
-        [*command, *options, "--jsonl", str(out), "--quiet", "--force"], work
+        [*command, *options, "--jsonl", str(out), "--quiet", "--force"], work, watch=watch
     )
     lines = out.read_text().splitlines()
     failed = [line for line in lines if json.loads(line)["error"]]
     if failed:
         raise SystemExit(f"{inputs}: {len(failed)} records failed, e.g. {failed[0][:300]}")
     return seconds, peak, len(lines)
+
+
+def resident(trace: list[tuple[int, int]], low: int, high: int) -> float:
+    """The largest RSS sampled (MB) while the run had written ``low`` to ``high`` records."""
+    return max(rss for written, rss in trace if low <= written <= high) / 2**20
 
 
 def main() -> None:
@@ -93,10 +116,12 @@ def main() -> None:
             assert on_clip[2] == on_images[2], (on_clip, on_images)
             rows.append((label, on_clip, on_images))
         memory = []
-        for minutes in (0.5, 10):
+        for minutes, every in MEMORY_RUNS:
             long = write_clip(work / f"long_{minutes}.mp4", minutes * 60)
             print(f"memory over {minutes} min", flush=True)
-            memory.append((minutes, detect(model, long, work, "--every", "1")))
+            trace: list[tuple[int, int]] = []
+            run = detect(model, long, work, "--every", str(every), trace=trace)
+            memory.append((minutes, every, run, trace))
             long.unlink()
     lines = [
         "# Clips against image files",
@@ -123,26 +148,47 @@ def main() -> None:
         "cutting is not counted). With `--fps 5` the clip run still decodes every frame to "
         "find the ones due.",
         "",
-        "Peak memory (largest process, GNU time) of `fc2conv detect MODEL CLIP --every 1 "
-        f"--jsonl run.jsonl`: every frame is decoded, one in {RATE} runs the model.",
+        "Memory of `fc2conv detect MODEL CLIP --every SECONDS --jsonl run.jsonl`: every frame "
+        "is decoded, the sampled ones run the model. Peak RSS is GNU time's (the largest "
+        f"process); RSS (of the run's processes together, GNU time's own included) is sampled "
+        "every half second, with the records written so far. The first "
+        f"{WARM} records are the warm-up, while the allocator's heaps grow to what the "
+        "pyramid's levels need; then they are reused.",
         "",
-        "| clip | frames decoded | records | seconds | peak RSS (MB) |",
-        "|---|---|---|---|---|",
+        f"| clip | --every | frames decoded | records | seconds | RSS at {WARM}–{2 * WARM} "
+        "records (MB) | RSS over the last tenth (MB) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for minutes, (seconds, peak, count) in memory:
+    for minutes, every, (seconds, peak, count), trace in memory:
         shown = f"{minutes * 60:.0f} s" if minutes < 1 else f"{minutes:g} min"
         lines.append(
-            f"| {shown} | {round(minutes * 60 * RATE)} | {count} | {seconds:.1f} | "
-            f"{peak / 2**20:.0f} |"
+            f"| {shown} | {every:g} | {round(minutes * 60 * RATE)} | {count} | {seconds:.1f} | "
+            f"{resident(trace, WARM, 2 * WARM):.0f} | "
+            f"{resident(trace, count - count // 10, count):.0f} | {peak / 2**20:.0f} |"
         )
-    (short_peak, long_peak) = (memory[0][1][1], memory[1][1][1])
-    ratio = long_peak / short_peak
+    minutes, _, (_, _, count), trace = memory[-1]
+    tenths = [resident(trace, count * k // 10, count * (k + 1) // 10) for k in range(10)]
+    lines += [
+        "",
+        f"The {minutes:g} min clip's RSS, largest sample in each tenth of its records: "
+        + ", ".join(f"{value:.0f}" for value in tenths)
+        + " MB.",
+    ]
+    short, long_ = memory[0][2][1], memory[-1][2][1]
+    after = max(tenths[1:])
+    ratio = long_ / short
     verdict = (
         "memory does not grow with a clip's length"
-        if ratio <= 1.1
-        else f"memory grows by {(long_peak - short_peak) / 2**20:.0f} MB over the longer clip"
+        if ratio <= 1.1 and after <= 1.1 * tenths[1]
+        else f"memory grows by {(long_ - short) / 2**20:.0f} MB over the longer clip"
     )
-    lines += ["", f"The 10 min clip's peak is {ratio:.2f}× the 30 s clip's: {verdict}.", ""]
+    lines += [
+        "",
+        f"The {minutes:g} min clip's peak is {ratio:.2f}× the {memory[0][0] * 60:.0f} s clip's, "
+        f"and its RSS after the second tenth stays within {after / tenths[1]:.2f}× of the "
+        f"second tenth's: {verdict}.",
+        "",
+    ]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
 
