@@ -149,6 +149,18 @@ def test_detect_finds_the_shapes_of_a_scene(shapes) -> None:
     assert data["scales"][0] == pytest.approx(1.25**3, abs=1e-4)
 
 
+def test_box_fraction_comes_from_the_model_or_the_caller(shapes_onnx) -> None:
+    scene = draw_scene(11)
+    own = fc2conv.detect(shapes_onnx, scene.image)
+    assert own.settings["box_fraction"] == pytest.approx(0.68)  # the bundled model's metadata
+    small = fc2conv.detect(shapes_onnx, scene.image, box_fraction=0.34)
+    assert small.settings["box_fraction"] == 0.34
+    width = lambda found: np.median(found.boxes[:, 2] - found.boxes[:, 0])  # noqa: E731
+    assert width(small) < 0.8 * width(own)
+    with pytest.raises(fc2conv.Fc2ConvError, match=r"box fraction must lie in \(0, 1\]"):
+        fc2conv.detect(shapes_onnx, scene.image, box_fraction=0)
+
+
 def test_quality_on_seeded_scenes(shapes_onnx) -> None:
     """A looser, shorter version of benchmarks/shapes_quality.py (which uses 50 scenes)."""
     quality = evaluate(shapes_onnx, range(2000, 2010))

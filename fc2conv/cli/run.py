@@ -134,6 +134,11 @@ def heatmap(model: str, images: tuple[str, ...], **args: Any) -> None:
 )
 @click.option("--score-threshold", default=0.6, type=click.FloatRange(0, 1))
 @click.option("--iou-threshold", default=0.3, type=click.FloatRange(0, 1))
+@click.option(
+    "--box-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="A box's side as a share of its window's [default: the model's, else 0.6].",
+)
 @scales_option("1.25")
 @click.option("--track", is_flag=True, help="Clips: a track id for each box (see README).")
 @run_options

@@ -24,8 +24,8 @@ OUTPUTS = (
 #: the ``settings`` of a run: :func:`fc2conv.heatmap`'s and :func:`fc2conv.detect`'s, the
 #: heatmap's ``top``, the pixels an image file may decode to, a clip's frames and ``track``
 SETTINGS = (
-    "top", "scales", "score_threshold", "iou_threshold", "max_size", "max_pixels", "every",
-    "fps", "track",
+    "top", "scales", "score_threshold", "iou_threshold", "box_fraction", "max_size",
+    "max_pixels", "every", "fps", "track",
 )  # fmt: skip
 #: settings that choose and follow a clip's frames
 CLIP_SETTINGS = ("every", "fps", "track")

@@ -176,6 +176,7 @@ def detect_many(
     output: int | str | None = None,
     classes: Sequence[str | int] | None = None,
     sampling: Sampling | None = None,
+    box_fraction: float | None = None,
 ) -> Iterator[ImageResult]:
     """:func:`~fc2conv.run.detection.detect` on every image and sampled frame, one
     :class:`ImageResult` each, in order (as :func:`heatmap_many`). The model is opened once."""
@@ -186,6 +187,7 @@ def detect_many(
         "iou_threshold": iou_threshold,
         "max_size": max_size,
         "classes": classes,
+        "box_fraction": box_fraction,
     }
 
     def compute(pixels: np.ndarray, size: tuple[int, int]) -> Detections:
@@ -359,6 +361,7 @@ def detection_data(found: Detections) -> dict[str, Any]:
         "scales": settings.get("scales"),
         "score_threshold": settings.get("score_threshold"),
         "iou_threshold": settings.get("iou_threshold"),
+        "box_fraction": settings.get("box_fraction"),
     }
 
 

@@ -21,6 +21,19 @@ __all__ = ["Detections", "detect", "detection_labels"]
 
 #: two boxes of one class are one object when this share of the smaller lies in the other
 HOLDS = 0.5
+#: the share of a window's side a box spans, for a model whose metadata names none: what
+#: suited an ImageNet classifier (EfficientNet-Lite0) on real photos, whose objects come with
+#: their surroundings (docs/localisation.md); a model of tight crops records its own
+BOX_FRACTION = 0.6
+#: a box this much inside a better one (of its class, or of another) is the same object
+INSIDE = 0.6
+#: a cell's box spans the cells next to it (8-connected, at its scale) that score at least
+#: this share of its score: an object wider than a window fires a row of windows
+EXTENT = 0.5
+#: proposals are ranked by score × window area ** -SMALLER_FIRST: of two windows that score
+#: alike, the smaller, which fits the object more tightly, leads (on real photos the window
+#: that scores best often holds the object with much of its surroundings)
+SMALLER_FIRST = 0.25
 
 
 @dataclass
@@ -89,6 +102,7 @@ def detect(
     output: int | str | None = None,
     image_size: tuple[int, int] | None = None,
     classes: Sequence[str | int] | None = None,
+    box_fraction: float | None = None,
 ) -> Detections:
     """Boxes, scores and labels of the objects in ``image`` (of the ``classes`` given, by name
     or index; default: every class). A group of classes (a list, or names joined by commas, as
@@ -104,9 +118,15 @@ def detect(
     its longer side, and then the classifier's own view, the whole image resized to its
     canonical input, whose one cell proposes the whole image. Every cell whose class probability (see
     :meth:`~fc2conv.run.runner.Runner.probabilities`; ``output`` chooses the output that holds
-    the class scores) reaches ``score_threshold`` proposes its window (shrunk to the model's
-    ``box_fraction`` metadata, the share of a window its objects filled in training; 1 when
-    unknown). Proposals are merged per class by non-maximum suppression; then a box that
+    the class scores) reaches ``score_threshold`` proposes a box: from the first to the last
+    centre of the cells at its scale connected to it that score at least :data:`EXTENT` of
+    its score (an object wider or taller than a window fires a row or column of them), plus
+    half a window on each side, the window shrunk to ``box_fraction`` (the share of a
+    window's side its objects fill; default: the model's ``box_fraction`` metadata, else 1;
+    ImageNet classifiers see their objects with surroundings, and 0.6 suited EfficientNet-Lite0
+    on real photos, see docs/localisation.md). Proposals are ranked by score, of two alike the
+    one from the smaller window first (:data:`SMALLER_FIRST`), and merged per class by
+    non-maximum suppression; then a box that
     overlaps a better one of another class (IoU ≥ 0.5, or mostly inside it) is dropped: one
     object, one label. The class named in the ``background`` metadata is never reported.
     With ``classes``, only their cells propose boxes, so another class cannot suppress them.
@@ -119,17 +139,23 @@ def detect(
     runner = as_runner(model, output)
     pixels, size = read_image(image, max_size)
     height, width = image_size or size
-    fraction = float(runner.metadata.get("box_fraction", 1.0))
+    fraction = float(
+        runner.metadata.get("box_fraction", BOX_FRACTION) if box_fraction is None else box_fraction
+    )
+    if not 0 < fraction <= 1:
+        raise Fc2ConvError(f"the box fraction must lie in (0, 1], got {fraction}")
     background = runner.metadata.get("background")
     if background is not None:
         background = class_index(runner.classes, background)
     names, targets = detection_labels(list(runner.classes), classes, background)
-    all_boxes, all_scores, all_labels = [], [], []
+    all_boxes, all_scores, all_labels, all_windows = [], [], [], []
+    whole = np.array([0, 0, width, height], np.float32)
     settings: dict[str, Any] = {
         "model": runner.name,
         "image_size": size_json(height, width),
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
+        "box_fraction": fraction,
         "scales": [],
     }
     if classes:
@@ -140,23 +166,26 @@ def detect(
         probabilities, cells = level.scores, level.boxes
         if level.whole_image:  # the classifier's own view: its box is the whole image
             settings["whole_image"] = True
-            boxes = np.broadcast_to(
-                np.array([0, 0, width, height], np.float32), (*probabilities.shape[1:], 4)
-            )
         else:
             settings["scales"].append(round(level.scale, 4))
-            centre = (cells[..., :2] + cells[..., 2:]) / 2
-            half = (cells[..., 2:] - cells[..., :2]) * fraction / 2
-            boxes = np.concatenate([centre - half, centre + half], axis=-1)
+        centres = (cells[..., :2] + cells[..., 2:]) / 2
+        half = (cells[0, 0, 2:] - cells[0, 0, :2]) * fraction / 2
+        window = float(np.prod(cells[0, 0, 2:] - cells[0, 0, :2]))
         for label, members in targets:
             score = (
                 probabilities[members[0]] if len(members) == 1 else probabilities[members].sum(0)
             )
             hits = score >= score_threshold
             if hits.any():
-                all_boxes.append(boxes[hits])
+                found = (
+                    np.broadcast_to(whole, (int(hits.sum()), 4))
+                    if level.whole_image
+                    else _extents(score, hits, centres, half)
+                )
+                all_boxes.append(found)
                 all_scores.append(score[hits])
                 all_labels.append(np.full(int(hits.sum()), label, dtype=np.int64))
+                all_windows.append(np.full(int(hits.sum()), window))
     if not all_boxes:
         return Detections(
             np.zeros((0, 4), np.float32),
@@ -168,25 +197,83 @@ def detect(
     boxes = np.concatenate(all_boxes).astype(np.float32)
     scores = np.concatenate(all_scores).astype(np.float32)
     labels = np.concatenate(all_labels)
-    keep = batched_nms(boxes, scores, labels, iou_threshold)
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = _suppress_contained(boxes, scores, labels)
+    windows = np.concatenate(all_windows)
+    rank = (scores * (windows / windows.max()) ** -SMALLER_FIRST).astype(np.float32)
+    keep = batched_nms(boxes, rank, labels, iou_threshold)
+    keep = keep[_suppress_contained(boxes[keep], rank[keep], labels[keep], same_class=True)]
+    keep = keep[_suppress_contained(boxes[keep], scores[keep], labels[keep], same_class=False)]
+    keep = keep[np.argsort(-scores[keep], kind="stable")]  # best first
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
     return Detections(boxes, scores, labels, names, settings)
 
 
-def _suppress_contained(
-    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, overlap: float = 0.6
+def _extents(
+    score: np.ndarray, hits: np.ndarray, centres: np.ndarray, half: np.ndarray
 ) -> np.ndarray:
-    """Indices of boxes kept after dropping any box (of any class) that overlaps a better one by
-    IoU ≥ 0.5 or lies mostly (``overlap`` of its area) inside it: one object, one label; and
-    any box of a better box's class that shares ``HOLDS`` of the smaller box's area with it:
-    the same object, seen by a shifted window or at a scale where it looks smaller or larger
-    than the classifier's objects (two boxes of one object at IoU 0.3 share 0.55–0.75 of the
-    smaller one's area on real photos)."""
-    order = np.argsort(-scores, kind="stable")
+    """The box of each hit cell (row-major order): from the first to the last centre of the
+    cells connected to it (8-connected) that score at least EXTENT of its score, widened by
+    ``half`` a box on each side; a lone cell gives its own box.
+
+    One pass for all of them: cells join a union-find from the best down, and each hit cell
+    reads its region's bounds once every cell above its own bar has joined."""
+    rows, cols = score.shape
+    flat = score.ravel()
+    parent = np.arange(flat.size)
+    #: each region's first row, last row, first column, last column (kept at its root)
+    bounds = np.stack(np.divmod(np.arange(flat.size), cols), 1).repeat(2, 1)
+    joined = np.zeros(flat.size, bool)
+
+    def root(cell: int) -> int:
+        while parent[cell] != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = int(parent[cell])
+        return cell
+
+    order = np.argsort(-flat, kind="stable")
+    queries = np.flatnonzero(hits.ravel())
+    extents = np.zeros((len(queries), 4), np.int64)
+    added = 0
+    for index in sorted(range(len(queries)), key=lambda i: -flat[queries[i]]):
+        bar = EXTENT * flat[queries[index]]
+        while added < flat.size and flat[order[added]] >= bar:
+            cell = int(order[added])
+            joined[cell] = True
+            row, col = divmod(cell, cols)
+            for other_row in range(max(row - 1, 0), min(row + 2, rows)):
+                for other_col in range(max(col - 1, 0), min(col + 2, cols)):
+                    other = other_row * cols + other_col
+                    if joined[other] and (a := root(cell)) != (b := root(other)):
+                        parent[b] = a
+                        bounds[a, 0::2] = np.minimum(bounds[a, 0::2], bounds[b, 0::2])
+                        bounds[a, 1::2] = np.maximum(bounds[a, 1::2], bounds[b, 1::2])
+            added += 1
+        extents[index] = bounds[root(int(queries[index]))]
+    first_row, last_row, first_col, last_col = extents.T
+    xs, ys = centres[0, :, 0], centres[:, 0, 1]
+    return np.stack(
+        [
+            xs[first_col] - half[0],
+            ys[first_row] - half[1],
+            xs[last_col] + half[0],
+            ys[last_row] + half[1],
+        ],
+        1,
+    ).astype(np.float32)
+
+
+def _suppress_contained(
+    boxes: np.ndarray, ranks: np.ndarray, labels: np.ndarray, same_class: bool
+) -> np.ndarray:
+    """Indices of boxes kept, taken best ``ranks`` first, after dropping any box that overlaps
+    a kept one by IoU ≥ 0.5 or lies mostly (:data:`INSIDE` of its area) inside it: among boxes
+    of one class (``same_class``; then also a box that shares ``HOLDS`` of the smaller box's
+    area with a kept one: the same object, seen by a shifted window or at a scale where it
+    looks smaller or larger than the classifier's objects; two boxes of one object at IoU 0.3
+    share 0.55–0.75 of the smaller one's area on real photos), or among boxes of different
+    classes (one object, one label)."""
+    order = np.argsort(-ranks, kind="stable")
     boxes, labels = boxes[order], labels[order]
     sizes = area(boxes)
     kept = np.zeros(0, dtype=np.int64)
@@ -196,7 +283,8 @@ def _suppress_contained(
             iou = inter / (sizes[kept] + sizes[j] - inter)
             inside = inter / sizes[j]  # share of box j inside each kept box
             holds = inter / np.minimum(sizes[kept], sizes[j])  # share of the smaller box
-        same = labels[kept] == labels[j]
-        if np.all((iou < 0.5) & (inside < overlap) & ~(same & (holds >= HOLDS))):
+        compared = (labels[kept] == labels[j]) == same_class
+        clash = (iou >= 0.5) | (inside >= INSIDE) | (same_class & (holds >= HOLDS))
+        if not np.any(compared & clash) and not np.isnan(iou).any():
             kept = np.append(kept, j)
     return order[kept]

@@ -32,8 +32,8 @@ __all__ = ["RESULT_SETTINGS", "ManyImages", "ManySummary", "picture_writer", "ru
 #: the settings that change an image's results (so a resumed file must have been written with
 #: the same); ``max_pixels`` only decides which images can be read, and may change
 RESULT_SETTINGS = (
-    "scales", "max_size", "score_threshold", "iou_threshold", "classes", "top", "every", "fps",
-    "track",
+    "scales", "max_size", "score_threshold", "iou_threshold", "box_fraction", "classes", "top",
+    "every", "fps", "track",
 )  # fmt: skip
 
 #: what writes one image's picture: (the image's result item, the path to write)
