@@ -121,6 +121,29 @@ def test_resume_goes_on_after_the_last_frame_written(shapes_onnx, clip, tmp_path
     assert code == 1 and "every" in output  # another sampling: refused
 
 
+def test_resumed_tracks_go_on_from_the_frames_written(shapes_onnx, clip, tmp_path):
+    out = tmp_path / "t.jsonl"
+    args = ["detect", str(shapes_onnx), str(clip), "--fps", "5", "--track", "--jsonl", str(out)]
+    assert run(*args, "--quiet")[0] == 0
+    whole = records(out)
+    assert run(*args, "--resume", "--quiet")[0] == 0  # nothing left to run
+    assert records(out) == whole
+    # the first frame written elsewhere: its boxes are track 1, the next frame's start track 2
+    first, second = whole[0], whole[1]
+    moved = [{**d, "box": [v + 2000 for v in d["box"]], "track": 1} for d in first["detections"]]
+    renamed = [{**d, "track": d["track"] + 1} for d in second["detections"]]
+    written = [{**first, "detections": moved}, {**second, "detections": renamed}]
+    out.write_text("".join(json.dumps(line) + "\n" for line in written))
+    code, output = run(*args, "--resume", "--quiet")
+    assert code == 0, output
+    resumed = records(out)[2:]
+    assert [line["path"] for line in resumed] == [line["path"] for line in whole[2:]]
+    for line, before in zip(resumed[:3], whole[2:5], strict=True):  # tracks go on: ids + 1
+        assert [d["track"] for d in line["detections"]] == [
+            d["track"] + 1 for d in before["detections"]
+        ]
+
+
 def test_folders_find_clips_beside_images(clip, tmp_path):
     (tmp_path / "c.mkv").write_bytes(b"")
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")

@@ -374,16 +374,21 @@ def chosen_classes(
 
 
 def run_images(
-    command: str, runner: Runner, images: Iterable[Any], settings: dict[str, Any]
+    command: str,
+    runner: Runner,
+    images: Iterable[Any],
+    settings: dict[str, Any],
+    history: TrackHistory | None = None,
 ) -> Iterator[tuple[ImageResult, dict[str, Any]]]:
     """Each image's result and its JSON Lines record, for ``command`` ("detect": ``settings``
     as for :func:`detect_many`; "heatmap": as for :func:`heatmap_many`, plus the ``classes``
     and ``top`` its records show; ``every`` and ``fps`` choose a clip's frames, and ``track``
-    gives each detection in a clip's frames a track id, see :mod:`.tracks`). The one
-    per-image job of the folder run and of Ray."""
+    gives each detection in a clip's frames a track id, see :mod:`.tracks`; ``history``: the
+    frames a resumed run wrote before, see :func:`track_history`). The one per-image job of
+    the folder run and of Ray."""
     settings = dict(settings)
     settings["sampling"] = Sampling(settings.pop("every", None), settings.pop("fps", None))
-    tracks = Tracks() if settings.pop("track", False) else None
+    tracks = Tracks(history) if settings.pop("track", False) else None
     if command == "detect":  # detect_many takes the classes; a heatmap's are what it shows
         classes, top = (), 4
     else:
@@ -405,18 +410,41 @@ def run_images(
         yield item, record(item, command, runner.name, data)
 
 
+#: each clip's frames as written (resolved clip path: each frame's boxes and labels, in order)
+TrackHistory = dict[str, list[tuple[np.ndarray, np.ndarray]]]
+
+
+def track_history(lines: JsonLines) -> TrackHistory:
+    """The detections of each clip's frames that a results file holds, in order: what a
+    resumed run's trackers replay, so that track ids go on as in an uninterrupted run (up to
+    the records' rounding of boxes to 0.1 pixel)."""
+    history: TrackHistory = {}
+    for record in lines.records():
+        if record.get("clip") is None or record.get("error"):
+            continue
+        found = record.get("detections") or []
+        boxes = np.array([item["box"] for item in found], np.float64).reshape(-1, 4)
+        labels = np.array([item["label"] for item in found], np.int64)
+        history.setdefault(str(Path(record["clip"]).resolve()), []).append((boxes, labels))
+    return history
+
+
 class Tracks:
     """Track ids for the detections of each clip's frames, one :class:`.tracks.Tracker` a
-    clip (a clip's frames come in order, one clip after another)."""
+    clip (a clip's frames come in order, one clip after another); a clip that ``history``
+    holds goes on from its frames there."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: TrackHistory | None = None) -> None:
         self.clip: str | None = None
         self.tracker = Tracker()
+        self.history = history or {}
 
     def name(self, clip: str, found: Detections, detections: list[dict[str, Any]]) -> None:
         """Give each of a frame's ``detections`` (its record's) the ``track`` of its box."""
         if clip != self.clip:
             self.clip, self.tracker = clip, Tracker()
+            for boxes, labels in self.history.get(str(Path(clip).resolve()), []):
+                self.tracker.update(boxes, labels)
         ids = self.tracker.update(np.asarray(found.boxes), np.asarray(found.labels))
         for detection, track in zip(detections, ids, strict=True):
             detection["track"] = track

@@ -203,7 +203,7 @@ class ManyImages:
         ``picture`` of each (default: :func:`picture_writer`'s) into ``out_dir``. An interrupt
         (Ctrl-C) leaves ``jsonl`` valid, with what finished, and is raised again as
         :class:`~fc2conv.errors.RunInterrupted`."""
-        from .batch import JsonLines, coco_detections
+        from .batch import JsonLines, coco_detections, track_history
         from .detection import detection_labels
         from .heatmaps import class_members
 
@@ -216,6 +216,7 @@ class ManyImages:
             identity = run_identity(runner, settings, self.model)
             lines = JsonLines(self.jsonl, self.command, runner.name, {"run": identity})
         done = lines.done() if lines is not None and self.resume else set()
+        history = track_history(lines) if lines and done and settings.get("track") else None
         sampling = Sampling(settings.get("every"), settings.get("fps"))
         todo = [
             _clip(path, sampling, done) if is_video(path) else path
@@ -236,7 +237,7 @@ class ManyImages:
         if self.ray is not None:
             records = self._on_ray(todo, settings, runner)
         else:
-            records = self._locally(runner, todo, settings, picture, drawn)
+            records = self._locally(runner, todo, settings, picture, drawn, history)
         clips = sum(isinstance(item, Clip) for item in todo)
         unit = "images" if not clips else "frames" if clips == len(todo) else "images and frames"
         total = len(todo)  # the progress bar's: clips as the frames they will give
@@ -284,10 +285,11 @@ class ManyImages:
         settings: dict[str, Any],
         picture: Picture,
         drawn: Callable[[Any], Any],
+        history: Any = None,
     ) -> Iterator[dict[str, Any]]:
         """Records of the images run here, with a picture of each in ``out_dir`` and each
         clip's frames drawn into its annotated video; nothing is kept once its record is
-        handed on."""
+        handed on. ``history``: the tracks a resumed file holds (:func:`.batch.track_history`)."""
         from .batch import run_images
 
         pictures = {}
@@ -295,7 +297,7 @@ class ManyImages:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             pictures = self.picture_paths()
         with ClipVideos(self, pictures, settings) as videos:
-            for item, line in run_images(self.command, runner, todo, settings):
+            for item, line in run_images(self.command, runner, todo, settings, history):
                 if item.ok and item.frame is not None:
                     videos.add(item, drawn)
                 elif item.ok and self.out_dir is not None:
