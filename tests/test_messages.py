@@ -126,8 +126,8 @@ def test_a_faint_heatmap_scales_its_bar_and_says_so(tmp_path) -> None:
 
     scores = np.full((3, 2, 2), 0.05, np.float32)
     scores[0, 0, 0] = 0.1
-    boxes = np.zeros((2, 2, 4), np.float32)
-    boxes[..., 2:] = 32
+    rows, cols = np.meshgrid(np.arange(2) * 16.0, np.arange(2) * 16.0, indexing="ij")
+    boxes = np.stack([cols, rows, cols + 32, rows + 32], -1).astype(np.float32)  # stride 16
     level = Level(1.0, scores, boxes)
     result = Heatmap([level], ["a", "b", "c"], (64, 64), (16, 16), (32, 32), True)
     labels: list[str] = []
