@@ -122,13 +122,12 @@ def detect(
     centre of the cells at its scale connected to it that score at least :data:`EXTENT` of
     its score (an object wider or taller than a window fires a row or column of them), plus
     half a window on each side, the window shrunk to ``box_fraction`` (the share of a
-    window's side its objects fill; default: the model's ``box_fraction`` metadata, else 1;
-    ImageNet classifiers see their objects with surroundings, and 0.6 suited EfficientNet-Lite0
-    on real photos, see docs/localisation.md). Proposals are ranked by score, of two alike the
-    one from the smaller window first (:data:`SMALLER_FIRST`), and merged per class by
-    non-maximum suppression; then a box that
-    overlaps a better one of another class (IoU ≥ 0.5, or mostly inside it) is dropped: one
-    object, one label. The class named in the ``background`` metadata is never reported.
+    window's side its objects fill; default: the model's ``box_fraction`` metadata, else
+    :data:`BOX_FRACTION`). Proposals are ranked by score, of two alike the one from the
+    smaller window first (:data:`SMALLER_FIRST`), and merged per class by non-maximum
+    suppression and by dropping a box that shares half the smaller box's area with a better
+    one of its class; then a box that overlaps one of another class with a higher score
+    (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label. The class named in the ``background`` metadata is never reported.
     With ``classes``, only their cells propose boxes, so another class cannot suppress them.
     A larger image than ``max_size`` is read scaled down to it; boxes are in the whole image's
     pixels (``image_size``: the size of the image that ``image`` is a scaled-down copy of).
