@@ -46,7 +46,8 @@ def contained_by_definition(boxes, ranks, labels, same_class):
             holds = inter[i, j] / min(sizes[i], sizes[j])
             compared = (labels[i] == labels[j]) == same_class
             clash = iou >= 0.5 or inside >= INSIDE or (same_class and holds >= HOLDS)
-            keep = keep and not np.isnan(iou) and not (compared and clash)  # NaN: an empty box
+            keep = keep and not (compared and clash)
+        keep = keep and sizes[j] > 0  # an empty box is dropped
         if keep:
             kept.append(int(j))
     return kept

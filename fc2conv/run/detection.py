@@ -127,7 +127,8 @@ def detect(
     smaller window first (:data:`SMALLER_FIRST`), and merged per class by non-maximum
     suppression and by dropping a box that shares half the smaller box's area with a better
     one of its class; then a box that overlaps one of another class with a higher score
-    (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label. The class named in the ``background`` metadata is never reported.
+    (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label. The class named in
+    the ``background`` metadata is never reported.
     With ``classes``, only their cells propose boxes, so another class cannot suppress them.
     A larger image than ``max_size`` is read scaled down to it; boxes are in the whole image's
     pixels (``image_size``: the size of the image that ``image`` is a scaled-down copy of).
@@ -271,19 +272,19 @@ def _suppress_contained(
     area with a kept one: the same object, seen by a shifted window or at a scale where it
     looks smaller or larger than the classifier's objects; two boxes of one object at IoU 0.3
     share 0.55–0.75 of the smaller one's area on real photos), or among boxes of different
-    classes (one object, one label)."""
+    classes (one object, one label). A box without area is dropped."""
     order = np.argsort(-ranks, kind="stable")
     boxes, labels = boxes[order], labels[order]
     sizes = area(boxes)
     kept = np.zeros(0, dtype=np.int64)
     for j in range(len(boxes)):
         inter = intersection(boxes[kept], boxes[j : j + 1])[:, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):  # an empty box: NaN, dropped
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty box j: NaN
             iou = inter / (sizes[kept] + sizes[j] - inter)
             inside = inter / sizes[j]  # share of box j inside each kept box
             holds = inter / np.minimum(sizes[kept], sizes[j])  # share of the smaller box
         compared = (labels[kept] == labels[j]) == same_class
         clash = (iou >= 0.5) | (inside >= INSIDE) | (same_class & (holds >= HOLDS))
-        if not np.any(compared & clash) and not np.isnan(iou).any():
+        if sizes[j] > 0 and not np.any(compared & clash):  # an empty box is dropped
             kept = np.append(kept, j)
     return order[kept]
