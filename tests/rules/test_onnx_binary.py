@@ -44,4 +44,7 @@ def test_a_constant_on_the_flattened_map_is_refused():
         node("MatMul", ["shifted", w], ["y"]),
     ]
     message = refusal(classifier(head, weights, [1, 5]))
-    assert "node shifted (Add) combines the flattened feature map with another value" in message
+    assert (
+        "node shifted (Add) combines the flattened feature map with a constant of more than one "
+        "value; only single values commute with the flatten"
+    ) in message

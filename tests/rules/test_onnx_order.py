@@ -28,7 +28,7 @@ def test_the_order_is_pinned():
     assert [rule.name for rule in ONNX_RULES] == [
         "shape query", "window pool", "flatten", "trunk reshape", "channels matmul", "trunk",
         "vector shape", "linear", "class axis", "elementwise", "batch norm", "layer norm",
-        "binary", "feature reduction", "concat", "pointwise conv",
+        "binary", "feature reduction", "flat concat", "concat", "pointwise conv",
     ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from .class_axis import ClassAxis
 from .concat import Concat
 from .elementwise import Elementwise
 from .feature_reduction import FeatureReduction
+from .flat_concat import FlatConcat
 from .flatten import Flatten
 from .layer_norm import LayerNorm
 from .linear import Linear
@@ -41,6 +42,7 @@ ONNX_RULES: tuple[OnnxRule, ...] = (
     LayerNorm(),
     Binary(),
     FeatureReduction(),
+    FlatConcat(),
     Concat(),
     PointwiseConv(),
 )
