@@ -17,7 +17,7 @@ from .images import ImageLike, read_image, size_json
 from .pyramid import DEFAULT_MAX_SIZE, pyramid
 from .runner import as_runner, class_index
 
-__all__ = ["Detections", "detect", "detection_labels"]
+__all__ = ["Detections", "check_windows", "detect", "detection_labels"]
 
 #: two boxes of one class are one object when this share of the smaller lies in the other
 HOLDS = 0.5
@@ -63,6 +63,16 @@ class Detections:
     def to_json(self) -> str:
         """The settings (model, image size, thresholds, scales) and the detections, as JSON."""
         return json.dumps({**self.settings, "detections": self.as_list()}, indent=2)
+
+
+def check_windows(runner: Any) -> None:
+    """Refuse a class-activation map: detection needs cells that are windows."""
+    if runner.cam:
+        raise Fc2ConvError(
+            f"{runner.name} is a class-activation map (converted with mode 'cam'): its cells "
+            "are feature positions, not windows the classifier saw, so they give no boxes; "
+            "detect with a model converted in window mode (leave out --mode cam)"
+        )
 
 
 def detection_labels(
@@ -137,6 +147,7 @@ def detect(
         if not 0 <= value <= 1:
             raise Fc2ConvError(f"the {name} threshold must lie in [0, 1], got {value}")
     runner = as_runner(model, output)
+    check_windows(runner)
     pixels, size = read_image(image, max_size)
     height, width = image_size or size
     fraction = float(

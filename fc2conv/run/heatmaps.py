@@ -216,12 +216,13 @@ def heatmap(
     scales: Sequence[float] | None = None,
     max_size: int = DEFAULT_MAX_SIZE,
     output: int | str | None = None,
-    probabilities: bool = True,
+    probabilities: bool | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> Heatmap:
     """Per-class maps of ``image`` over an image pyramid (no centre crop).
 
-    ``scales`` are the sizes the image is run at, relative to it; the default goes from 2×
+    ``scales`` are the sizes the image is run at, relative to it; the default (for a
+    window-mode model) goes from 2×
     (objects of half a window) down to the scale at which the image is one window (cam mode:
     the canonical input), in steps of √2 (see :func:`~fc2conv.run.pyramid.pyramid_scales`);
     ``scales=(1.0,)`` gives the model's own single map. No level is larger than ``max_size`` pixels on its longer side; a larger
@@ -232,9 +233,15 @@ def heatmap(
     file; ``output`` chooses which of its outputs holds the class scores (default: the one that
     does, see :func:`~fc2conv.run.runner.choose_output`). Preprocessing (mean/std) comes from
     the model's metadata. ``probabilities``: class probabilities as the model defines them (its
-    own softmax or sigmoid, or a softmax over raw scores); else the output as it is.
+    own softmax or sigmoid, or a softmax over raw scores); else the output as it is. By default
+    probabilities, except for a class-activation map (a model converted with ``mode="cam"``):
+    there the output as it is, each cell the classifier's logits on one feature position (their
+    mean is the logits; a group's map is the sum of its members', as Grad-CAM's target), run
+    once on the image at its own size (CAM, computed for every class in one pass).
     """
     runner = as_runner(model, output)
+    if probabilities is None:
+        probabilities = not runner.cam
     pixels, size = read_image(image, max_size)
     size = image_size or size
     for choice in classes or []:  # unknown names fail before the model runs

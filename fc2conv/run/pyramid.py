@@ -9,6 +9,10 @@ the whole image is one window (cam mode: the canonical input), no level larger t
 the whole image resized to the canonical input (its aspect ratio not kept), one cell whose box is
 the whole image, so that heatmaps and detection never miss what the plain classifier sees (the
 smallest level fits only the image's tighter axis to the window).
+
+A class-activation map (a model converted with ``mode="cam"``) has no windows to fit objects
+to: by default it runs once, on the image at its own size (or scaled down to ``max_size``),
+as Grad-CAM runs on the image it is given.
 """
 
 from __future__ import annotations
@@ -112,7 +116,9 @@ def pyramid(
     image_size: tuple[int, int] | None = None,
 ) -> Iterator[Level]:
     """Run ``runner`` on ``pixels`` (H×W×3 in [0, 1]) at each scale (default:
-    :func:`pyramid_scales`), one level at a time. ``image_size``: the size of the image that
+    :func:`pyramid_scales`, then the classifier's view of the whole image; for a
+    class-activation map, :attr:`~fc2conv.run.runner.Runner.cam`, the image at its own size
+    only), one level at a time. ``image_size``: the size of the image that
     ``pixels`` is a scaled-down copy of (see :func:`~fc2conv.run.images.read_image`); scales
     and boxes refer to it (default: ``pixels``' own size). A scale whose image would be smaller
     than the model's minimum is skipped; when none is left, or a scale is not positive or makes
@@ -120,8 +126,10 @@ def pyramid(
     height, width = image_size or pixels.shape[:2]
     geometry = runner.geometry
     _check_image(geometry, (height, width), max_size, runner.name)
-    whole_view = scales is None
-    if scales is None:
+    whole_view = scales is None and not runner.cam
+    if scales is None and runner.cam:
+        scales = (min(1.0, math.floor(max_size / max(height, width) * 1e4) / 1e4),)
+    elif scales is None:
         scales = pyramid_scales(geometry, (height, width), step=step, max_size=max_size)
     if not scales or any(not (scale > 0) for scale in scales):
         raise Fc2ConvError(f"scales must be positive numbers, got {tuple(scales)}")

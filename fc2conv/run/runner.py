@@ -230,6 +230,13 @@ class Runner:
         return batch
 
     @property
+    def cam(self) -> bool:
+        """Whether the model is a class-activation map (converted with ``mode="cam"``): its
+        cells are the positions of the classifier's last feature map, the classifier applied
+        to each, and their mean is the logits; no cell is the classifier on a window."""
+        return (self.metadata.get("mode") or getattr(self.module, "mode", None)) == "cam"
+
+    @property
     def ending(self) -> str:
         """What the chosen output ends in: softmax, log-softmax, sigmoid or scores."""
         return self.outputs[self.output].ending if self.outputs else "scores"
