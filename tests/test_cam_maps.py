@@ -1,8 +1,10 @@
-"""Heatmaps of a class-activation map (a model converted with mode="cam"): one pass on the image
-as it is, the map as the model gives it (its mean is the logits), and no detections."""
+"""Class-activation maps (a model converted with mode="cam"): heatmaps run once on the image as it
+is and give the map as the model gives it (its mean is the logits); detections run the window
+model's windows (the map's means) and take each box from the map."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,24 +91,73 @@ def test_onnx_cam_heatmap_matches_pytorch(models, cam_onnx) -> None:
     assert from_file.scales == (1.0,) and not from_file.probabilities and error < 1e-5
 
 
-def test_detect_refuses_a_cam(models, cam_onnx, tmp_path: Path) -> None:
-    with pytest.raises(fc2conv.Fc2ConvError, match="is a class-activation map"):
-        fc2conv.detect(models["cam"], image())
-    pictures = [tmp_path / "one.png", tmp_path / "two.png"]
-    for picture in pictures:
-        Image.fromarray(image()).save(picture)
-    runner = CliRunner()
-    jsonl = tmp_path / "boxes.jsonl"
-    result = runner.invoke(
-        main, ["detect", str(cam_onnx), *map(str, pictures), "--jsonl", str(jsonl)]
+def test_a_cam_detects_with_the_window_models_windows(models) -> None:
+    """Its windows are the means of its map over the cells each covers: the window model's own
+    cells (the head is affine), so the same proposals with the same scores; only the boxes
+    differ (each the class-activation region it lies in), and boxes that then coincide merge."""
+    picture = image(90, 120)
+    window_count = cam_count = 0
+    for name in CLASSES:  # a class at a time, so that no class suppresses another
+        settings = {"score_threshold": 0.1, "classes": [name]}
+        by_window = fc2conv.detect(models["window"], picture, **settings)
+        by_cam = fc2conv.detect(models["cam"], picture, **settings)
+        assert by_cam.settings["boxes"] == "class-activation map"
+        assert by_cam.settings["scales"] == by_window.settings["scales"]
+        assert len(by_cam) <= len(by_window)
+        found = {round(float(score), 4) for score in by_window.scores}
+        assert {round(float(score), 4) for score in by_cam.scores} <= found
+        window_count, cam_count = window_count + len(by_window), cam_count + len(by_cam)
+    assert window_count >= 3 and cam_count >= 3
+
+
+def test_the_windows_of_a_cam_are_the_window_models_cells(models) -> None:
+    from fc2conv.run.detection import _windows
+    from fc2conv.run.pyramid import pyramid
+
+    pixels = image(61, 83) / 255
+    runners = {mode: fc2conv.run.Runner.from_model(model) for mode, model in models.items()}
+    expected = list(pyramid(runners["window"], pixels))
+    found = list(
+        _windows(
+            runners["cam"],
+            pyramid(runners["cam"], pixels, probabilities=False, activation_once=False),
+        )
     )
-    assert result.exit_code == 1, result.output
-    assert "leave out --mode cam" in result.output and "Traceback" not in result.output
-    assert not jsonl.exists()
-    out = tmp_path / "boxes.png"
-    result = runner.invoke(main, ["detect", str(cam_onnx), str(pictures[0]), "--out", str(out)])
-    assert result.exit_code == 1 and not out.exists()
-    # a heatmap of the same file works, one pass at the image's size
-    result = runner.invoke(main, ["heatmap", str(cam_onnx), str(pictures[0]), "--out", str(out)])
+    assert [level.scale for level in found] == [level.scale for level in expected]
+    for mine, theirs in zip(found, expected, strict=True):
+        assert mine.whole_image == theirs.whole_image
+        assert np.abs(mine.boxes - theirs.boxes).max() < 1e-4  # pixels, float32 rounding
+        assert np.abs(mine.scores - theirs.scores).max() < 1e-5
+
+
+def test_a_detections_box_becomes_the_activation_region_it_lies_in() -> None:
+    from fc2conv.run.detection import _region
+
+    scaled = np.zeros((40, 60), np.float32)
+    scaled[5:15, 10:30] = 0.8  # one region
+    scaled[8, 12] = 1.0
+    scaled[25:35, 40:55] = 0.5  # another, apart from it
+    scaled[20:25, 0:5] = 0.2  # below the threshold
+    assert _region(scaled, np.array([0, 0, 20, 20])) == (5, 14, 10, 29)
+    assert _region(scaled, np.array([35, 20, 60, 40])) == (25, 34, 40, 54)
+    assert _region(scaled, np.array([0, 18, 8, 30])) is None  # nothing above it in the box
+    scaled[15:25, 29] = 0.4  # a bridge joins the two: one region
+    scaled[24, 29:41] = 0.4
+    assert _region(scaled, np.array([0, 0, 20, 20])) == (5, 34, 10, 54)
+
+
+def test_cli_detect_with_a_cam_export(cam_onnx, tmp_path: Path) -> None:
+    picture = tmp_path / "one.png"
+    Image.fromarray(image()).save(picture)
+    out, data = tmp_path / "boxes.png", tmp_path / "boxes.json"
+    runner = CliRunner()
+    command = ["detect", str(cam_onnx), str(picture), "--out", str(out), "--json", str(data)]
+    result = runner.invoke(main, [*command, "--score-threshold", "0.3"])
     assert result.exit_code == 0, result.output
-    assert "scales 1" in result.output and out.is_file()
+    assert json.loads(data.read_text())["boxes"] == "class-activation map" and out.is_file()
+    # a heatmap of the same file: one pass at the image's size
+    result = runner.invoke(
+        main, ["heatmap", str(cam_onnx), str(picture), "--out", str(out), "--force"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scales 1" in result.output

@@ -10,7 +10,6 @@ from typing import Any
 from ..errors import UsageError
 from ..progress import SILENT, Progress
 from ..run.choice import choose_run
-from ..run.detection import check_windows
 from ..run.many import ManySummary, picture_writer
 from ..run.one_image import OneImage
 from ..run.video import Sampling
@@ -63,8 +62,6 @@ def run_command(
             raise UsageError(f"{', '.join(given)}: for clips, and {images[0]} is one image")
         settings = {key: value for key, value in settings.items() if key not in CLIP_SETTINGS}
     runner = open_model(model, progress=progress, **model_options)
-    if command == "detect":
-        check_windows(runner)  # before any image is read
     if isinstance(chosen, OneImage):
         return chosen.run(runner, {**settings, "full_size": full_size}, progress)
     return chosen.run(runner, settings, picture_writer(command, runner, settings, full_size))

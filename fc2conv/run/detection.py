@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import Fc2ConvError
-from .boxes import area, batched_nms, intersection
-from .heatmaps import ClassChoice, class_members
+from .boxes import area, batched_nms, box_iou, intersection
+from .heatmaps import ClassChoice, Heatmap, class_members, unit_scaled
 from .images import ImageLike, read_image, size_json
-from .pyramid import DEFAULT_MAX_SIZE, pyramid
+from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
 from .runner import as_runner, class_index
 
-__all__ = ["Detections", "check_windows", "detect", "detection_labels"]
+__all__ = ["Detections", "detect", "detection_labels"]
 
 #: two boxes of one class are one object when this share of the smaller lies in the other
 HOLDS = 0.5
@@ -34,6 +34,13 @@ EXTENT = 0.5
 #: alike, the smaller, which fits the object more tightly, leads (on real photos the window
 #: that scores best often holds the object with much of its surroundings)
 SMALLER_FIRST = 0.25
+#: a class-activation map's box for a detection: its region (8-connected) that holds the map's
+#: highest point in the detection's box, where the map, scaled to [0, 1] over the image, is
+#: above this; the threshold best for EfficientNet-Lite0's CAM boxes on the tune composites of
+#: docs/localisation.md, and there the best for its detections too
+CAM_REGION = 0.3
+#: the longer side, in pixels, of the grid on which those regions are traced
+CAM_GRID = 320
 
 
 @dataclass
@@ -63,16 +70,6 @@ class Detections:
     def to_json(self) -> str:
         """The settings (model, image size, thresholds, scales) and the detections, as JSON."""
         return json.dumps({**self.settings, "detections": self.as_list()}, indent=2)
-
-
-def check_windows(runner: Any) -> None:
-    """Refuse a class-activation map: detection needs cells that are windows."""
-    if runner.cam:
-        raise Fc2ConvError(
-            f"{runner.name} is a class-activation map (converted with mode 'cam'): its cells "
-            "are feature positions, not windows the classifier saw, so they give no boxes; "
-            "detect with a model converted in window mode (leave out --mode cam)"
-        )
 
 
 def detection_labels(
@@ -140,6 +137,13 @@ def detect(
     (IoU ≥ 0.5, or mostly inside it) is dropped: one object, one label. The class named in
     the ``background`` metadata is never reported.
     With ``classes``, only their cells propose boxes, so another class cannot suppress them.
+    A class-activation map (a model converted with ``mode="cam"``) detects through the window
+    model's cells: each window's logits are the mean of the map's cells it covers (exactly the
+    window model's, its head being affine), and each box kept is then replaced by the region
+    of its label's class-activation map (over the image at its own size) that holds the map's
+    highest point in the box (see :data:`CAM_REGION`); boxes of one label that then overlap by
+    IoU ≥ 0.5 are one. On real photos these boxes fit objects far better than windows do
+    (docs/localisation.md); ``settings["boxes"]`` says so.
     A larger image than ``max_size`` is read scaled down to it; boxes are in the whole image's
     pixels (``image_size``: the size of the image that ``image`` is a scaled-down copy of).
     """
@@ -147,7 +151,6 @@ def detect(
         if not 0 <= value <= 1:
             raise Fc2ConvError(f"the {name} threshold must lie in [0, 1], got {value}")
     runner = as_runner(model, output)
-    check_windows(runner)
     pixels, size = read_image(image, max_size)
     height, width = image_size or size
     fraction = float(
@@ -171,9 +174,20 @@ def detect(
     }
     if classes:
         settings["classes"] = [names[label] for label, _ in targets]
-    for level in pyramid(
-        runner, pixels, scales, step=1.25, max_size=max_size, image_size=(height, width)
-    ):
+    levels = pyramid(
+        runner,
+        pixels,
+        scales,
+        step=1.25,
+        max_size=max_size,
+        image_size=(height, width),
+        probabilities=not runner.cam,
+        activation_once=False,
+    )
+    if runner.cam:
+        settings["boxes"] = "class-activation map"
+        levels = _windows(runner, levels)
+    for level in levels:
         probabilities, cells = level.scores, level.boxes
         if level.whole_image:  # the classifier's own view: its box is the whole image
             settings["whole_image"] = True
@@ -215,9 +229,124 @@ def detect(
     keep = keep[_suppress_contained(boxes[keep], scores[keep], labels[keep], same_class=False)]
     keep = keep[np.argsort(-scores[keep], kind="stable")]  # best first
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    if runner.cam:
+        activation = next(
+            pyramid(
+                runner,
+                pixels,
+                None,
+                max_size=max_size,
+                image_size=(height, width),
+                probabilities=False,
+            )
+        )
+        boxes, scores, labels = _activation_boxes(
+            boxes, scores, labels, dict(targets), runner, activation, (height, width)
+        )
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
     return Detections(boxes, scores, labels, names, settings)
+
+
+def _windows(runner: Any, levels: Any) -> Any:
+    """A class-activation map's levels as windows: a window's logits are the mean of the map's
+    cells it covers (as many as the map has at the canonical input), which for the affine head
+    of a cam model is exactly the classifier on the window; its probabilities their softmax."""
+    rows, cols = runner.geometry.output_size(*runner.geometry.canonical_size)
+    for level in levels:
+        logits = level.scores.astype(np.float64)
+        if logits.shape[1] < rows or logits.shape[2] < cols:
+            continue
+        summed = np.pad(logits.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+        windows = (
+            summed[:, rows:, cols:]
+            - summed[:, :-rows, cols:]
+            - summed[:, rows:, :-cols]
+            + summed[:, :-rows, :-cols]
+        ) / (rows * cols)
+        shifted = np.exp(windows - windows.max(0, keepdims=True))
+        probabilities = (shifted / shifted.sum(0, keepdims=True)).astype(np.float32)
+        # window (i, j) is the classifier on the canonical-size crop at the first cell's corner
+        # less the map's offset (in the level's pixels, scaled to the image's like the cells)
+        last_row, last_col = logits.shape[1] - rows + 1, logits.shape[2] - cols + 1
+        cells = level.boxes[:last_row, :last_col]
+        geometry = runner.geometry
+        scale = (cells[0, 0, 2:] - cells[0, 0, :2]) / np.array(geometry.window[::-1])
+        corner = cells[..., :2] - np.array(geometry.offset[::-1]) * scale
+        size = np.array(geometry.canonical_size[::-1]) * scale
+        boxes = np.concatenate([corner, corner + size], -1).astype(np.float32)
+        yield Level(level.scale, probabilities, boxes, level.whole_image)
+
+
+def _activation_boxes(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    members: dict[int, list[int]],
+    runner: Any,
+    activation: Level,
+    image_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each detection's box replaced by its label's class-activation region (see
+    :data:`CAM_REGION`), traced on a grid of :data:`CAM_GRID` pixels; a detection whose box
+    holds no such region keeps its box. Of two boxes of one label that then overlap by IoU ≥
+    0.5, the better is kept."""
+    height, width = image_size
+    shrink = min(1.0, CAM_GRID / max(height, width))
+    grid = (max(1, round(height * shrink)), max(1, round(width * shrink)))
+    heat = Heatmap(
+        [activation],
+        list(runner.classes),
+        image_size,
+        runner.geometry.stride,
+        runner.geometry.window,
+        probabilities=False,
+    )
+    scaled: dict[int, np.ndarray] = {}
+    found = boxes.copy()
+    for k, (box, label) in enumerate(zip(boxes, labels, strict=True)):
+        label = int(label)
+        if label not in scaled:
+            scaled[label] = unit_scaled(heat.select([members[label]]).dense(0, size=grid))
+        region = _region(scaled[label], box * shrink)
+        if region is not None:
+            top, bottom, left, right = region
+            found[k] = [left / shrink, top / shrink, (right + 1) / shrink, (bottom + 1) / shrink]
+    kept: list[int] = []
+    for k in range(len(found)):  # best first
+        same = [j for j in kept if labels[j] == labels[k]]
+        if not same or box_iou(found[same], found[k : k + 1]).max() < 0.5:
+            kept.append(k)
+    return found[kept], scores[kept], labels[kept]
+
+
+def _region(scaled: np.ndarray, box: np.ndarray) -> tuple[int, int, int, int] | None:
+    """First and last row and column of the 8-connected region of ``scaled`` above
+    CAM_REGION that holds its highest point inside ``box`` (None: no point there is above)."""
+    rows, cols = scaled.shape
+    x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x2, y2 = min(int(np.ceil(box[2])), cols), min(int(np.ceil(box[3])), rows)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    inside = scaled[y1:y2, x1:x2]
+    row, col = np.unravel_index(int(np.argmax(inside)), inside.shape)
+    if inside[row, col] <= CAM_REGION:
+        return None
+    mask = scaled > CAM_REGION
+    region = np.zeros_like(mask)
+    region[y1 + row, x1 + col] = True
+    while True:  # grow by one pixel in every direction, within the mask, until it stops
+        padded = np.pad(region, 1)
+        grown = np.zeros_like(region)
+        for dy in range(3):
+            for dx in range(3):
+                grown |= padded[dy : dy + rows, dx : dx + cols]
+        grown &= mask
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    found_rows, found_cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    return int(found_rows[0]), int(found_rows[-1]), int(found_cols[0]), int(found_cols[-1])
 
 
 def _extents(

@@ -14,7 +14,7 @@ from .images import ImageLike, read_image, size_json
 from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
 from .runner import as_runner, class_index
 
-__all__ = ["ClassChoice", "Heatmap", "Peak", "class_members", "heatmap"]
+__all__ = ["ClassChoice", "Heatmap", "Peak", "class_members", "heatmap", "unit_scaled"]
 
 #: a class by name or index, or a group of them summed into one map (a list, or "a,b,c")
 ClassChoice = str | int | Sequence[str | int]
@@ -40,6 +40,15 @@ def _neighbourhood_max(grid: np.ndarray, size: int) -> np.ndarray:
     padded = np.pad(grid, half, mode="constant", constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
     return windows.max(axis=(-2, -1))
+
+
+def unit_scaled(values: np.ndarray) -> np.ndarray:
+    """``values`` scaled to [0, 1] by their minimum and maximum as float32 (zeros where they are
+    constant or hold a NaN), as wsolevaluation's ``normalize_scoremap``."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if np.isnan(low) or np.isnan(high) or high <= low:
+        return np.zeros(values.shape, np.float32)
+    return ((values - low) / (high - low)).astype(np.float32)
 
 
 def class_members(classes: list[str], choice: ClassChoice) -> list[int]:

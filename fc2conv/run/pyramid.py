@@ -114,11 +114,12 @@ def pyramid(
     max_size: int = DEFAULT_MAX_SIZE,
     probabilities: bool = True,
     image_size: tuple[int, int] | None = None,
+    activation_once: bool = True,
 ) -> Iterator[Level]:
     """Run ``runner`` on ``pixels`` (H×W×3 in [0, 1]) at each scale (default:
     :func:`pyramid_scales`, then the classifier's view of the whole image; for a
     class-activation map, :attr:`~fc2conv.run.runner.Runner.cam`, the image at its own size
-    only), one level at a time. ``image_size``: the size of the image that
+    only, unless ``activation_once`` is False), one level at a time. ``image_size``: the size of the image that
     ``pixels`` is a scaled-down copy of (see :func:`~fc2conv.run.images.read_image`); scales
     and boxes refer to it (default: ``pixels``' own size). A scale whose image would be smaller
     than the model's minimum is skipped; when none is left, or a scale is not positive or makes
@@ -126,8 +127,9 @@ def pyramid(
     height, width = image_size or pixels.shape[:2]
     geometry = runner.geometry
     _check_image(geometry, (height, width), max_size, runner.name)
-    whole_view = scales is None and not runner.cam
-    if scales is None and runner.cam:
+    once = runner.cam and activation_once
+    whole_view = scales is None and not once
+    if scales is None and once:
         scales = (min(1.0, math.floor(max_size / max(height, width) * 1e4) / 1e4),)
     elif scales is None:
         scales = pyramid_scales(geometry, (height, width), step=step, max_size=max_size)

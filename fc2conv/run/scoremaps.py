@@ -17,22 +17,13 @@ import numpy as np
 
 from ..errors import Fc2ConvError
 from .batch import heatmap_many
-from .heatmaps import ClassChoice, Heatmap, class_members
+from .heatmaps import ClassChoice, Heatmap, class_members, unit_scaled
 from .runner import as_runner
 
 __all__ = ["WSOL_SIZE", "read_split", "scoremap", "unit_scaled", "write_scoremaps"]
 
 #: the side to which wsolevaluation's box evaluator scales images and boxes (its _RESIZE_LENGTH)
 WSOL_SIZE = 224
-
-
-def unit_scaled(values: np.ndarray) -> np.ndarray:
-    """``values`` scaled to [0, 1] by their minimum and maximum as float32 (zeros where they are
-    constant or hold a NaN), as wsolevaluation's ``normalize_scoremap``."""
-    low, high = float(np.min(values)), float(np.max(values))
-    if np.isnan(low) or np.isnan(high) or high <= low:
-        return np.zeros(values.shape, np.float32)
-    return ((values - low) / (high - low)).astype(np.float32)
 
 
 def scoremap(
