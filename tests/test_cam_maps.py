@@ -161,3 +161,5 @@ def test_cli_detect_with_a_cam_export(cam_onnx, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "scales 1" in result.output
+    result = runner.invoke(main, ["inspect", str(cam_onnx)])
+    assert result.exit_code == 0 and "mode: cam, a class-activation map" in result.output

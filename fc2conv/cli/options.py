@@ -165,7 +165,8 @@ model_options = together(
         "--mode",
         type=click.Choice(["window", "cam"]),
         default="window",
-        help="window: one cell per canonical-size window; cam: class-activation map.",
+        help="window: one cell per canonical-size window; cam: class-activation map (affine "
+        "heads; its heatmaps and detection boxes localise best).",
     ),
     number_option(
         "--stride", "A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous)."

@@ -160,6 +160,12 @@ def describe_converted(path: str | os.PathLike, meta: dict[str, Any]) -> str:
         + precision
     ]
     lines.append(f"geometry: {meta['geometry']}")
+    if meta.get("mode") == "cam":
+        lines.append(
+            "mode: cam, a class-activation map (a cell per feature position, their mean the "
+            "logits): heatmaps run it once at the image's size; detection averages it over "
+            "windows and takes its boxes from it"
+        )
     for output in meta.get("outputs", []):
         lines.append(
             f"output {output['name']}: {output['channels']} classes, ends in {output['ending']}"
