@@ -121,6 +121,7 @@ def test_the_windows_of_a_cam_are_the_window_models_cells(models) -> None:
         _windows(
             runners["cam"],
             pyramid(runners["cam"], pixels, probabilities=False, activation_once=False),
+            pixels.shape[:2],
         )
     )
     assert [level.scale for level in found] == [level.scale for level in expected]
@@ -163,3 +164,10 @@ def test_cli_detect_with_a_cam_export(cam_onnx, tmp_path: Path) -> None:
     assert "scales 1" in result.output
     result = runner.invoke(main, ["inspect", str(cam_onnx)])
     assert result.exit_code == 0 and "mode: cam, a class-activation map" in result.output
+
+
+def test_a_cam_detection_needs_a_scale_with_a_window(models) -> None:
+    with pytest.raises(fc2conv.InputSizeError, match=r"add a scale of at least 0\.46"):
+        fc2conv.detect(models["cam"], image(70, 90), scales=(0.3, 0.4))
+    found = fc2conv.detect(models["cam"], image(70, 90), scales=(0.3, 1.0), score_threshold=0)
+    assert found.settings["scales"] == [1.0] and len(found) >= 1  # the level with windows

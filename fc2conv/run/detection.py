@@ -4,13 +4,13 @@ covers object sizes, and per-class non-maximum suppression merges the windows.""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import Fc2ConvError
+from ..errors import Fc2ConvError, InputSizeError
 from .boxes import area, batched_nms, box_iou, intersection
 from .heatmaps import ClassChoice, Heatmap, class_members, unit_scaled
 from .images import ImageLike, read_image, size_json
@@ -186,7 +186,7 @@ def detect(
     )
     if runner.cam:
         settings["boxes"] = "class-activation map"
-        levels = _windows(runner, levels)
+        levels = _windows(runner, levels, (height, width))
     for level in levels:
         probabilities, cells = level.scores, level.boxes
         if level.whole_image:  # the classifier's own view: its box is the whole image
@@ -248,13 +248,17 @@ def detect(
     return Detections(boxes, scores, labels, names, settings)
 
 
-def _windows(runner: Any, levels: Any) -> Any:
+def _windows(runner: Any, levels: Iterable[Level], image_size: tuple[int, int]) -> Iterator[Level]:
     """A class-activation map's levels as windows: a window's logits are the mean of the map's
     cells it covers (as many as the map has at the canonical input), which for the affine head
-    of a cam model is exactly the classifier on the window; its probabilities their softmax."""
+    of a cam model is exactly the classifier on the window; its probabilities their softmax.
+    Levels smaller than a window give none; when every level is, the error says which scale
+    would do."""
     rows, cols = runner.geometry.output_size(*runner.geometry.canonical_size)
+    tried, windowed = [], False
     for level in levels:
         logits = level.scores.astype(np.float64)
+        tried.append(level.scale)
         if logits.shape[1] < rows or logits.shape[2] < cols:
             continue
         summed = np.pad(logits.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
@@ -276,6 +280,15 @@ def _windows(runner: Any, levels: Any) -> Any:
         size = np.array(geometry.canonical_size[::-1]) * scale
         boxes = np.concatenate([corner, corner + size], -1).astype(np.float32)
         yield Level(level.scale, probabilities, boxes, level.whole_image)
+        windowed = True
+    if not windowed:
+        (height, width), (min_h, min_w) = image_size, runner.geometry.canonical_size
+        raise InputSizeError(
+            f"{runner.name}: detection reads windows of its {min_w}×{min_h} canonical input "
+            f"(width×height), and the {width}×{height} image is smaller at every scale "
+            f"({', '.join(f'{s:g}' for s in tried)}); add a scale of at least "
+            f"{max(min_h / height, min_w / width):.2f}"
+        )
 
 
 def _activation_boxes(
