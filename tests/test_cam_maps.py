@@ -156,6 +156,13 @@ def test_cli_detect_with_a_cam_export(cam_onnx, tmp_path: Path) -> None:
     result = runner.invoke(main, [*command, "--score-threshold", "0.3"])
     assert result.exit_code == 0, result.output
     assert json.loads(data.read_text())["boxes"] == "class-activation map" and out.is_file()
+    jsonl = tmp_path / "boxes.jsonl"
+    result = runner.invoke(
+        main, ["detect", str(cam_onnx), str(picture), str(picture), "--jsonl", str(jsonl)]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [record["boxes"] for record in records] == ["class-activation map"] * 2
     # a heatmap of the same file: one pass at the image's size
     result = runner.invoke(
         main, ["heatmap", str(cam_onnx), str(picture), "--out", str(out), "--force"]

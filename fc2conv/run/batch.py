@@ -362,6 +362,7 @@ def detection_data(found: Detections) -> dict[str, Any]:
         "score_threshold": settings.get("score_threshold"),
         "iou_threshold": settings.get("iou_threshold"),
         "box_fraction": settings.get("box_fraction"),
+        **({"boxes": settings["boxes"]} if "boxes" in settings else {}),
     }
 
 
