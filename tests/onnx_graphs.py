@@ -208,7 +208,7 @@ HEADS = {
     # bad inputs
     "segmentation": 13,  # the output is a map
     "argmax": 13,  # ends in ArgMax: no convolutional form
-    "shifted_flat": 13,  # a constant plus the flattened map before the first Gemm
+    "shifted_flat": 13,  # a constant per feature plus the flattened map before the first Gemm
     "wide_conv": 13,  # GlobalAveragePool → Conv 3x3 with padding: mixes cells on a map
     "mlp": 13,  # the input is a vector, not an image
 }
@@ -404,7 +404,11 @@ def small_classifier(
     elif head == "shifted_flat":
         nodes += [
             node("Flatten", ["features"], ["flat"]),
-            node("Add", [const("shift", np.array(0.5, np.float32)), "flat"], ["shifted"]),
+            node(
+                "Add",
+                [const("shift", rng.standard_normal(flat).astype(np.float32)), "flat"],
+                ["shifted"],
+            ),
             node("Gemm", ["shifted", weight("fc_w", (classes, flat), flat)], ["output"], transB=1),
         ]
     elif head == "mlp":

@@ -157,7 +157,11 @@ def test_heatmap_of_a_converted_file_is_its_softmax_map(tmp_path):
         ("segmentation", "output output (1x7x6x6) is a map, not a class vector"),
         ("argmax", "node output (ArgMax) in the classifier head has no exact convolutional form"),
         ("mlp", "input input (1x784) is not an image tensor"),
-        ("shifted_flat", "node shifted (Add) combines the flattened feature map with another"),
+        (
+            "shifted_flat",
+            "node shifted (Add) combines the flattened feature map with a constant of more than "
+            "one value",
+        ),
         ("wide_conv", "node logits (Conv) in the classifier head has no exact convolutional form"),
     ],
 )
