@@ -37,13 +37,13 @@ def _size(ctx: click.Context | None, param: object, text: str | None) -> tuple[i
     return (int(found[1]), int(found[2] or found[1])) if found else None
 
 
-def scales_option(step: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def scales_option(step: str, cam: str = "") -> Callable[[Callable[..., None]], Callable[..., None]]:
     return click.option(
         "--scales",
         callback=_scales,
         metavar="S1,S2,...",
         help=f"Image pyramid scales [default: from 2 down to the image as one window, in steps "
-        f"of {step}].",
+        f"of {step}{cam}].",
     )
 
 
@@ -165,8 +165,7 @@ model_options = together(
         "--mode",
         type=click.Choice(["window", "cam"]),
         default="window",
-        help="window: one cell per canonical-size window; cam: class-activation map (affine "
-        "heads; its heatmaps and detection boxes localise best).",
+        help="window: a cell per canonical-size window; cam: class-activation map (localises best).",
     ),
     number_option(
         "--stride", "A finer output stride, e.g. 16 or 8 for a stride-32 model (exact, à trous)."

@@ -116,7 +116,7 @@ def _run(command: str, model: str, images: tuple[str, ...], args: dict[str, Any]
 @class_option('Class to show, by name or index (repeatable); "a,b,c" sums a group into one map.')
 @file_option("--maps", "The raw maps of every level (.npz).")
 @number_option("--top", "Classes shown without --class.", default=4)
-@scales_option("1.41")
+@scales_option("1.41", "; a cam model: 1, the image as it is")
 @click.option("--full-size", is_flag=True, help="Each panel at the image's own size.")
 @run_options
 def heatmap(model: str, images: tuple[str, ...], **args: Any) -> None:
