@@ -231,9 +231,8 @@ def heatmap(
     """Per-class maps of ``image`` over an image pyramid (no centre crop).
 
     ``scales`` are the sizes the image is run at, relative to it; the default (for a
-    window-mode model) goes from 2×
-    (objects of half a window) down to the scale at which the image is one window (cam mode:
-    the canonical input), in steps of √2 (see :func:`~fc2conv.run.pyramid.pyramid_scales`);
+    window-mode model) goes from 2× (objects of half a window) down to the scale at which the
+    image is one window, in steps of √2 (see :func:`~fc2conv.run.pyramid.pyramid_scales`);
     ``scales=(1.0,)`` gives the model's own single map. No level is larger than ``max_size`` pixels on its longer side; a larger
     image is read scaled down to it (see :func:`~fc2conv.run.images.read_image`), and peaks
     and boxes are given in the whole image's pixels. ``image_size``: the size of the image that

@@ -119,8 +119,8 @@ def pyramid(
     """Run ``runner`` on ``pixels`` (H×W×3 in [0, 1]) at each scale (default:
     :func:`pyramid_scales`, then the classifier's view of the whole image; for a
     class-activation map, :attr:`~fc2conv.run.runner.Runner.cam`, the image at its own size
-    only, unless ``activation_once`` is False), one level at a time. ``image_size``: the size of the image that
-    ``pixels`` is a scaled-down copy of (see :func:`~fc2conv.run.images.read_image`); scales
+    only, unless ``activation_once`` is False), one level at a time. ``image_size``: the size
+    of the image that ``pixels`` is a scaled-down copy of (see :func:`~fc2conv.run.images.read_image`); scales
     and boxes refer to it (default: ``pixels``' own size). A scale whose image would be smaller
     than the model's minimum is skipped; when none is left, or a scale is not positive or makes
     an image larger than ``max_size``, the error says which scales would do."""
