@@ -77,7 +77,7 @@ class Binary(OnnxRule[BinaryPayload]):
                 node, "combines the flattened feature map with another value before the first "
                 "linear layer"
             )  # fmt: skip
-        if any(value is None or value.size != 1 for value in values):
+        if any(value is None or value.size != 1 or value.ndim > 2 for value in values):
             return self.decline(
                 node, "combines the flattened feature map with a constant of more than one "
                 "value; only single values commute with the flatten"
