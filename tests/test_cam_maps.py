@@ -178,3 +178,23 @@ def test_a_cam_detection_needs_a_scale_with_a_window(models) -> None:
         fc2conv.detect(models["cam"], image(70, 90), scales=(0.3, 0.4))
     found = fc2conv.detect(models["cam"], image(70, 90), scales=(0.3, 1.0), score_threshold=0)
     assert found.settings["scales"] == [1.0] and len(found) >= 1  # the level with windows
+
+
+def test_a_cam_detection_runs_each_scale_once(models) -> None:
+    """The map its boxes come from is the pyramid's level at scale 1 where there is one: no
+    second pass (one more pass only where no level is at that scale)."""
+    runner = fc2conv.run.Runner.from_model(models["cam"])
+    sizes: list[tuple[int, ...]] = []
+    compute = runner.logits
+
+    def counted(pixels: np.ndarray) -> np.ndarray:
+        sizes.append(pixels.shape[:2])
+        return compute(pixels)
+
+    runner.logits = counted  # type: ignore[method-assign]
+    found = fc2conv.detect(runner, image(90, 120), score_threshold=0.1)
+    assert 1.0 in found.settings["scales"] and len(found) >= 1
+    assert len(sizes) == len(set(sizes)) == len(found.settings["scales"]) + 1  # + whole view
+    sizes.clear()
+    found = fc2conv.detect(runner, image(90, 120), score_threshold=0.1, scales=(1.5, 0.8))
+    assert sizes == [(135, 180), (72, 96), (90, 120)]  # then the map at the image's size

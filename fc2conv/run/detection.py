@@ -14,7 +14,7 @@ from ..errors import Fc2ConvError, InputSizeError
 from .boxes import area, batched_nms, box_iou, intersection
 from .heatmaps import ClassChoice, Heatmap, class_members, unit_scaled
 from .images import ImageLike, read_image, size_json
-from .pyramid import DEFAULT_MAX_SIZE, Level, pyramid
+from .pyramid import DEFAULT_MAX_SIZE, Level, activation_scale, pyramid
 from .runner import as_runner, class_index
 
 __all__ = ["Detections", "detect", "detection_labels"]
@@ -184,9 +184,11 @@ def detect(
         probabilities=not runner.cam,
         activation_once=False,
     )
+    activation: dict[str, Level] = {}  # a cam model's map at its one scale, if a level is it
     if runner.cam:
         settings["boxes"] = "class-activation map"
-        levels = _windows(runner, levels, (height, width))
+        at = activation_scale((height, width), max_size)
+        levels = _windows(runner, _keeping(levels, at, activation), (height, width))
     for level in levels:
         probabilities, cells = level.scores, level.boxes
         if level.whole_image:  # the classifier's own view: its box is the whole image
@@ -230,22 +232,25 @@ def detect(
     keep = keep[np.argsort(-scores[keep], kind="stable")]  # best first
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     if runner.cam:
-        activation = next(
-            pyramid(
-                runner,
-                pixels,
-                None,
-                max_size=max_size,
-                image_size=(height, width),
-                probabilities=False,
-            )
-        )
+        if "level" not in activation:  # no level of the pyramid was at that scale: one more pass
+            activation["level"] = next(
+                pyramid(runner, pixels, None, max_size=max_size, image_size=(height, width),
+                        probabilities=False)
+            )  # fmt: skip
         boxes, scores, labels = _activation_boxes(
-            boxes, scores, labels, dict(targets), runner, activation, (height, width)
+            boxes, scores, labels, dict(targets), runner, activation["level"], (height, width)
         )
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
     return Detections(boxes, scores, labels, names, settings)
+
+
+def _keeping(levels: Iterable[Level], scale: float, kept: dict[str, Level]) -> Iterator[Level]:
+    """``levels`` as they come, keeping the one at ``scale`` (not the whole-image view)."""
+    for level in levels:
+        if level.scale == round(scale, 4) and not level.whole_image:
+            kept["level"] = level
+        yield level
 
 
 def _windows(runner: Any, levels: Iterable[Level], image_size: tuple[int, int]) -> Iterator[Level]:

@@ -105,6 +105,12 @@ def pyramid_scales(
     return tuple(scales)
 
 
+def activation_scale(image_size: tuple[int, int], max_size: int = DEFAULT_MAX_SIZE) -> float:
+    """The one scale a class-activation map runs at: the image as it is, or scaled down to
+    ``max_size`` on its longer side."""
+    return min(1.0, math.floor(max_size / max(image_size) * 1e4) / 1e4)
+
+
 def pyramid(
     runner: Runner,
     pixels: np.ndarray,
@@ -130,7 +136,7 @@ def pyramid(
     once = runner.cam and activation_once
     whole_view = scales is None and not once
     if scales is None and once:
-        scales = (min(1.0, math.floor(max_size / max(height, width) * 1e4) / 1e4),)
+        scales = (activation_scale((height, width), max_size),)
     elif scales is None:
         scales = pyramid_scales(geometry, (height, width), step=step, max_size=max_size)
     if not scales or any(not (scale > 0) for scale in scales):
