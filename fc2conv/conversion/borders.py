@@ -28,12 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .receptive import last_window
+from ..partial_windows import (
+    Block,
+    Borders,
+    Flags,
+    Pair,
+    Window,
+    depends,
+    is_partial,
+    last_window,
+    lowest,
+    reads,
+    reads_last_row_twice,
+)
 
 __all__ = ["Borders", "exact_borders"]
-
-Pair = tuple[int, int]
-Flags = tuple[bool, bool]  # per axis (rows, columns)
 
 #: modules that act on each position and batch entry alone
 POINTWISE_MODULES = (
@@ -71,33 +80,6 @@ CHANNEL_METHODS = {"softmax", "log_softmax"}
 
 
 @dataclass(frozen=True)
-class Window:
-    """A window layer as the pass sees it: ``kind`` "conv", "max" or "avg"; per axis the kernel,
-    the stride and ``last``, the rows (columns) the last window holds at the canonical size."""
-
-    kind: str
-    kernel: Pair
-    stride: Pair
-    last: Pair
-    groups: int = 1
-
-
-@dataclass(frozen=True)
-class Borders:
-    """What :func:`exact_borders` found and did: the pools whose last window is partial at the
-    canonical size (dotted names; none: nothing to do), and why they were left inexact ("" when
-    every map after them now also runs as the crop's border)."""
-
-    pools: tuple[str, ...] = ()
-    declined: str = ""
-
-    @property
-    def exact(self) -> bool:
-        """Whether the pass made the cells at those pools' borders exact."""
-        return bool(self.pools) and not self.declined
-
-
-@dataclass(frozen=True)
 class Variants:
     """The pass's decision on one window layer: it reads a stack of variants (``stacked``), or
     one map; its output's variants differ on the axes ``depends``."""
@@ -131,7 +113,7 @@ def exact_borders(gm: fx.GraphModule, example: torch.Tensor) -> Borders:
             reasons.append(found)
         elif found is not None:
             windows[node] = found
-    partial = [str(node.target) for node, window in windows.items() if _is_partial(window)]
+    partial = [str(node.target) for node, window in windows.items() if is_partial(window)]
     if not partial:
         return Borders()
     pools = tuple(dict.fromkeys(partial))
@@ -189,10 +171,6 @@ def _window(gm: fx.GraphModule, node: fx.Node, shapes: dict[fx.Node, Pair]) -> W
     return Window(kind, tuple(kernel), tuple(stride), last, groups)  # type: ignore[arg-type]
 
 
-def _is_partial(window: Window) -> bool:
-    return any(m < k for m, k in zip(window.last, window.kernel, strict=True))
-
-
 def _carry(
     gm: fx.GraphModule, windows: dict[fx.Node, Window], shapes: dict[fx.Node, Pair]
 ) -> Carried | str:
@@ -208,15 +186,13 @@ def _carry(
         window = windows.get(node)
         if window is not None:
             before = border[inputs[0]] if inputs else (False, False)
-            for axis in (0, 1):
-                m, k, s = window.last[axis], window.kernel[axis], window.stride[axis]
-                if before[axis] and k >= s + m and shapes[node][axis] > 1:
-                    return f"{node.name}: two of its windows read the crop's last row"
-            depends = _depends(window, before, shapes[node])
-            if any(before) or _is_partial(window):
-                carried.windows[node] = Variants(window, any(before), depends)
-            if any(depends) or any(before):
-                border[node] = depends
+            if reads_last_row_twice(window, before, shapes[node]):
+                return f"{node.name}: two of its windows read the crop's last row"
+            differ = depends(window, before, shapes[node])
+            if any(before) or is_partial(window):
+                carried.windows[node] = Variants(window, any(before), differ)
+            if any(differ) or any(before):
+                border[node] = differ
             continue
         if not inputs:
             continue
@@ -238,17 +214,6 @@ def _carry(
                 and _from_input(source)
             ]
     return carried
-
-
-def _depends(window: Window, before: Flags, size: Pair) -> Flags:
-    """The axes on which the output of ``window`` differs between variants: where it pools a
-    partial window, or reads the last row of an input that differs; never where the canonical
-    output is one cell (every variant is the crop's last there)."""
-    found = [False, False]
-    for axis in (0, 1):
-        m, k = window.last[axis], window.kernel[axis]
-        found[axis] = size[axis] > 1 and (m < k or (before[axis] and m - 1 < k))
-    return found[0], found[1]
 
 
 def _pointwise(gm: fx.GraphModule, node: fx.Node) -> str:
@@ -355,7 +320,7 @@ def _masks(
     assert isinstance(conv, nn.Conv2d)
     device = conv.weight.device
     found: list[fx.Node | None] = []
-    for blocks in _reads(window.kernel, window.last, folded, plain)[1].values():
+    for blocks in reads(window.kernel, window.last, folded, plain)[1].values():
         for (top, bottom, _), (left, right, _) in blocks:
             if (top, bottom, left, right) == (0, rows, 0, cols):
                 found.append(None)
@@ -397,37 +362,14 @@ def window_variants(
     result is the one map. ``masks``: a convolution's kernel masks (:func:`_masks`)."""
     window = Window(kind, kernel, stride, last, groups)
     inputs = _variants(source) if stacked else [source] * 4
-    wanted, reads = _reads(kernel, last, folded, plain)
+    wanted, read = reads(kernel, last, folded, plain)
     if kind == "conv":
         assert weight is not None
-        computed = _convolutions(inputs, weight, bias, window, reads, masks)
+        computed = _convolutions(inputs, weight, bias, window, read, masks)
     else:
-        computed = {on: _pool(inputs, window, blocks) for on, blocks in reads.items()}
+        computed = {on: _pool(inputs, window, blocks) for on, blocks in read.items()}
     results = [computed[on] for on in wanted.values()]
     return results[0] if plain else torch.cat(results, 0)
-
-
-Block = tuple[tuple[int, int, int], tuple[int, int, int]]
-
-
-def _reads(
-    kernel: Pair, last: Pair, folded: Flags, plain: bool
-) -> tuple[dict[Pair, tuple[bool, ...]], dict[tuple[bool, ...], list[Block]]]:
-    """The variant each of the outputs is (on a folded axis, the crop's last), and the kernel
-    blocks each of those reads (see :func:`_spans`)."""
-    wanted = {
-        variant: tuple(bool(flag) or fold for flag, fold in zip(variant, folded, strict=True))
-        for variant in (((1, 1),) if plain else ((0, 0), (1, 0), (0, 1), (1, 1)))
-    }
-    reads = {
-        on: [
-            (rows, cols)
-            for rows in _spans(kernel[0], last[0], on[0])
-            for cols in _spans(kernel[1], last[1], on[1])
-        ]
-        for on in dict.fromkeys(wanted.values())
-    }
-    return wanted, reads
 
 
 def _convolutions(
@@ -435,17 +377,17 @@ def _convolutions(
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     window: Window,
-    reads: dict[tuple[bool, ...], list[Block]],
+    read: dict[tuple[bool, ...], list[Block]],
     masks: tuple[torch.Tensor | None, ...],
 ) -> dict[tuple[bool, ...], torch.Tensor]:
     """Each variant of a convolution: the sum, over the kernel blocks it reads, of the
     convolution of the block's input variant with the kernel zeroed outside the block (by its
-    mask, in the order of ``reads``; one convolution per input variant, its kernels side by
+    mask, in the order of ``read``; one convolution per input variant, its kernels side by
     side, when the layer has one group)."""
     kernels: dict[int, list[torch.Tensor]] = {}
     where: dict[tuple[bool, ...], list[tuple[int, int]]] = {}
     block_masks = iter(masks)
-    for on, blocks in reads.items():
+    for on, blocks in read.items():
         for (_, _, row_flag), (_, _, col_flag) in blocks:
             mask = next(block_masks)
             source = 2 * col_flag + row_flag
@@ -474,11 +416,11 @@ def _convolutions(
 def _pool(inputs: list[torch.Tensor], window: Window, blocks: list[Block]) -> torch.Tensor:
     """One variant of a max or average pool: the maximum, or the area-weighted mean, of the
     pools over the window blocks it reads, each on its input variant cut to the block."""
-    lowest = tuple(min(m, k) for m, k in zip(window.last, window.kernel, strict=True))
+    least = lowest(window)
     parts, area = [], 0
     for (top, bottom, row_flag), (left, right, col_flag) in blocks:
         data = inputs[2 * col_flag + row_flag]
-        data = _cut(data, (top, left), (bottom - lowest[0], right - lowest[1]))
+        data = _cut(data, (top, left), (bottom - least[0], right - least[1]))
         size = (bottom - top, right - left)
         if window.kind == "max":
             parts.append(F.max_pool2d(data, size, window.stride))
@@ -489,16 +431,6 @@ def _pool(inputs: list[torch.Tensor], window: Window, blocks: list[Block]) -> to
     for part in parts[1:]:
         result = torch.maximum(result, part) if window.kind == "max" else result + part
     return result if window.kind == "max" else result / area
-
-
-def _spans(kernel: int, last: int, border: bool) -> list[tuple[int, int, int]]:
-    """The kernel rows a variant reads, as (first, end, variant read: 0 interior, 1 border): all
-    of them from the interior; for the crop's last row, rows ``0 .. last - 2`` from the interior
-    and row ``last - 1`` from the border variant (when the window reaches it)."""
-    if not border or last - 1 >= kernel:
-        return [(0, kernel, 0)]
-    spans = [(0, last - 1, 0)] if last > 1 else []
-    return [*spans, (last - 1, last, 1)]
 
 
 def _cut(data: torch.Tensor, start: Pair, end: Pair) -> torch.Tensor:

@@ -22,15 +22,10 @@ import torch
 from torch import fx, nn
 
 from ..geometry import Pair
+from ..partial_windows import last_window
 from .tracing import output_leaves
 
 __all__ = ["last_window", "reads_beyond_window", "receptive_field"]
-
-
-def last_window(source: Pair, output: Pair, stride: Pair) -> Pair:
-    """The rows and columns the last window of a window layer holds (fewer than its kernel: a
-    ceil_mode pool's partial window), from its unpadded input and output sizes."""
-    return source[0] - (output[0] - 1) * stride[0], source[1] - (output[1] - 1) * stride[1]
 
 
 def reads_beyond_window(gm: fx.GraphModule, shapes: Mapping[fx.Node, tuple[int, ...]]) -> list[str]:

@@ -86,26 +86,21 @@ def _exact_borders(gm: fx.GraphModule, shape: tuple[int, ...], the_plan: Plan) -
     pools made exact no longer read beyond a cell's window. Or say why not."""
     import torch
 
+    from ..partial_windows import border_note
     from .borders import exact_borders
 
     borders = exact_borders(gm, torch.zeros(shape))
     if not borders.pools:
         return
     if not borders.exact:
-        the_plan.notes.append(
-            f"ceil_mode pools: the cells at their borders stay inexact ({borders.declined})"
-        )
+        the_plan.notes.append(border_note(borders, False))
         return
     still = [layer for layer in the_plan.reads_beyond if layer not in borders.pools]
     if the_plan.reads_beyond:  # the planner's note naming them: now of those that still do
         where = the_plan.notes.index(beyond_note(the_plan.reads_beyond))
         the_plan.notes[where : where + 1] = [beyond_note(still)] if still else []
     the_plan.reads_beyond = still
-    cells = "every cell is the classifier on its window" if not still else "those borders are exact"
-    the_plan.notes.append(
-        "ceil_mode pools pool a partial window at the crop's last row and column: each map "
-        f"after them also runs as the crop's border (a second branch), so {cells}"
-    )
+    the_plan.notes.append(border_note(borders, not still))
 
 
 def convert(

@@ -13,7 +13,9 @@ import numpy as np
 
 from ..errors import Fc2ConvError, InputSizeError, UnsupportedModelError
 from ..geometry import Geometry, measure_geometry, padding_note
+from ..partial_windows import Borders, border_note, last_window
 from ..progress import SILENT, Progress
+from .borders import exact_borders
 from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, over_protobuf_limit, skeleton, static_shapes
 from .kinds import NCHW, Flat, Trunk, Vec
@@ -123,6 +125,8 @@ def convert_onnx(
         )
     with progress.step("converting"):
         converted, plan, outputs, canonical = _rewrite(graph, input_size, output, rules)
+        shape = [1, graph.input.channels, *canonical]
+        borders = exact_borders(converted, IMAGE, _shapes(converted, shape, name))
         geometry = _measure(converted, graph, canonical)
     count = outputs[0]["channels"]
     if names is not None and len(names) != count:
@@ -131,7 +135,7 @@ def convert_onnx(
     _set_metadata(converted, name, geometry, outputs, graph, details)
     if opset is not None:
         converted = _upgrade(converted, graph.opset, opset, name)
-    notes = padding_notes(graph)
+    notes = padding_notes(plan, borders)
     if mean is None or std is None:
         from ..export.onnx_file import UNKNOWN_PREPROCESSING
 
@@ -163,22 +167,47 @@ def _original_for_checks(source: Any, model: Any) -> str | bytes:
     return bytes(model.SerializeToString())
 
 
-def padding_notes(graph: OnnxGraph) -> list[str]:
-    """The plan's note on the nodes that pad or pool with ceil_mode (none: no note)."""
+def padding_notes(the_plan: OnnxPlan, borders: Borders) -> list[str]:
+    """The notes on the nodes through which a cell reads beyond its window (those that pad, and
+    the ceil_mode pools whose last window is partial at the canonical size and that
+    ``borders`` did not make exact), and on the borders made exact or left (none: no note)."""
+    exact = set(borders.pools) if borders.exact else set()
+    beyond = [
+        describe(node)
+        for node in the_plan.ctx.graph.model.graph.node
+        if _pads(node) or (_partial_pool(the_plan, node) and describe(node) not in exact)
+    ]
+    notes = [padding_note(beyond)] if beyond else []
+    if borders.pools:
+        notes.append(border_note(borders, not beyond))
+    return notes
 
-    def pads(node: Any) -> bool:
-        if node.op_type == "Pad":
-            return True
-        if node.op_type not in ("Conv", "MaxPool", "AveragePool", "LpPool"):
-            return False
-        return bool(
-            any(attribute(node, "pads", []))
-            or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-            or attribute(node, "ceil_mode", 0)
-        )
 
-    padded = [describe(node) for node in graph.model.graph.node if pads(node)]
-    return [padding_note(padded)] if padded else []
+def _pads(node: Any) -> bool:
+    if node.op_type == "Pad":
+        return True
+    if node.op_type not in ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool"):
+        return False
+    return bool(
+        any(attribute(node, "pads", []))
+        or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+    )
+
+
+def _partial_pool(the_plan: OnnxPlan, node: Any) -> bool:
+    """Whether ``node`` is a ceil_mode pool whose last window is partial at the canonical size
+    (or of a size unknown)."""
+    if node.op_type not in ("MaxPool", "AveragePool", "LpPool") or not attribute(
+        node, "ceil_mode", 0
+    ):
+        return False
+    before, after = the_plan.ctx.shape(node.input[0]), the_plan.ctx.shape(node.output[0])
+    if before is None or after is None or len(before) != 4 or len(after) != 4:
+        return True
+    kernel = attribute(node, "kernel_shape", [])
+    stride = attribute(node, "strides", [1, 1])
+    last = last_window((before[2], before[3]), (after[2], after[3]), (stride[0], stride[1]))
+    return any(m < k for m, k in zip(last, kernel, strict=False))
 
 
 def _canonical_size(graph: OnnxGraph, input_size: tuple[int, int] | None) -> tuple[int, int]:
