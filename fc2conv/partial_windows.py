@@ -51,10 +51,13 @@ class Window:
 class Borders:
     """What a pass found and did: the pools whose last window is partial at the canonical size
     (by name; none: nothing to do), and why they were left inexact ("" when every map after
-    them now also runs as the crop's border)."""
+    them now also runs as the crop's border); ``trimmed``: the layers padded at the bottom and
+    right only (as ceil_mode pools are written at older ONNX opsets) whose padding the pass
+    dropped: it made only positions beyond the image, or a partial window, now exact."""
 
     pools: tuple[str, ...] = ()
     declined: str = ""
+    trimmed: tuple[str, ...] = ()
 
     @property
     def exact(self) -> bool:

@@ -319,3 +319,22 @@ class ConcatenatedFlattens(nn.Module):
         functional = self.style == "functional"
         x = F.linear(x, self.fc.weight, self.fc.bias) if functional else self.fc(x)
         return self.out(torch.relu(x))
+
+
+class StageR(nn.Module):
+    """MTCNN's second stage in shape: two ceil_mode pools, the first partial at 24x24."""
+
+    def __init__(self, pool: type[nn.Module]) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.PReLU(8), pool(3, 2, ceil_mode=True),
+            nn.Conv2d(8, 12, 3), nn.PReLU(12), pool(3, 2, ceil_mode=True),
+            nn.Conv2d(12, 16, 2), nn.PReLU(16),
+        )  # fmt: skip
+        self.fc = nn.Linear(16 * 3 * 3, 32)
+        self.prob = nn.Linear(32, 2)
+        self.box = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.fc(self.features(x).flatten(1)))
+        return self.box(x), self.prob(x).softmax(1)

@@ -75,7 +75,15 @@ def build(name: str) -> torch.nn.Module:
     return calibrate(model, canonical_size(name))
 
 
-def export(model: torch.nn.Module, size: tuple[int, int], path: Path, exporter: str) -> None:
+def export(
+    model: torch.nn.Module,
+    size: tuple[int, int],
+    path: Path,
+    exporter: str,
+    opset: int | None = None,
+) -> None:
+    """``model`` written to ``path`` by ``exporter`` with a dynamic batch (TorchScript: at
+    ``opset``, default its own)."""
     images = torch.randn(2, 3, *size)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -85,6 +93,7 @@ def export(model: torch.nn.Module, size: tuple[int, int], path: Path, exporter: 
                 (images,),
                 str(path),
                 dynamo=False,
+                opset_version=opset,
                 input_names=["x"],
                 output_names=["logits"],
                 dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},

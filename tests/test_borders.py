@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from classifiers import StageR
 from torch import nn
 
 import fc2conv
 from fc2conv.compare import relative_error
 from fc2conv.conversion.borders import window_variants
-
-
-class StageR(nn.Module):
-    """MTCNN's second stage in shape: two ceil_mode pools, the first partial at 24x24."""
-
-    def __init__(self, pool: type[nn.Module]) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3), nn.PReLU(8), pool(3, 2, ceil_mode=True),
-            nn.Conv2d(8, 12, 3), nn.PReLU(12), pool(3, 2, ceil_mode=True),
-            nn.Conv2d(12, 16, 2), nn.PReLU(16),
-        )  # fmt: skip
-        self.fc = nn.Linear(16 * 3 * 3, 32)
-        self.prob = nn.Linear(32, 2)
-        self.box = nn.Linear(32, 4)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.relu(self.fc(self.features(x).flatten(1)))
-        return self.box(x), self.prob(x).softmax(1)
 
 
 @pytest.mark.parametrize("pool", [nn.MaxPool2d, nn.AvgPool2d])

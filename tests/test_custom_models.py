@@ -281,14 +281,20 @@ def test_face_detector_stage_converts_exactly() -> None:
     assert torch.allclose(faces.sum(1), torch.ones(2, rows, cols), atol=1e-5)
 
 
-def test_ceil_mode_cells_read_beyond_their_window_and_the_plan_says_so() -> None:
-    """At 24x24 the last pooling windows are cut at the border; inside a larger image they are
-    whole, so each cell reads 25x25 pixels and equals the classifier on no 24x24 crop."""
-    from fc2conv.conversion.receptive import receptive_field
-
-    converted = fc2conv.convert(reinit(FaceStage()), (24, 24))
-    assert receptive_field(converted) == ((0, 0), (25, 25))
-    assert any("pool with ceil_mode" in note for note in converted.plan.notes)
+def test_face_stage_cells_are_their_windows_through_its_permuted_flatten() -> None:
+    """At 24x24 the first pool's last windows are cut at the border; inside a larger image they
+    would be whole (each cell reading 25x25 pixels), but the maps also run as the crop's border,
+    through the stage's NWHC permute and back, so each cell is the stage on its 24x24 window."""
+    model = reinit(FaceStage()).eval()
+    converted = fc2conv.convert(model, (24, 24))
+    assert any("every cell is the classifier on its window" in n for n in converted.plan.notes)
+    assert converted.geometry.min_size == (24, 24)
+    image = torch.randn(2, 3, 47, 38)
+    with torch.no_grad():
+        boxes, faces = converted(image)
+    assert faces.shape[2:] == (6, 4)  # the last cell's window ends inside the image
+    assert_cells_are_windows(lambda crop: model(crop)[0], image, boxes, (24, 24), (4, 4))
+    assert_cells_are_windows(lambda crop: model(crop)[1], image, faces, (24, 24), (4, 4))
 
 
 def test_padding_free_cells_read_exactly_their_window() -> None:

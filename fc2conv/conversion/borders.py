@@ -180,19 +180,23 @@ def _carry(
     concatenation across the batch, two windows that both read a crop's last row, or a map the
     stack reaches whose canonical size is more than one cell."""
     carried = Carried()
-    border: dict[fx.Node, Flags] = {}  # nodes the stack reaches → the axes they depend on it
+    #: nodes the stack reaches → per axis of the tensor, whether its variants differ along it
+    border: dict[fx.Node, tuple[bool, ...]] = {}
     for node in gm.graph.nodes:
         inputs = [n for n in node.all_input_nodes if n in border]
         window = windows.get(node)
         if window is not None:
-            before = border[inputs[0]] if inputs else (False, False)
+            axes = border[inputs[0]] if inputs else (False,) * 4
+            if any(axes[:2]):
+                return f"{node.name}: reads a map whose rows or columns were permuted away"
+            before = (axes[2], axes[3])
             if reads_last_row_twice(window, before, shapes[node]):
                 return f"{node.name}: two of its windows read the crop's last row"
             differ = depends(window, before, shapes[node])
             if any(before) or is_partial(window):
                 carried.windows[node] = Variants(window, any(before), differ)
             if any(differ) or any(before):
-                border[node] = differ
+                border[node] = (False, False, *differ)
             continue
         if not inputs:
             continue
@@ -200,20 +204,40 @@ def _carry(
             if any(any(border[n]) for n in inputs):
                 return "the class map has more than one cell at the canonical size"
             continue
+        order = _permutation(node)
+        if order is not None:  # the batch stays first: the stack runs through, its axes move
+            if order[0] != 0:
+                return f"{node.name}: moves the batch axis"
+            border[node] = tuple(border[inputs[0]][axis] for axis in order)
+            continue
         reason = _pointwise(gm, node)
         if reason:
             return reason
-        flags = (any(border[n][0] for n in inputs), any(border[n][1] for n in inputs))
+        flags = tuple(any(border[n][axis] for n in inputs) for axis in range(4))
         border[node] = flags
         if any(flags):
             carried.pointwise[node] = [
                 source
                 for source in dict.fromkeys(node.all_input_nodes)
-                if not any(border.get(source, (False, False)))
-                and source in shapes
-                and _from_input(source)
+                if not any(border.get(source, ())) and source in shapes and _from_input(source)
             ]
     return carried
+
+
+def _permutation(node: fx.Node) -> list[int] | None:
+    """The axis order of a ``permute`` or ``transpose`` of a 4-D map (None: another node)."""
+    args: list[Any] = list(node.args)
+    if node.target in ("permute", torch.permute):
+        dims = args[1:] if node.op == "call_method" else args[1]
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims
+        order = [int(axis) % 4 for axis in dims]
+        return order if sorted(order) == [0, 1, 2, 3] else None
+    if node.target in ("transpose", torch.transpose) and len(args) == 3:
+        first, second = int(args[1]) % 4, int(args[2]) % 4
+        order = [0, 1, 2, 3]
+        order[first], order[second] = second, first
+        return order
+    return None
 
 
 def _pointwise(gm: fx.GraphModule, node: fx.Node) -> str:

@@ -59,6 +59,9 @@ class _Layer:
     window: Window
     source: str
     output: str
+    #: ceil_mode, or pads at the bottom and right only: its last window can be cut by the map's
+    #: border, in a larger image by a crop's
+    cut: bool = False
 
 
 @dataclass
@@ -69,6 +72,9 @@ class _Carried:
 
     windows: dict[int, tuple[_Layer, bool, Flags]] = field(default_factory=dict)
     pointwise: dict[int, list[str]] = field(default_factory=dict)
+    #: the other layers that are ``cut``: whole windows at the canonical size, so that what
+    #: cuts their last window (ceil_mode, padding) only makes positions beyond the image
+    trimmed: dict[int, _Layer] = field(default_factory=dict)
 
 
 def exact_borders(model: Any, image: str, shapes: dict[str, list[int] | None]) -> Borders:
@@ -86,12 +92,14 @@ def exact_borders(model: Any, image: str, shapes: dict[str, list[int] | None]) -
         elif found is not None:
             layers[index] = found
     partial = [describe(layer.node) for layer in layers.values() if is_partial(layer.window)]
-    if not partial:
+    cut = {index for index, layer in layers.items() if layer.cut}
+    if not partial and (not cut or reasons):
         return Borders()
     pools = tuple(dict.fromkeys(partial))
     carried = reasons[0] if reasons else _carry(model, nodes, layers, image, shapes)
     if isinstance(carried, str):
         return Borders(pools, carried)
+    carried.trimmed = {i: layers[i] for i in sorted(cut) if i not in carried.windows}
     constants = _Constants(model)
     missing = next(
         (
@@ -104,7 +112,8 @@ def exact_borders(model: Any, image: str, shapes: dict[str, list[int] | None]) -
     if missing:
         return Borders(pools, missing)
     _rewrite(model, nodes, carried, shapes, constants)
-    return Borders(pools)
+    trimmed = tuple(describe(layers[index].node) for index in sorted(cut))
+    return Borders(pools, trimmed=trimmed)
 
 
 def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | None:
@@ -129,8 +138,8 @@ def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | Non
         return f"{where}: kernel unknown"
     stride = tuple(attribute(node, "strides", [1, 1]))
     pads = list(attribute(node, "pads", [0, 0, 0, 0]))
-    padded = any(pads) or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-    if padded and kernel != (1, 1):
+    same = attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+    if (same or any(pads[:2])) and kernel != (1, 1):
         return f"{where}: pads its input"
     if tuple(attribute(node, "dilations", [1, 1])) != (1, 1):
         return f"{where}: a dilated window"
@@ -139,7 +148,13 @@ def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | Non
     last = last_window((before[2], before[3]), (after[2], after[3]), (stride[0], stride[1]))
     pairs = (kernel[0], kernel[1]), (stride[0], stride[1])
     window = Window(kind, *pairs, last, int(attribute(node, "group", 1)))
-    return _Layer(node, window, source, output)
+    end_pads = any(pads[2:]) and not (same or any(pads[:2]))
+    if end_pads:  # padding at the bottom and right only, as older opsets write ceil_mode
+        if kind == "avg" and attribute(node, "count_include_pad", 0):
+            return f"{where}: an average pool that counts its padding"
+        if any(m < 1 or (m < k and m + s < k) for m, k, s in zip(last, *pairs, strict=True)):
+            return f"{where}: pads its input by more than one partial window"
+    return _Layer(node, window, source, output, end_pads or bool(attribute(node, "ceil_mode", 0)))
 
 
 def _carry(
@@ -332,6 +347,10 @@ def _rewrite(
             assert size is not None
             _variants(out, layer, stack, (size[2] == 1, size[3] == 1), not any(differ))
             continue
+        if index in carried.trimmed:
+            _set_attribute(node, "pads", [0, 0, 0, 0])
+            if any(a.name == "ceil_mode" for a in node.attribute):
+                _set_attribute(node, "ceil_mode", 0)
         for name in carried.pointwise.get(index, ()):  # plain maps beside the stack
             if name not in repeated:
                 repeated[name] = out.emit("Concat", [name] * 4, "repeated", axis=0)
@@ -350,6 +369,14 @@ def _rewrite(
     kept = [tensor for tensor in model.graph.initializer if tensor.name not in unused]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
+
+
+def _set_attribute(node: Any, name: str, value: Any) -> None:
+    from onnx import helper
+
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(name, value)])
 
 
 def _variants(out: _Emitter, layer: _Layer, stack: bool, folded: Flags, plain: bool) -> None:

@@ -171,11 +171,14 @@ def padding_notes(the_plan: OnnxPlan, borders: Borders) -> list[str]:
     """The notes on the nodes through which a cell reads beyond its window (those that pad, and
     the ceil_mode pools whose last window is partial at the canonical size and that
     ``borders`` did not make exact), and on the borders made exact or left (none: no note)."""
-    exact = set(borders.pools) if borders.exact else set()
+    exact = {*(borders.pools if borders.exact else ()), *borders.trimmed}
+    rewritten = {id(step.node) for step in the_plan.changes}  # a pool of the whole map, say
     beyond = [
         describe(node)
         for node in the_plan.ctx.graph.model.graph.node
-        if _pads(node) or (_partial_pool(the_plan, node) and describe(node) not in exact)
+        if (_pads(node) or _partial_pool(the_plan, node))
+        and describe(node) not in exact
+        and id(node) not in rewritten
     ]
     notes = [padding_note(beyond)] if beyond else []
     if borders.pools:

@@ -4,7 +4,8 @@
 attribute or an input) or a Caffe-era ``AveragePool`` whose kernel covers the map: at the
 canonical size a pool with kernel = the map's size gives the same single cell, and on a larger map
 it gives one cell per window. ``ReduceSum`` is the mean times rows × cols, an ``AveragePool`` that
-counts its padding the mean times the covered share. A pool whose result flows back into the trunk
+counts its padding the mean times the covered share (with ``ceil_mode``, of the window inside the
+padded map: onnxruntime does not count what runs past it). A pool whose result flows back into the trunk
 (a squeeze-and-excitation gate) is found by the planner and kept global instead.
 """
 
@@ -73,7 +74,15 @@ class WindowPool(OnnxRule[WindowPoolPayload]):
             return None
         scale = 1.0
         if op == "AveragePool" and attribute(node, "count_include_pad", 0):
-            scale = rows * cols / (kernel[0] * kernel[1])
+            # onnxruntime divides by the window's pixels inside the padded map: with ceil_mode
+            # the window may run past the padding too, and those pixels are not counted
+            counted = list(kernel[:2])
+            if attribute(node, "ceil_mode", 0):
+                counted = [
+                    min(kernel[0], rows + pads[0] + pads[2]),
+                    min(kernel[1], cols + pads[1] + pads[3]),
+                ]
+            scale = rows * cols / (counted[0] * counted[1])
         return op, scale, Vec(4)
 
     def check(self, node: Any, ctx: Context) -> Step[WindowPoolPayload] | Decline:
