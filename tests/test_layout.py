@@ -16,7 +16,10 @@ ROOT = PACKAGE.parent
 
 #: the pipeline, in order; a module may import modules of its own stage or of earlier ones
 STAGES = [
-    ("shared", ["_version", "errors", "compare", "geometry", "progress", "runtime"]),
+    (
+        "shared",
+        ["_version", "errors", "compare", "geometry", "partial_windows", "progress", "runtime"],
+    ),
     ("load", ["sources", "shapes.spec", "shapes.net"]),
     ("convert", ["conversion"]),
     ("verify", ["equivalence"]),
@@ -34,8 +37,10 @@ TORCH_FREE = [
     "errors",
     "compare",
     "geometry",
+    "partial_windows",
     "progress",
     "runtime",
+    "onnx_in.borders",
     "sources",
     "sources.base",
     "sources.catalogue",

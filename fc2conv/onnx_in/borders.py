@@ -2,27 +2,29 @@
 classifier on its window.
 
 The ONNX form of :mod:`fc2conv.conversion.borders` (whose docstring derives it), on the converted
-graph: after a ``MaxPool`` or ``AveragePool`` whose last window is partial at the canonical size,
-every map runs in four variants stacked along the batch (interior; the crop's last row; last
-column; both). Each ``Conv``, ``MaxPool`` and ``AveragePool`` that reads the stack, or pools the
-partial window, becomes per variant a sum (a maximum, a weighted mean) of the layer over kernel
-blocks, each block on its input variant cut by ``Slice`` to the block's rows and columns, so that
-every variant has one size: the map ends at the last cell whose window lies in the image.
-Element-wise nodes run on the stack as they are (a plain map they also read is repeated four
-times along the batch); at the class map, one cell at the canonical size, the variants fold into
-one map. The kernel blocks are new initializers, the whole kernel stays the layer's own.
+graph: after a ``MaxPool`` or ``AveragePool`` whose last window is partial at the canonical size
+(``ceil_mode``, or padding at the bottom and right only, as exporters write ceil_mode before
+opset 10), every map has four variants: interior; as the crop's last row; last column; both.
+Each ``Conv``, ``MaxPool`` and ``AveragePool`` that reads them, or pools the partial window,
+becomes per variant a sum (a maximum, a weighted mean) of the layer over kernel blocks, each on
+its input variant cut by ``Slice`` to the block's rows and columns, so that every variant has
+one size: the map ends at the last cell whose window lies in the image. Element-wise nodes run
+once per variant; at the class map, one cell at the canonical size, the variants fold into one
+map. The kernel blocks are new initializers. Pools and paddings that cut a last window which is
+whole at the canonical size only add positions beyond the image in a larger one: they are
+dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from ..partial_windows import (
     VARIANTS,
-    Block,
     Borders,
     Flags,
     Pair,
@@ -66,12 +68,11 @@ class _Layer:
 
 @dataclass
 class _Carried:
-    """The decision: the window layers that run as variants (whether they read a stack, and the
-    axes their output's variants differ on), and the nodes that run on the stack with the plain
-    maps beside it that they read."""
+    """The decision: the window layers that run as variants (whether they read four variants,
+    and the axes their output's variants differ on), and the nodes that run once per variant."""
 
     windows: dict[int, tuple[_Layer, bool, Flags]] = field(default_factory=dict)
-    pointwise: dict[int, list[str]] = field(default_factory=dict)
+    pointwise: set[int] = field(default_factory=set)
     #: the other layers that are ``cut``: whole windows at the canonical size, so that what
     #: cuts their last window (ceil_mode, padding) only makes positions beyond the image
     trimmed: dict[int, _Layer] = field(default_factory=dict)
@@ -96,7 +97,7 @@ def exact_borders(model: Any, image: str, shapes: dict[str, list[int] | None]) -
     if not partial and (not cut or reasons):
         return Borders()
     pools = tuple(dict.fromkeys(partial))
-    carried = reasons[0] if reasons else _carry(model, nodes, layers, image, shapes)
+    carried = reasons[0] if reasons else _carry(model, nodes, layers, shapes)
     if isinstance(carried, str):
         return Borders(pools, carried)
     carried.trimmed = {i: layers[i] for i in sorted(cut) if i not in carried.windows}
@@ -158,11 +159,7 @@ def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | Non
 
 
 def _carry(
-    model: Any,
-    nodes: list[Any],
-    layers: dict[int, _Layer],
-    image: str,
-    shapes: dict[str, list[int] | None],
+    model: Any, nodes: list[Any], layers: dict[int, _Layer], shapes: dict[str, list[int] | None]
 ) -> _Carried | str:
     """Follow the variants from the first partial pool to the class map: the axes on which each
     stacked tensor's variants differ, and so which layers run as variants and which nodes run on
@@ -170,16 +167,13 @@ def _carry(
     concatenation that is not along the channels, two windows that both read a crop's last row,
     or a class map of more than one cell at the canonical size."""
     carried = _Carried()
-    stacked: dict[str, Flags] = {}  # tensors that hold the four variants → axes they differ on
-    from_image = {image}
+    varied: dict[str, Flags] = {}  # tensors that hold four variants → the axes they differ on
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     for index, node in enumerate(nodes):
-        if any(name in from_image for name in node.input):
-            from_image.update(node.output)
-        inputs = [name for name in node.input if name in stacked]
+        inputs = [name for name in node.input if name in varied]
         layer = layers.get(index)
         if layer is not None:
-            before = stacked.get(layer.source, (False, False))
+            before = varied.get(layer.source, (False, False))
             size = (shapes[layer.output][2], shapes[layer.output][3])  # type: ignore[index]
             if reads_last_row_twice(layer.window, before, size):
                 return f"{describe(node)}: two of its windows read the crop's last row"
@@ -187,26 +181,18 @@ def _carry(
             if any(before) or is_partial(layer.window):
                 carried.windows[index] = (layer, any(before), differ)
             if any(differ):
-                stacked[layer.output] = differ
+                varied[layer.output] = differ
             continue
         if not inputs:
             continue
         reason = _pointwise(node, opset)
         if reason:
             return reason
-        for name in node.input:  # a constant broadcasts over the stack where its batch is 1
-            shape = shapes.get(name) if name and name not in from_image else None
-            if shape is not None and len(shape) == 4 and shape[0] != 1:
-                return f"{describe(node)} ({node.op_type}): a constant with a batch axis"
-        flags = (any(stacked[n][0] for n in inputs), any(stacked[n][1] for n in inputs))
+        flags = (any(varied[n][0] for n in inputs), any(varied[n][1] for n in inputs))
         for output in node.output:
-            stacked[output] = flags
-        carried.pointwise[index] = [
-            name
-            for name in dict.fromkeys(node.input)
-            if name and name not in stacked and name in from_image
-        ]
-    if any(value.name in stacked for value in model.graph.output):
+            varied[output] = flags
+        carried.pointwise.add(index)
+    if any(value.name in varied for value in model.graph.output):
         return "the class map has more than one cell at the canonical size"
     return carried
 
@@ -257,7 +243,7 @@ class _Emitter:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._count = 0
-        self._made: dict[Any, str] = {}
+        self.made: dict[Any, Any] = {}  #: what was made once, by what it is
 
     def fresh(self, hint: str) -> str:
         self._count += 1
@@ -269,11 +255,11 @@ class _Emitter:
 
         value = np.ascontiguousarray(value)
         key = ("const", value.dtype.str, value.shape, value.tobytes())
-        if key not in self._made:
+        if key not in self.made:
             name = self.fresh(hint)
             self.initializers.append(numpy_helper.from_array(value, name))
-            self._made[key] = name
-        return self._made[key]
+            self.made[key] = name
+        return self.made[key]
 
     def emit(self, op_type: str, inputs: list[str], hint: str, **attrs: Any) -> str:
         return self.emit_to(op_type, inputs, self.fresh(hint), **attrs)
@@ -284,18 +270,6 @@ class _Emitter:
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
         return output
 
-    def split(self, stack: str) -> list[str]:
-        """The four variants of a stack (equal parts of its batch)."""
-        from onnx import helper
-
-        if ("split", stack) not in self._made:
-            outputs = [self.fresh("variant") for _ in VARIANTS]
-            extra: dict[str, Any] = {"num_outputs": 4} if self.opset >= 18 else {}
-            node = helper.make_node("Split", [stack], outputs, name=outputs[0], axis=0, **extra)
-            self.nodes.append(node)
-            self._made["split", stack] = ",".join(outputs)
-        return self._made["split", stack].split(",")
-
     def cut(self, data: str, start: Pair, end: Pair) -> str:
         """``data`` from row and column ``start``, with ``-end`` rows and columns cut at the
         bottom and right where ``end`` is negative (positive ends are the layer's padding)."""
@@ -303,16 +277,22 @@ class _Emitter:
         if tuple(start) == (0, 0) and stop == [2**62, 2**62]:
             return data
         key = ("cut", data, tuple(start), tuple(stop))
-        if key not in self._made:
+        if key not in self.made:
             starts, axes = [start[0], start[1]], [2, 3]
             if self.opset < 10:
-                self._made[key] = self.emit(
+                self.made[key] = self.emit(
                     "Slice", [data], "cut", starts=starts, ends=stop, axes=axes
                 )
             else:
                 names = [self.const(np.array(v, np.int64), "slice") for v in (starts, stop, axes)]
-                self._made[key] = self.emit("Slice", [data, *names], "cut")
-        return self._made[key]
+                self.made[key] = self.emit("Slice", [data, *names], "cut")
+        return self.made[key]
+
+    def column(self, bias: str) -> str:
+        """Bias ``bias`` as a C×1×1 constant, to add to a map."""
+        value = self.constants.get(bias)
+        assert value is not None
+        return self.const(value.reshape(-1, 1, 1), "bias")
 
     def kernel(self, weight: str, rows: Pair, cols: Pair) -> str:
         """The block ``rows`` × ``cols`` of convolution kernel ``weight`` (the kernel itself
@@ -322,10 +302,10 @@ class _Emitter:
         if (rows, cols) == ((0, value.shape[2]), (0, value.shape[3])):
             return weight
         key = ("kernel", weight, rows, cols)
-        if key not in self._made:
+        if key not in self.made:
             block = value[:, :, rows[0] : rows[1], cols[0] : cols[1]]
-            self._made[key] = self.const(block, "kernel")
-        return self._made[key]
+            self.made[key] = self.const(block, "kernel")
+        return self.made[key]
 
 
 def _rewrite(
@@ -338,23 +318,29 @@ def _rewrite(
     """Carry the variants through the graph as :func:`_carry` decided."""
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     out = _Emitter(opset, constants)
-    repeated: dict[str, str] = {}
+    variants: dict[str, list[str]] = {}  # tensors that hold four variants → their four names
     for index, node in enumerate(nodes):
         decided = carried.windows.get(index)
         if decided is not None:
             layer, stack, differ = decided
             size = shapes[layer.output]
             assert size is not None
-            _variants(out, layer, stack, (size[2] == 1, size[3] == 1), not any(differ))
+            inputs = variants[layer.source] if stack else [layer.source] * 4
+            folded = (size[2] == 1, size[3] == 1)
+            results = _variants(out, layer, inputs, folded, not any(differ))
+            if len(results) == 1:
+                out.emit_to("Identity", results, layer.output)
+            else:
+                variants[layer.output] = results
             continue
         if index in carried.trimmed:
             _set_attribute(node, "pads", [0, 0, 0, 0])
             if any(a.name == "ceil_mode" for a in node.attribute):
                 _set_attribute(node, "ceil_mode", 0)
-        for name in carried.pointwise.get(index, ()):  # plain maps beside the stack
-            if name not in repeated:
-                repeated[name] = out.emit("Concat", [name] * 4, "repeated", axis=0)
-            node.input[:] = [repeated[n] if n == name else n for n in node.input]
+        if index in carried.pointwise:  # once per variant, with the plain inputs as they are
+            for variant in range(len(VARIANTS)):
+                out.nodes.append(_copy(node, variant, variants, out))
+            continue
         out.nodes.append(node)
     del model.graph.node[:]
     model.graph.node.extend(out.nodes)
@@ -379,54 +365,147 @@ def _set_attribute(node: Any, name: str, value: Any) -> None:
     node.attribute.extend([*kept, helper.make_attribute(name, value)])
 
 
-def _variants(out: _Emitter, layer: _Layer, stack: bool, folded: Flags, plain: bool) -> None:
-    """The nodes of one window layer's variants (:func:`fc2conv.partial_windows.reads`): the
-    stack of four, or (``plain``) the one map, under the layer's output name."""
+def _copy(node: Any, variant: int, variants: dict[str, list[str]], out: _Emitter) -> Any:
+    """A copy of ``node`` on ``variant`` of its inputs that hold four; its outputs are
+    variants of its own (recorded in ``variants``)."""
+    import onnx
+
+    new = onnx.NodeProto()
+    new.CopyFrom(node)
+    new.input[:] = [variants[name][variant] if name in variants else name for name in node.input]
+    for position, name in enumerate(node.output):
+        if name:
+            rows, cols = VARIANTS[variant]
+            made = f"{name}/border_{rows}{cols}"  # as the crop's last row, column: 1
+            variants.setdefault(name, []).append(made)
+            new.output[position] = made
+    new.name = f"{node.name or node.output[0]}/border_{VARIANTS[variant][0]}{VARIANTS[variant][1]}"
+    return new
+
+
+def _variants(
+    out: _Emitter, layer: _Layer, inputs: list[str], folded: Flags, plain: bool
+) -> list[str]:
+    """The nodes of one window layer's variants (:func:`fc2conv.partial_windows.reads`) on
+    ``inputs`` (the four variants of its input, or its one input four times): the names of the
+    four variants, or (``plain``) of the one map.
+
+    The variants' kernel blocks overlap (the interior reads the whole kernel, the crop's last
+    row all but its last row from the interior too): every block is cut into pieces at the
+    rows and columns where any variant's blocks start or end, and each piece is computed once
+    on its input and shared, so a convolution costs ``(k + 1)² / k²`` of itself, not four
+    times. (Pools, and convolutions whose own last window is partial, keep their blocks whole,
+    joined where they read one map: their pieces would read more padding than their kernel,
+    which the operators refuse.)"""
     window, node = layer.window, layer.node
-    inputs = out.split(layer.source) if stack else [layer.source] * 4
     wanted, read = reads(window.kernel, window.last, folded, plain)
-    computed = {on: _blocks(out, node, window, inputs, blocks) for on, blocks in read.items()}
-    results = [computed[on] for on in wanted.values()]
-    if plain:
-        out.emit_to("Identity", results, layer.output)
-    else:
-        out.emit_to("Concat", results, layer.output, axis=0)
+    cuts: list[list[int]] = [[], []]
+    if window.kind == "conv" and not is_partial(window):  # (a pool's pieces would pad too much)
+        cuts = [
+            sorted({end for blocks in read.values() for block in blocks for end in block[axis][:2]})
+            for axis in (0, 1)
+        ]
+    pieces = {
+        on: [
+            (inputs[2 * cols[2] + rows[2]], rows[:2], cols[:2])
+            for block_rows, block_cols in blocks
+            for rows in _pieces(block_rows, cuts[0])
+            for cols in _pieces(block_cols, cuts[1])
+        ]
+        for on, blocks in read.items()
+    }
+    if not any(cuts):
+        pieces = {on: _merged(found) for on, found in pieces.items()}
+    shared = set.intersection(*(set(found) for found in pieces.values()))
+    bias = node.input[2] if window.kind == "conv" and len(node.input) > 2 else ""
+    biased = min(shared) if bias and shared else None  # the piece every variant reads: its bias
+    computed = {}
+    for on, found in pieces.items():
+        parts = [_piece(out, layer, piece, bias if piece == biased else "") for piece in found]
+        computed[on] = _combine(out, window, parts, [piece[1:] for piece in found])
+        if bias and biased is None:
+            computed[on] = out.emit("Add", [computed[on], out.column(bias)], "bias")
+    return [computed[on] for on in wanted.values()]
 
 
-def _blocks(
-    out: _Emitter, node: Any, window: Window, inputs: list[str], blocks: list[Block]
-) -> str:
-    """One variant of a window layer: the sum of convolutions over the kernel blocks it reads
-    (the bias once), or the maximum or area-weighted mean of pools over them, each on its input
-    variant cut to the block."""
+def _pieces(span: tuple[int, int, int], cuts: list[int]) -> list[tuple[int, int, int]]:
+    """``span`` (first, end, variant read) cut at ``cuts``."""
+    first, end, flag = span
+    inner = [cut for cut in cuts if first < cut < end]
+    bounds = [first, *inner, end]
+    return [(a, b, flag) for a, b in pairwise(bounds)]
+
+
+def _merged(pieces: list[tuple[str, Pair, Pair]]) -> list[tuple[str, Pair, Pair]]:
+    """``pieces`` with two that read one input and lie side by side joined into one, until
+    none do (the blocks of a layer that reads one map for all variants: no cut input)."""
+    found = list(pieces)
+    joined = True
+    while joined:
+        joined = False
+        for one, two in [(a, b) for a in found for b in found if a is not b]:
+            if one[0] != two[0]:
+                continue
+            if one[2] == two[2] and one[1][1] == two[1][0]:  # rows side by side
+                found.remove(one)
+                found[found.index(two)] = (one[0], (one[1][0], two[1][1]), one[2])
+            elif one[1] == two[1] and one[2][1] == two[2][0]:  # columns side by side
+                found.remove(one)
+                found[found.index(two)] = (one[0], one[1], (one[2][0], two[2][1]))
+            else:
+                continue
+            joined = True
+            break
+    return found
+
+
+def _piece(out: _Emitter, layer: _Layer, piece: tuple[str, Pair, Pair], bias: str) -> str:
+    """The layer over kernel rows × columns of ``piece`` on its input, cut so that every piece
+    has the positions of the layer's last window (made once for each layer, input and block)."""
+    window, node = layer.window, layer.node
+    source, (top, bottom), (left, right) = piece
+    key = ("piece", layer.output, source, top, bottom, left, right, bias)
+    if key in out.made:
+        return out.made[key]
     least = lowest(window)
-    parts: list[str] = []
-    areas: list[int] = []
-    for (top, bottom, row_flag), (left, right, col_flag) in blocks:
-        end = (bottom - least[0], right - least[1])
-        data = out.cut(inputs[2 * col_flag + row_flag], (top, left), end)
-        size = [bottom - top, right - left]
-        settings: dict[str, Any] = {"kernel_shape": size, "strides": list(window.stride)}
-        if max(end) > 0:
-            settings["pads"] = [0, 0, max(end[0], 0), max(end[1], 0)]
-        if window.kind == "conv":
-            weight = out.kernel(node.input[1], (top, bottom), (left, right))
-            bias = [node.input[2]] if len(node.input) > 2 and node.input[2] and not parts else []
-            parts.append(
-                out.emit("Conv", [data, weight, *bias], "conv", group=window.groups, **settings)
-            )
-        else:
-            op = "MaxPool" if window.kind == "max" else "AveragePool"
-            parts.append(out.emit(op, [data], "pool", **settings))
-        areas.append(size[0] * size[1])
+    end = (bottom - least[0], right - least[1])
+    data = out.cut(source, (top, left), end)
+    settings: dict[str, Any] = {
+        "kernel_shape": [bottom - top, right - left],
+        "strides": list(window.stride),
+    }
+    if max(end) > 0:
+        settings["pads"] = [0, 0, max(end[0], 0), max(end[1], 0)]
+    if window.kind == "conv":
+        weight = out.kernel(node.input[1], (top, bottom), (left, right))
+        inputs = [data, weight, *([bias] if bias else [])]
+        made = out.emit("Conv", inputs, "conv", group=window.groups, **settings)
+    else:
+        made = out.emit(
+            "MaxPool" if window.kind == "max" else "AveragePool", [data], "pool", **settings
+        )
+    out.made[key] = made
+    return made
+
+
+def _combine(
+    out: _Emitter, window: Window, parts: list[str], blocks: list[tuple[Pair, Pair]]
+) -> str:
+    """One variant from its pieces: their sum (a convolution), maximum, or area-weighted
+    mean."""
     if len(parts) == 1:
         return parts[0]
     if window.kind == "max":
         return out.emit("Max", parts, "max")
     if window.kind == "avg":
-        total = sum(areas)
+        areas = [(rows[1] - rows[0]) * (cols[1] - cols[0]) for rows, cols in blocks]
         parts = [
-            out.emit("Mul", [part, out.const(np.array(area / total, np.float32), "share")], "share")
+            out.emit(
+                "Mul", [part, out.const(np.array(area / sum(areas), np.float32), "share")], "share"
+            )
             for part, area in zip(parts, areas, strict=True)
         ]
-    return out.emit("Sum", parts, "sum")
+    summed = parts[0]
+    for part in parts[1:]:
+        summed = out.emit("Add", [part, summed], "sum")
+    return summed
