@@ -13,15 +13,19 @@ variant reads and from which input variant; the passes build the layers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 __all__ = [
     "Borders",
     "Window",
     "border_note",
+    "common_piece",
     "depends",
     "is_partial",
     "last_window",
     "lowest",
+    "piece_input",
+    "pieces",
     "reads",
     "reads_last_row_twice",
 ]
@@ -32,6 +36,9 @@ Flags = tuple[bool, bool]  # per axis (rows, columns)
 Block = tuple[tuple[int, int, int], tuple[int, int, int]]
 #: the variants, in the order they are stacked along the batch
 VARIANTS: tuple[Pair, ...] = ((0, 0), (1, 0), (0, 1), (1, 1))
+#: a piece of a kernel: the input variant it reads (an index into VARIANTS; 0 where the layer
+#: reads one map for all variants), its kernel rows and its kernel columns (first, end)
+Piece = tuple[int, Pair, Pair]
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,82 @@ def reads(
         for on in dict.fromkeys(wanted.values())
     }
     return wanted, blocks
+
+
+def pieces(
+    window: Window, folded: Flags, plain: bool, stacked: bool
+) -> tuple[list[tuple[bool, ...]], dict[tuple[bool, ...], list[Piece]]]:
+    """The variant each output is (:func:`reads`), and the kernel pieces each of those reads:
+    its blocks, cut where any variant's blocks start or end so that the variants share what
+    they read alike (the interior reads the whole kernel, the crop's last row all but its last
+    row from the interior too): a convolution then costs ``(k + 1)² / k²`` of itself, not four
+    times. Pools, and convolutions whose own last window is partial, keep their blocks whole,
+    joined where they read one map (``stacked`` false): their pieces would read more padding
+    than their kernel, which ONNX's operators refuse."""
+    wanted, read = reads(window.kernel, window.last, folded, plain)
+    cuts: list[list[int]] = [[], []]
+    if window.kind == "conv" and not is_partial(window):
+        cuts = [
+            sorted({end for blocks in read.values() for block in blocks for end in block[axis][:2]})
+            for axis in (0, 1)
+        ]
+    found = {
+        on: [
+            ((2 * cols[2] + rows[2]) if stacked else 0, rows[:2], cols[:2])
+            for block_rows, block_cols in blocks
+            for rows in _cut(block_rows, cuts[0])
+            for cols in _cut(block_cols, cuts[1])
+        ]
+        for on, blocks in read.items()
+    }
+    if not any(cuts):
+        found = {on: _joined(group) for on, group in found.items()}
+    return list(wanted.values()), found
+
+
+def common_piece(found: dict[tuple[bool, ...], list[Piece]]) -> Piece | None:
+    """A piece every variant reads (once): where a convolution's bias can go."""
+    shared = set.intersection(*(set(group) for group in found.values()))
+    return min(shared) if shared else None
+
+
+def piece_input(window: Window, piece: Piece) -> tuple[Pair, Pair]:
+    """Where a piece reads its input: from row and column ``start``, with ``end`` rows and
+    columns more (padded, positive) or fewer (cut, negative) at the bottom and right, so that
+    every piece has the positions of the layer's last window (see :func:`lowest`)."""
+    least = lowest(window)
+    _, (top, bottom), (left, right) = piece
+    return (top, left), (bottom - least[0], right - least[1])
+
+
+def _cut(span: tuple[int, int, int], cuts: list[int]) -> list[tuple[int, int, int]]:
+    """``span`` (first, end, variant read) cut at ``cuts``."""
+    first, end, flag = span
+    bounds = [first, *(cut for cut in cuts if first < cut < end), end]
+    return [(a, b, flag) for a, b in pairwise(bounds)]
+
+
+def _joined(group: list[Piece]) -> list[Piece]:
+    """``group`` with two pieces that read one input and lie side by side joined into one,
+    until none do."""
+    found = list(group)
+    joined = True
+    while joined:
+        joined = False
+        for one, two in [(a, b) for a in found for b in found if a is not b]:
+            if one[0] != two[0]:
+                continue
+            if one[2] == two[2] and one[1][1] == two[1][0]:  # rows side by side
+                merged = (one[0], (one[1][0], two[1][1]), one[2])
+            elif one[1] == two[1] and one[2][1] == two[2][0]:  # columns side by side
+                merged = (one[0], one[1], (one[2][0], two[2][1]))
+            else:
+                continue
+            found.remove(one)
+            found[found.index(two)] = merged
+            joined = True
+            break
+    return found
 
 
 def _spans(kernel: int, last: int, border: bool) -> list[tuple[int, int, int]]:

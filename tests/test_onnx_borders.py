@@ -178,11 +178,14 @@ def build(blocks, size, hidden: bool) -> nn.Module | None:
 
 #: trunks with a pool whose last window is partial at their canonical size, run every time: a max
 #: then an average pool (22 rows -> 11 windows, the last of 2 rows), an average pool whose last
-#: window holds 1 row, and a partial max pool then a pool of whole windows
+#: window holds 1 row, a partial max pool then a pool of whole windows, and one partial along one
+#: axis
 PARTIAL = [
     ([((3, 1), "max", (3, 2)), ((3, 1), "avg", (3, 2))], (24, 24), True),
     ([((1, 1), "avg", (2, 2)), ((2, 1), None, None)], (15, 17), False),
     ([((3, 2), "max", (3, 2)), ((1, 1), "max", (2, 2))], (25, 26), True),
+    # partial along the columns only: the row variants of the pool are one map, read twice
+    ([((1, 1), "max", (2, 2)), ((1, 1), None, None)], (14, 15), False),
 ]
 
 
@@ -196,6 +199,7 @@ def test_random_trunks_with_ceil_mode_pools_are_exact_in_every_cell(tmp_path_fac
     @example(PARTIAL[0])
     @example(PARTIAL[1])
     @example(PARTIAL[2])
+    @example(PARTIAL[3])
     def check(spec) -> None:
         blocks, size, hidden = spec
         model = build(blocks, size, hidden)

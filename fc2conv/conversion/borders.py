@@ -7,10 +7,11 @@ map after such a pool is therefore computed in four variants, stacked along the 
 interior (0, 0); as the crop's last row (1, 0), last column (0, 1), or both (1, 1). A window layer
 reads each kernel row from the interior variant except the one that, at the canonical size, is
 the crop's last row (position ``m - 1``, ``m`` = the rows the last window holds): that row comes
-from the border variant, so a convolution becomes a sum of up to four convolutions on slices of
-its kernel, a max pool a maximum of pools, an average pool a weighted sum. Element-wise layers
-run on the stack unchanged. Where the canonical map is one row (column) high, every row is the
-crop's last and the variants fold; at 1x1 the map is exact again and the stack ends.
+from the border variant, so a convolution becomes a sum of convolutions on pieces of its kernel
+(each piece computed once and shared by the variants that read it alike), a max pool a maximum
+of pools, an average pool a weighted sum. Element-wise layers, and permutes that keep the batch
+first, run on the stack unchanged. Where the canonical map is one row (column) high, every row
+is the crop's last and the variants fold; at 1x1 the map is exact again and the stack ends.
 
 All variants keep one size: a kernel slice ending at ``b`` reads its input cut (or padded) by
 ``b - m'`` rows at the bottom, ``m' = min(m, k)``, so that every slice has the positions of a
@@ -29,16 +30,17 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..partial_windows import (
-    Block,
     Borders,
     Flags,
     Pair,
+    Piece,
     Window,
+    common_piece,
     depends,
     is_partial,
     last_window,
-    lowest,
-    reads,
+    piece_input,
+    pieces,
     reads_last_row_twice,
 )
 
@@ -274,7 +276,6 @@ def _rewrite(gm: fx.GraphModule, carried: Carried, shapes: dict[fx.Node, Pair]) 
             plain = not any(variants.depends)
             with graph.inserting_before(node):
                 weight, bias = _parameters(graph, gm, node, window)
-                masks = _masks(gm, node, window, folded, plain) if weight is not None else ()
                 settings: dict[str, Any] = {
                     "kind": window.kind,
                     "kernel": window.kernel,
@@ -285,9 +286,7 @@ def _rewrite(gm: fx.GraphModule, carried: Carried, shapes: dict[fx.Node, Pair]) 
                     "folded": folded,
                     "plain": plain,
                 }
-                new = graph.call_function(
-                    window_variants, (node.args[0], weight, bias, masks), settings
-                )
+                new = graph.call_function(window_variants, (node.args[0], weight, bias), settings)
             node.replace_all_uses_with(new)
             graph.erase_node(node)
             replaced[node] = new
@@ -326,38 +325,6 @@ def _parameters(
     return weight, bias
 
 
-def _masks(
-    gm: fx.GraphModule, node: fx.Node, window: Window, folded: Flags, plain: bool
-) -> tuple[fx.Node | None, ...]:
-    """The graph's reads of the kernel masks a convolution's variants use, one per kernel block
-    in the order :func:`window_variants` takes them (None: the whole kernel, used as it is).
-
-    A mask is a buffer of ``gm`` made once, shared by the layers with its kernel size and block,
-    and left out of the state dict: part of the graph, not a weight. It is boolean, so the
-    product takes the weight's dtype and the measurement of what a cell reads (which randomises
-    floating-point state) leaves it alone. The weight stays the layer's own parameter, so the
-    converted model keeps sharing it with the original (masked copies would copy each kernel up
-    to eight times); in an exported file each product is of constants, folded by the exporter
-    (small kernels) or by onnxruntime when it loads the file."""
-    rows, cols = window.kernel
-    conv = gm.get_submodule(str(node.target))
-    assert isinstance(conv, nn.Conv2d)
-    device = conv.weight.device
-    found: list[fx.Node | None] = []
-    for blocks in reads(window.kernel, window.last, folded, plain)[1].values():
-        for (top, bottom, _), (left, right, _) in blocks:
-            if (top, bottom, left, right) == (0, rows, 0, cols):
-                found.append(None)
-                continue
-            name = f"border_mask_{rows}x{cols}_{top}_{bottom}_{left}_{right}"  # kernel, block
-            if not hasattr(gm, name):
-                mask = torch.zeros(window.kernel, dtype=torch.bool, device=device)
-                mask[top:bottom, left:right] = True
-                gm.register_buffer(name, mask, persistent=False)
-            found.append(gm.graph.get_attr(name))
-    return tuple(found)
-
-
 def _variants(stack: torch.Tensor) -> list[torch.Tensor]:
     """The four variants of a stack (a reshape, not a split: the ONNX export folds it)."""
     grouped = stack.unflatten(0, (4, -1))
@@ -368,7 +335,6 @@ def window_variants(
     source: torch.Tensor,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    masks: tuple[torch.Tensor | None, ...],
     *,
     kind: str,
     kernel: Pair,
@@ -383,78 +349,60 @@ def window_variants(
     the window layer (:class:`Window`'s fields) over ``source`` (a stack of variants, or one
     map that all four read); ``folded``: the axes on which the canonical output is one cell,
     where every variant is the crop's last. ``plain``: the variants are all equal, and the
-    result is the one map. ``masks``: a convolution's kernel masks (:func:`_masks`)."""
+    result is the one map. Each kernel piece (:func:`fc2conv.partial_windows.pieces`) is
+    computed once, with a slice of the layer's own weight."""
     window = Window(kind, kernel, stride, last, groups)
-    inputs = _variants(source) if stacked else [source] * 4
-    wanted, read = reads(kernel, last, folded, plain)
-    if kind == "conv":
-        assert weight is not None
-        computed = _convolutions(inputs, weight, bias, window, read, masks)
-    else:
-        computed = {on: _pool(inputs, window, blocks) for on, blocks in read.items()}
-    results = [computed[on] for on in wanted.values()]
+    inputs = _variants(source) if stacked else [source]
+    order, found = pieces(window, folded, plain, stacked)
+    biased = common_piece(found) if bias is not None else None  # every variant reads it once
+    made: dict[Any, torch.Tensor] = {}
+    computed = {}
+    for on, group in found.items():
+        parts = []
+        for piece in group:
+            if piece not in made:
+                with_bias = bias if piece == biased else None
+                made[piece] = _piece(inputs[piece[0]], weight, with_bias, window, piece)
+            parts.append(made[piece])
+        computed[on] = _combine(parts, window, group)
+        if bias is not None and biased is None:
+            computed[on] = computed[on] + bias.view(1, -1, 1, 1)
+    results = [computed[on] for on in order]
     return results[0] if plain else torch.cat(results, 0)
 
 
-def _convolutions(
-    inputs: list[torch.Tensor],
-    weight: torch.Tensor,
+def _piece(
+    data: torch.Tensor,
+    weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     window: Window,
-    read: dict[tuple[bool, ...], list[Block]],
-    masks: tuple[torch.Tensor | None, ...],
-) -> dict[tuple[bool, ...], torch.Tensor]:
-    """Each variant of a convolution: the sum, over the kernel blocks it reads, of the
-    convolution of the block's input variant with the kernel zeroed outside the block (by its
-    mask, in the order of ``read``; one convolution per input variant, its kernels side by
-    side, when the layer has one group)."""
-    kernels: dict[int, list[torch.Tensor]] = {}
-    where: dict[tuple[bool, ...], list[tuple[int, int]]] = {}
-    block_masks = iter(masks)
-    for on, blocks in read.items():
-        for (_, _, row_flag), (_, _, col_flag) in blocks:
-            mask = next(block_masks)
-            source = 2 * col_flag + row_flag
-            kernels.setdefault(source, []).append(weight if mask is None else weight * mask)
-            where.setdefault(on, []).append((source, len(kernels[source]) - 1))
-    outputs: dict[tuple[int, int], torch.Tensor] = {}
-    channels = weight.shape[0]
-    for source, parts in kernels.items():
-        if window.groups == 1:
-            done = F.conv2d(inputs[source], torch.cat(parts, 0), None, window.stride)
-            for index in range(len(parts)):
-                outputs[source, index] = done[:, index * channels : (index + 1) * channels]
-        else:
-            for index, part in enumerate(parts):
-                conv = F.conv2d(inputs[source], part, None, window.stride, 0, 1, window.groups)
-                outputs[source, index] = conv
-    found = {}
-    for on, places in where.items():
-        result = outputs[places[0]]
-        for place in places[1:]:
-            result = result + outputs[place]
-        found[on] = result if bias is None else result + bias.view(1, -1, 1, 1)
-    return found
+    piece: Piece,
+) -> torch.Tensor:
+    """The layer over one kernel piece, on its input cut so that every piece has the positions
+    of the layer's last window."""
+    start, end = piece_input(window, piece)
+    _, (top, bottom), (left, right) = piece
+    data = _cut(data, start, end)
+    if window.kind == "conv":
+        assert weight is not None
+        kernel = weight[:, :, top:bottom, left:right]
+        return F.conv2d(data, kernel, bias, window.stride, 0, 1, window.groups)
+    size = (bottom - top, right - left)
+    if window.kind == "max":
+        return F.max_pool2d(data, size, window.stride)
+    return F.avg_pool2d(data, size, window.stride)
 
 
-def _pool(inputs: list[torch.Tensor], window: Window, blocks: list[Block]) -> torch.Tensor:
-    """One variant of a max or average pool: the maximum, or the area-weighted mean, of the
-    pools over the window blocks it reads, each on its input variant cut to the block."""
-    least = lowest(window)
-    parts, area = [], 0
-    for (top, bottom, row_flag), (left, right, col_flag) in blocks:
-        data = inputs[2 * col_flag + row_flag]
-        data = _cut(data, (top, left), (bottom - least[0], right - least[1]))
-        size = (bottom - top, right - left)
-        if window.kind == "max":
-            parts.append(F.max_pool2d(data, size, window.stride))
-        else:
-            parts.append(F.avg_pool2d(data, size, window.stride) * (size[0] * size[1]))
-        area += size[0] * size[1]
+def _combine(parts: list[torch.Tensor], window: Window, group: list[Piece]) -> torch.Tensor:
+    """One variant from its pieces: their sum (a convolution), maximum, or area-weighted
+    mean."""
+    if window.kind == "avg":
+        areas = [(rows[1] - rows[0]) * (cols[1] - cols[0]) for _, rows, cols in group]
+        parts = [part * (area / sum(areas)) for part, area in zip(parts, areas, strict=True)]
     result = parts[0]
     for part in parts[1:]:
         result = torch.maximum(result, part) if window.kind == "max" else result + part
-    return result if window.kind == "max" else result / area
+    return result
 
 
 def _cut(data: torch.Tensor, start: Pair, end: Pair) -> torch.Tensor:

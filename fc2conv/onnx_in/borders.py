@@ -18,7 +18,6 @@ dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,14 @@ from ..partial_windows import (
     Borders,
     Flags,
     Pair,
+    Piece,
     Window,
+    common_piece,
     depends,
     is_partial,
     last_window,
-    lowest,
-    reads,
+    piece_input,
+    pieces,
     reads_last_row_twice,
 )
 from .rules.base import attribute, describe
@@ -325,9 +326,9 @@ def _rewrite(
             layer, stack, differ = decided
             size = shapes[layer.output]
             assert size is not None
-            inputs = variants[layer.source] if stack else [layer.source] * 4
+            inputs = variants[layer.source] if stack else [layer.source]
             folded = (size[2] == 1, size[3] == 1)
-            results = _variants(out, layer, inputs, folded, not any(differ))
+            results = _variants(out, layer, inputs, folded, not any(differ), stack)
             if len(results) == 1:
                 out.emit_to("Identity", results, layer.output)
             else:
@@ -384,113 +385,55 @@ def _copy(node: Any, variant: int, variants: dict[str, list[str]], out: _Emitter
 
 
 def _variants(
-    out: _Emitter, layer: _Layer, inputs: list[str], folded: Flags, plain: bool
+    out: _Emitter, layer: _Layer, inputs: list[str], folded: Flags, plain: bool, stacked: bool
 ) -> list[str]:
-    """The nodes of one window layer's variants (:func:`fc2conv.partial_windows.reads`) on
-    ``inputs`` (the four variants of its input, or its one input four times): the names of the
-    four variants, or (``plain``) of the one map.
-
-    The variants' kernel blocks overlap (the interior reads the whole kernel, the crop's last
-    row all but its last row from the interior too): every block is cut into pieces at the
-    rows and columns where any variant's blocks start or end, and each piece is computed once
-    on its input and shared, so a convolution costs ``(k + 1)² / k²`` of itself, not four
-    times. (Pools, and convolutions whose own last window is partial, keep their blocks whole,
-    joined where they read one map: their pieces would read more padding than their kernel,
-    which the operators refuse.)"""
+    """The nodes of one window layer's variants (:func:`fc2conv.partial_windows.pieces`) on
+    ``inputs`` (``stacked``: the four variants of its input; else its one input): the names of
+    the four variants, or (``plain``) of the one map. Each kernel piece is computed once."""
     window, node = layer.window, layer.node
-    wanted, read = reads(window.kernel, window.last, folded, plain)
-    cuts: list[list[int]] = [[], []]
-    if window.kind == "conv" and not is_partial(window):  # (a pool's pieces would pad too much)
-        cuts = [
-            sorted({end for blocks in read.values() for block in blocks for end in block[axis][:2]})
-            for axis in (0, 1)
-        ]
-    pieces = {
-        on: [
-            (inputs[2 * cols[2] + rows[2]], rows[:2], cols[:2])
-            for block_rows, block_cols in blocks
-            for rows in _pieces(block_rows, cuts[0])
-            for cols in _pieces(block_cols, cuts[1])
-        ]
-        for on, blocks in read.items()
-    }
-    if not any(cuts):
-        pieces = {on: _merged(found) for on, found in pieces.items()}
-    shared = set.intersection(*(set(found) for found in pieces.values()))
+    order, found = pieces(window, folded, plain, stacked)
     bias = node.input[2] if window.kind == "conv" and len(node.input) > 2 else ""
-    biased = min(shared) if bias and shared else None  # the piece every variant reads: its bias
+    biased = common_piece(found) if bias else None  # every variant reads it once: the bias
     computed = {}
-    for on, found in pieces.items():
-        parts = [_piece(out, layer, piece, bias if piece == biased else "") for piece in found]
-        computed[on] = _combine(out, window, parts, [piece[1:] for piece in found])
+    for on, group in found.items():
+        parts = [
+            _piece(out, layer, inputs[piece[0]], piece, bias if piece == biased else "")
+            for piece in group
+        ]
+        computed[on] = _combine(out, window, parts, group)
         if bias and biased is None:
             computed[on] = out.emit("Add", [computed[on], out.column(bias)], "bias")
-    return [computed[on] for on in wanted.values()]
+    return [computed[on] for on in order]
 
 
-def _pieces(span: tuple[int, int, int], cuts: list[int]) -> list[tuple[int, int, int]]:
-    """``span`` (first, end, variant read) cut at ``cuts``."""
-    first, end, flag = span
-    inner = [cut for cut in cuts if first < cut < end]
-    bounds = [first, *inner, end]
-    return [(a, b, flag) for a, b in pairwise(bounds)]
-
-
-def _merged(pieces: list[tuple[str, Pair, Pair]]) -> list[tuple[str, Pair, Pair]]:
-    """``pieces`` with two that read one input and lie side by side joined into one, until
-    none do (the blocks of a layer that reads one map for all variants: no cut input)."""
-    found = list(pieces)
-    joined = True
-    while joined:
-        joined = False
-        for one, two in [(a, b) for a in found for b in found if a is not b]:
-            if one[0] != two[0]:
-                continue
-            if one[2] == two[2] and one[1][1] == two[1][0]:  # rows side by side
-                found.remove(one)
-                found[found.index(two)] = (one[0], (one[1][0], two[1][1]), one[2])
-            elif one[1] == two[1] and one[2][1] == two[2][0]:  # columns side by side
-                found.remove(one)
-                found[found.index(two)] = (one[0], one[1], (one[2][0], two[2][1]))
-            else:
-                continue
-            joined = True
-            break
-    return found
-
-
-def _piece(out: _Emitter, layer: _Layer, piece: tuple[str, Pair, Pair], bias: str) -> str:
-    """The layer over kernel rows × columns of ``piece`` on its input, cut so that every piece
-    has the positions of the layer's last window (made once for each layer, input and block)."""
+def _piece(out: _Emitter, layer: _Layer, source: str, piece: Piece, bias: str) -> str:
+    """The layer over one kernel piece on its input ``source``, cut so that every piece has
+    the positions of the layer's last window (made once for each layer, input and piece)."""
     window, node = layer.window, layer.node
-    source, (top, bottom), (left, right) = piece
-    key = ("piece", layer.output, source, top, bottom, left, right, bias)
+    key = ("piece", layer.output, source, piece, bias)
     if key in out.made:
         return out.made[key]
-    least = lowest(window)
-    end = (bottom - least[0], right - least[1])
-    data = out.cut(source, (top, left), end)
+    start, end = piece_input(window, piece)
+    _, rows, cols = piece
+    data = out.cut(source, start, end)
     settings: dict[str, Any] = {
-        "kernel_shape": [bottom - top, right - left],
+        "kernel_shape": [rows[1] - rows[0], cols[1] - cols[0]],
         "strides": list(window.stride),
     }
     if max(end) > 0:
         settings["pads"] = [0, 0, max(end[0], 0), max(end[1], 0)]
     if window.kind == "conv":
-        weight = out.kernel(node.input[1], (top, bottom), (left, right))
+        weight = out.kernel(node.input[1], rows, cols)
         inputs = [data, weight, *([bias] if bias else [])]
         made = out.emit("Conv", inputs, "conv", group=window.groups, **settings)
     else:
-        made = out.emit(
-            "MaxPool" if window.kind == "max" else "AveragePool", [data], "pool", **settings
-        )
+        op = "MaxPool" if window.kind == "max" else "AveragePool"
+        made = out.emit(op, [data], "pool", **settings)
     out.made[key] = made
     return made
 
 
-def _combine(
-    out: _Emitter, window: Window, parts: list[str], blocks: list[tuple[Pair, Pair]]
-) -> str:
+def _combine(out: _Emitter, window: Window, parts: list[str], group: list[Piece]) -> str:
     """One variant from its pieces: their sum (a convolution), maximum, or area-weighted
     mean."""
     if len(parts) == 1:
@@ -498,7 +441,7 @@ def _combine(
     if window.kind == "max":
         return out.emit("Max", parts, "max")
     if window.kind == "avg":
-        areas = [(rows[1] - rows[0]) * (cols[1] - cols[0]) for rows, cols in blocks]
+        areas = [(rows[1] - rows[0]) * (cols[1] - cols[0]) for _, rows, cols in group]
         parts = [
             out.emit(
                 "Mul", [part, out.const(np.array(area / sum(areas), np.float32), "share")], "share"
