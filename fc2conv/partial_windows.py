@@ -2,12 +2,13 @@
 (:mod:`fc2conv.conversion.borders`, whose docstring derives it) and the ONNX one
 (:mod:`fc2conv.onnx_in.borders`); no PyTorch here.
 
-After a pool whose last window is partial at the canonical size, every map runs in four variants,
-stacked along the batch: interior (0, 0), as the crop's last row (1, 0), last column (0, 1), or
-both (1, 1). A window layer reads each kernel row from the interior variant except row
-``last - 1`` (``last``: the rows its last window holds at the canonical size), which it reads
-from the border variant. This module says, for each window layer, which kernel blocks each
-variant reads and from which input variant; the passes build the layers.
+After a pool whose last window is partial at the canonical size, every map runs in four variants:
+interior (0, 0), as the crop's last row (1, 0), last column (0, 1), or both (1, 1). A window
+layer reads each kernel row from the interior variant except row ``last - 1`` (``last``: the
+rows its last window holds at the canonical size), which it reads from the border variant. This
+module says, for each window layer, which kernel blocks each variant reads and from which input
+variant, and the pieces those blocks are computed from; the passes build the layers (PyTorch:
+the variants stacked along the batch; ONNX: four tensors).
 """
 
 from __future__ import annotations

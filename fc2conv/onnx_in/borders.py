@@ -39,7 +39,7 @@ from ..partial_windows import (
 )
 from .rules.base import attribute, describe
 
-__all__ = ["exact_borders"]
+__all__ = ["exact_borders", "may_cut"]
 
 WINDOW_OPS = {"Conv": "conv", "MaxPool": "max", "AveragePool": "avg"}
 #: operators that act on each value (or each position, across channels) and batch entry alone
@@ -118,6 +118,16 @@ def exact_borders(model: Any, image: str, shapes: dict[str, list[int] | None]) -
     return Borders(pools, trimmed=trimmed)
 
 
+def may_cut(model: Any) -> bool:
+    """Whether a window layer of ``model`` can cut its last window (a pool with ceil_mode, or
+    padding at the bottom and right only): whether :func:`exact_borders` has anything to do."""
+    return any(
+        node.op_type in WINDOW_OPS
+        and (attribute(node, "ceil_mode", 0) or any(attribute(node, "pads", [0] * 4)[2:]))
+        for node in model.graph.node
+    )
+
+
 def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | None:
     """The window layer ``node`` is (a 2-D Conv, MaxPool or AveragePool), None for any other
     node, or why a window layer the pass cannot take is in the way."""
@@ -141,7 +151,7 @@ def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | Non
     stride = tuple(attribute(node, "strides", [1, 1]))
     pads = list(attribute(node, "pads", [0, 0, 0, 0]))
     same = attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-    if (same or any(pads[:2])) and kernel != (1, 1):
+    if (same and kernel != (1, 1)) or any(pads[:2]):
         return f"{where}: pads its input"
     if tuple(attribute(node, "dilations", [1, 1])) != (1, 1):
         return f"{where}: a dilated window"
@@ -150,7 +160,7 @@ def _layer(node: Any, shapes: dict[str, list[int] | None]) -> _Layer | str | Non
     last = last_window((before[2], before[3]), (after[2], after[3]), (stride[0], stride[1]))
     pairs = (kernel[0], kernel[1]), (stride[0], stride[1])
     window = Window(kind, *pairs, last, int(attribute(node, "group", 1)))
-    end_pads = any(pads[2:]) and not (same or any(pads[:2]))
+    end_pads = any(pads[2:])
     if end_pads:  # padding at the bottom and right only, as older opsets write ceil_mode
         if kind == "avg" and attribute(node, "count_include_pad", 0):
             return f"{where}: an average pool that counts its padding"

@@ -15,7 +15,7 @@ from ..errors import Fc2ConvError, InputSizeError, UnsupportedModelError
 from ..geometry import Geometry, measure_geometry, padding_note
 from ..partial_windows import Borders, border_note, last_window
 from ..progress import SILENT, Progress
-from .borders import exact_borders
+from .borders import exact_borders, may_cut
 from .checks import OnnxCheck, check_converted
 from .graph import OnnxGraph, load, over_protobuf_limit, skeleton, static_shapes
 from .kinds import NCHW, Flat, Trunk, Vec
@@ -125,8 +125,10 @@ def convert_onnx(
         )
     with progress.step("converting"):
         converted, plan, outputs, canonical = _rewrite(graph, input_size, output, rules)
-        shape = [1, graph.input.channels, *canonical]
-        borders = exact_borders(converted, IMAGE, _shapes(converted, shape, name))
+        borders = Borders()
+        if may_cut(converted):
+            shape = [1, graph.input.channels, *canonical]
+            borders = exact_borders(converted, IMAGE, _shapes(converted, shape, name))
         geometry = _measure(converted, graph, canonical)
     count = outputs[0]["channels"]
     if names is not None and len(names) != count:
