@@ -174,13 +174,13 @@ def padding_notes(the_plan: OnnxPlan, borders: Borders) -> list[str]:
     the ceil_mode pools whose last window is partial at the canonical size and that
     ``borders`` did not make exact), and on the borders made exact or left (none: no note)."""
     exact = {*(borders.pools if borders.exact else ()), *borders.trimmed}
-    rewritten = {id(step.node) for step in the_plan.changes}  # a pool of the whole map, say
+    rewritten = {i for i, step in the_plan.steps.items() if step.changes_graph}  # a whole-map pool
     beyond = [
         describe(node)
-        for node in the_plan.ctx.graph.model.graph.node
+        for index, node in enumerate(the_plan.ctx.graph.model.graph.node)
         if (_pads(node) or _partial_pool(the_plan, node))
         and describe(node) not in exact
-        and id(node) not in rewritten
+        and index not in rewritten
     ]
     notes = [padding_note(beyond)] if beyond else []
     if borders.pools:
