@@ -173,8 +173,8 @@ def _carry(
     model: Any, nodes: list[Any], layers: dict[int, _Layer], shapes: dict[str, list[int] | None]
 ) -> _Carried | str:
     """Follow the variants from the first partial pool to the class map: the axes on which each
-    stacked tensor's variants differ, and so which layers run as variants and which nodes run on
-    the stack. Or why they cannot be carried: a node that is not element-wise, a softmax or
+    tensor's variants differ, and so which layers run as variants and which nodes run once per
+    variant. Or why they cannot be carried: a node that is not element-wise, a softmax or
     concatenation that is not along the channels, two windows that both read a crop's last row,
     or a class map of more than one cell at the canonical size."""
     carried = _Carried()
@@ -209,7 +209,8 @@ def _carry(
 
 
 def _pointwise(node: Any, opset: int) -> str:
-    """Why ``node`` cannot run on the stack of variants ("" when it can)."""
+    """Why ``node`` cannot run once per variant ("" when it can): it must act on each
+    position alone."""
     where = f"{describe(node)} ({node.op_type})"
     if node.op_type in ELEMENTWISE:
         return ""
@@ -224,24 +225,29 @@ def _pointwise(node: Any, opset: int) -> str:
 
 
 class _Constants:
-    """The graph's constant tensors (initializers and Constant nodes), as arrays."""
+    """The graph's constant tensors (initializers and Constant nodes), read as arrays when
+    asked for (a large model's other weights stay where they are)."""
 
     def __init__(self, model: Any) -> None:
+        self.tensors = {tensor.name: tensor for tensor in model.graph.initializer}
+        self.nodes = {
+            node.output[0]: node for node in model.graph.node if node.op_type == "Constant"
+        }
+        self.read: dict[str, np.ndarray | None] = {}
+
+    def get(self, name: str) -> np.ndarray | None:
         from onnx import numpy_helper
 
         from .graph import _constant_node_value
 
-        self.values: dict[str, np.ndarray] = {
-            tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer
-        }
-        for node in model.graph.node:
-            if node.op_type == "Constant":
-                value = _constant_node_value(node)
-                if value is not None:
-                    self.values[node.output[0]] = value
-
-    def get(self, name: str) -> np.ndarray | None:
-        return self.values.get(name)
+        if name not in self.read:
+            if name in self.tensors:
+                self.read[name] = numpy_helper.to_array(self.tensors[name])
+            else:
+                self.read[name] = (
+                    _constant_node_value(self.nodes[name]) if name in self.nodes else None
+                )
+        return self.read[name]
 
 
 class _Emitter:
