@@ -135,7 +135,11 @@ def convert_one(spec: dict, checked: list[dict] | None = None) -> str:
     try:
         converted = fc2conv.convert(model, (height, width), mode=spec["mode"])
     except fc2conv.UnsupportedModelError as refused:
-        reason = ": ".join(refused.reasons[0]) if refused.reasons else str(refused)
+        # every reason: a size-locked trunk's decline comes first, the cause (say, an adaptive
+        # pool that enlarges a 1x1 map) after it
+        reason = (
+            "; ".join(": ".join(r) for r in refused.reasons) if refused.reasons else str(refused)
+        )
         event(f"refused: {reason}")
         return reason
     event("converted")
